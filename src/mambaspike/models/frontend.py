@@ -1,0 +1,158 @@
+"""The spiking front-end (Mamba-Spike §3.1) and the non-spiking conv stem of the baselines.
+
+Both take time-first frames ``[T, B, C, H, W]`` and return time-first features
+``[T', B, C', h, w]`` with ``T' = ceil(T / temporal_pool)`` and ``h = w = spatial_out``.
+
+SpikingFrontEnd, per block: spiking convolution (conv 3x3 -> BatchNorm -> LIF), the last block with
+a recurrent connection (a 1x1 convolution of the block's own spikes at t-1 added to its input current
+at t), spatial max-pooling (binary spikes stay binary). After the first block, temporal max-pooling
+over windows of ``temporal_pool`` bins (a spike if any bin of the window spiked); the bin width seen
+by later neurons grows accordingly, and since time constants are in ms their dynamics stay the same.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..neurons import LIF
+
+
+def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
+    """Pool ``x [T, B, ...]`` over windows of ``k`` bins -> ``[ceil(T / k), B, ...]``.
+
+    A last incomplete window is padded with zeros (``max``) or averaged over its real bins (``avg``).
+    """
+    if k == 1:
+        return x
+    T = x.shape[0]
+    L = -(-T // k)
+    pad = L * k - T
+    if pad:
+        x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))], dim=0)
+    xw = x.reshape(L, k, *x.shape[1:])  # (L, k, B, ...)
+    if mode == "max":
+        return xw.amax(dim=1)
+    if mode == "avg":
+        counts = torch.full((L,), float(k), dtype=x.dtype, device=x.device)
+        counts[-1] = k - pad
+        return xw.sum(dim=1) / counts.view(L, *([1] * (x.dim() - 1)))
+    raise ValueError(f"temporal_pool: mode must be 'max' or 'avg', got {mode!r}")
+
+
+def _per_bin(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply a frame-wise module to every bin of ``x [T, B, ...]`` at once."""
+    T, B = x.shape[:2]
+    y = module(x.flatten(0, 1))
+    return y.unflatten(0, (T, B))
+
+
+class SpikingConvBlock(nn.Module):
+    """conv3x3 -> BatchNorm -> LIF (optionally recurrent) -> spatial max-pool.
+
+    ``forward(x [T, B, Cin, H, W], state=None) -> (spikes [T, B, Cout, H', W'], state)``; the state is
+    the membrane potential (and, when recurrent, the last spikes before pooling).
+    """
+
+    def __init__(self, c_in: int, c_out: int, lif_kwargs: dict, recurrent: bool = False, pool: nn.Module | None = None):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.lif = LIF(**lif_kwargs)
+        self.recurrent = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
+        self.pool = pool if pool is not None else nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor, state=None):
+        current = _per_bin(lambda f: self.bn(self.conv(f)), x)  # (T, B, Cout, H, W)
+        if self.recurrent is None:
+            spikes, v = self.lif(current, state)
+            new_state = v
+        else:
+            v, s_prev = state if state is not None else (None, None)
+            out = []
+            for c in current.unbind(0):
+                if s_prev is not None:
+                    c = c + self.recurrent(s_prev)
+                s_seq, v = self.lif(c[None], v)  # one bin through forward(), so spike hooks see it
+                s_prev = s_seq[0]
+                out.append(s_prev)
+            spikes = torch.stack(out)
+            new_state = (v, s_prev)
+        return _per_bin(self.pool, spikes), new_state
+
+
+class SpikingFrontEnd(nn.Module):
+    """Events/frames ``[T, B, C, H, W]`` -> binary spikes ``[T', B, C_last, s, s]``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels=(16, 32, 64),
+        dt_ms: float = 1.0,
+        tau_ms: float = 30.0,
+        v_threshold: float = 1.0,
+        learn_tau: bool = True,
+        recurrent: bool = True,
+        temporal_pool: int = 2,
+        temporal_pool_mode: str = "max",
+        spatial_out: int = 4,
+    ):
+        super().__init__()
+        self.temporal_pool = temporal_pool
+        self.temporal_pool_mode = temporal_pool_mode
+        blocks = []
+        c_prev = in_channels
+        for i, c in enumerate(channels):
+            last = i == len(channels) - 1
+            bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
+            lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
+            pool = nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)
+            blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=recurrent and last, pool=pool))
+            c_prev = c
+        self.blocks = nn.ModuleList(blocks)
+        self.out_channels = c_prev
+        self.out_bin_ms = dt_ms * temporal_pool
+
+    def forward(self, x: torch.Tensor, state=None):
+        states = []
+        for i, block in enumerate(self.blocks):
+            x, s = block(x, None if state is None else state[i])
+            states.append(s)
+            if i == 0:
+                x = temporal_pool(x, self.temporal_pool, self.temporal_pool_mode)
+        return x, states
+
+
+class ConvStem(nn.Module):
+    """The baselines' non-spiking stem: same convolutions and pooling as ``SpikingFrontEnd`` with ReLU
+    in place of LIF neurons and no recurrence (the sequence model after it handles time).
+    ``[T, B, C, H, W] -> [T', B, C_last, s, s]`` real-valued (temporal average-pooling)."""
+
+    def __init__(self, in_channels: int, channels=(16, 32, 64), temporal_pool: int = 2, spatial_out: int = 4):
+        super().__init__()
+        layers = []
+        c_prev = in_channels
+        for i, c in enumerate(channels):
+            last = i == len(channels) - 1
+            layers.append(
+                nn.Sequential(
+                    nn.Conv2d(c_prev, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2),
+                )
+            )
+            c_prev = c
+        self.layers = nn.ModuleList(layers)
+        self.temporal_pool = temporal_pool
+        self.out_channels = c_prev
+
+    def forward(self, x: torch.Tensor, state=None):
+        for i, layer in enumerate(self.layers):
+            x = _per_bin(layer, x)
+            if i == 0:
+                x = temporal_pool(x, self.temporal_pool, "avg")
+        return x, None
+
+
+__all__ = ["SpikingFrontEnd", "SpikingConvBlock", "ConvStem", "temporal_pool"]

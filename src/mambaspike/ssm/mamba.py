@@ -1,0 +1,150 @@
+"""Mamba block (Gu & Dao 2023), RMSNorm and the pre-norm residual stack.
+
+Sequence tensors are ``[B, L, D]``. Every module follows ``forward(x, state=None) -> (y, state)``:
+with ``state=None`` it runs a whole sequence from rest; given the state returned by a previous call
+it continues where that call stopped, so a sequence cut into chunks (down to ``L = 1``) gives the same
+output as the whole. A block's state is ``(conv_state [B, D_inner, d_conv - 1], ssm_state
+[B, D_inner, N])``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .scan import selective_scan
+
+
+@dataclass
+class MambaConfig:
+    d_model: int = 128
+    n_layers: int = 2
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    dt_rank: int | str = "auto"  # "auto" -> ceil(d_model / 16)
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    dt_init_floor: float = 1e-4
+    dt_scale: float = 1.0
+    bias: bool = False
+    conv_bias: bool = True
+    scan_backend: str = "reference"
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def rank(self) -> int:
+        return math.ceil(self.d_model / 16) if self.dt_rank == "auto" else int(self.dt_rank)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class MambaBlock(nn.Module):
+    """The Mamba mixer: in_proj -> causal depthwise conv1d -> SiLU -> x_proj (delta, B, C) -> dt_proj
+    -> selective scan with S4D-real ``A = -exp(A_log)`` and skip ``D`` -> SiLU gate -> out_proj."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, di, n, r = cfg.d_model, cfg.d_inner, cfg.d_state, cfg.rank
+        self.in_proj = nn.Linear(d, 2 * di, bias=cfg.bias)
+        self.conv1d = nn.Conv1d(di, di, cfg.d_conv, groups=di, bias=cfg.conv_bias)
+        self.x_proj = nn.Linear(di, r + 2 * n, bias=False)
+        self.dt_proj = nn.Linear(r, di, bias=True)
+        self.out_proj = nn.Linear(di, d, bias=cfg.bias)
+
+        # delta initialisation (Mamba, §3.6 / mamba_simple.py): weights uniform in +-dt_rank^-0.5 *
+        # dt_scale; the bias is softplus^-1 of dt drawn log-uniformly in [dt_min, dt_max].
+        std = r**-0.5 * cfg.dt_scale
+        nn.init.uniform_(self.dt_proj.weight, -std, std)
+        dt = torch.exp(torch.rand(di) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min))
+        dt = dt.clamp(min=cfg.dt_init_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.dt_proj.bias._no_reinit = True
+
+        # S4D-real initialisation: A[d, n] = -(n + 1); kept as log, fp32, no weight decay.
+        A = torch.arange(1, n + 1, dtype=torch.float32).repeat(di, 1)  # (D_inner, N)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.D = nn.Parameter(torch.ones(di))
+
+    def forward(self, x: torch.Tensor, state=None):
+        """``x [B, L, d_model]`` -> ``(y [B, L, d_model], (conv_state, ssm_state))``."""
+        cfg = self.cfg
+        Bsz, L, _ = x.shape
+        xz = self.in_proj(x).transpose(1, 2)  # (B, 2*ED, L)
+        xc, z = xz.chunk(2, dim=1)  # (B, ED, L) each
+        if state is None:
+            conv_in = F.pad(xc, (cfg.d_conv - 1, 0))  # (B, ED, d_conv-1+L), causal
+            ssm_state = None
+        else:
+            conv_state, ssm_state = state
+            conv_in = torch.cat([conv_state, xc], dim=2)  # (B, ED, d_conv-1+L)
+        new_conv_state = conv_in[:, :, conv_in.shape[2] - (cfg.d_conv - 1) :]  # (B, ED, d_conv-1)
+        xc = F.silu(self.conv1d(conv_in))  # (B, ED, L)
+
+        x_dbl = self.x_proj(xc.transpose(1, 2))  # (B, L, R+2N)
+        dt, Bm, Cm = torch.split(x_dbl, [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
+        delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # (B, ED, L), bias added in the scan
+        A = -torch.exp(self.A_log.float())  # (ED, N)
+        y, last = selective_scan(
+            xc,
+            delta,
+            A,
+            Bm.transpose(1, 2),  # (B, N, L)
+            Cm.transpose(1, 2),  # (B, N, L)
+            self.D.float(),
+            z=z,
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            return_last_state=True,
+            initial_state=ssm_state,
+            backend=cfg.scan_backend,
+        )  # (B, ED, L), (B, ED, N)
+        out = self.out_proj(y.transpose(1, 2))  # (B, L, d_model)
+        return out, (new_conv_state, last)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-norm residual: ``x + Mamba(RMSNorm(x))``."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.norm = RMSNorm(cfg.d_model)
+        self.mixer = MambaBlock(cfg)
+
+    def forward(self, x: torch.Tensor, state=None):
+        y, state = self.mixer(self.norm(x), state)
+        return x + y, state
+
+
+class MambaBackbone(nn.Module):
+    """A stack of residual Mamba blocks followed by a final RMSNorm. ``[B, L, D] -> [B, L, D]``."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.layers = nn.ModuleList(ResidualBlock(cfg) for _ in range(cfg.n_layers))
+        self.norm_f = RMSNorm(cfg.d_model)
+
+    def forward(self, x: torch.Tensor, state=None):
+        states = []
+        for i, layer in enumerate(self.layers):
+            x, s = layer(x, None if state is None else state[i])
+            states.append(s)
+        return self.norm_f(x), states
