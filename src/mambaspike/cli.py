@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-window", type=_positive_int, default=None, metavar="US",
                    help="length of each sample in microseconds (default: the data set's, 300000 for N-Digits)")  # fmt: skip
     t.add_argument("--dt", type=_positive_int, default=None, metavar="US",
-                   help="time bin in microseconds (default: the data set's, 5000 for N-Digits)")  # fmt: skip
+                   help="time bin in microseconds (default: the data set's, 10000 for N-Digits)")  # fmt: skip
     t.add_argument("--data-dir", default=None,
                    help="where data sets live; N-Digits is generated here on first use "
                         "(default: $MAMBASPIKE_DATA or ~/.cache/mambaspike)")  # fmt: skip

@@ -180,7 +180,7 @@ class LIF(nn.Module):
     @property
     def tau(self) -> float:
         """Current membrane time constant in ms."""
-        return -self.dt / math.log(float(self.beta))
+        return -self.dt / math.log(float(self.beta.detach()))
 
     def params(self) -> LIFParams:
         return LIFParams(
@@ -198,4 +198,4 @@ class LIF(nn.Module):
 
     def extra_repr(self) -> str:
         reset = "soft" if self.soft_reset else f"hard(v_reset={self.v_reset:g})"
-        return f"tau={self.tau:.3g}ms, dt={self.dt:g}ms, v_threshold={float(self.v_threshold):g}, reset={reset}"
+        return f"tau={self.tau:.3g}ms, dt={self.dt:g}ms, v_threshold={float(self.v_threshold.detach()):g}, reset={reset}"

@@ -1,0 +1,153 @@
+"""The training harness end to end on small N-Digits subsets (tiny models, a few seconds each)."""
+
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import mambaspike.train as train_mod
+from mambaspike.checkpoint import load_record
+from mambaspike.errors import ConfigError, TrainingError
+from mambaspike.evaluate import evaluate_run
+from mambaspike.train import TrainConfig, train
+
+TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
+
+
+def tiny_cfg(data_dir, out, **kw) -> TrainConfig:
+    base = dict(data_dir=str(data_dir), output_dir=str(out), subset=120, epochs=2, batch_size=16,
+                lr=3e-3, progress=False, model_overrides=dict(TINY), threads=2)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def quiet(*a, **k):
+    pass
+
+
+def read_log(out):
+    with open(out / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def weights(out, tag="last"):
+    rec = load_record(out / "checkpoints", tag)
+    return load_file(out / "checkpoints" / rec["weights"])
+
+
+def test_tiny_run_learns_and_writes_every_output(data_dir, tmp_path):
+    out = tmp_path / "run"
+    m = train(tiny_cfg(data_dir, out, subset=300, epochs=5), log=quiet)
+    rows = read_log(out)
+    assert len(rows) == 5
+    assert float(rows[-1]["train_loss"]) < 0.7 * float(rows[0]["train_loss"])  # the loss falls
+    assert m["test_accuracy"] > 0.5  # chance is 0.1
+    for key in ("test_accuracy", "test_macro_f1", "val_accuracy", "spikes_per_sample", "latency_ms_per_sample",
+                "latency_threads", "params", "train_seconds"):  # fmt: skip
+        assert m[key] is not None, key
+    assert m["selected_by"] == "val" and m["spikes_per_sample"] > 0
+    assert json.loads((out / "metrics.json").read_text()) == m
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"]["dt_us"] == 10000 and run["model"]["name"] == "mambaspike"
+    # eval recomputes the same metrics from the saved files alone
+    again = evaluate_run(out)
+    for key in ("test_accuracy", "test_macro_f1", "val_accuracy", "spikes_per_sample", "params", "train_seconds"):
+        assert again[key] == pytest.approx(m[key]), key
+
+
+@pytest.mark.parametrize("model", ["mamba", "lstm", "gru"])
+def test_baselines_train_through_the_same_harness(data_dir, tmp_path, model):
+    m = train(tiny_cfg(data_dir, tmp_path / model, model=model, subset=60, epochs=1), log=quiet)
+    assert m["model"] == model and m["spikes_per_sample"] is None and 0 <= m["test_accuracy"] <= 1
+
+
+def test_same_seed_gives_identical_metrics(data_dir, tmp_path):
+    a = train(tiny_cfg(data_dir, tmp_path / "a", subset=60), log=quiet)
+    b = train(tiny_cfg(data_dir, tmp_path / "b", subset=60), log=quiet)
+    for key in ("test_accuracy", "test_loss", "val_accuracy", "spikes_per_sample"):
+        assert a[key] == b[key], key
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_a_kill_mid_epoch_continues_identically(data_dir, tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    train(tiny_cfg(data_dir, full, save_every=2), log=quiet)
+
+    # A hard kill at step 7 (no chance to save): the last checkpoint is the mid-epoch one of step 6.
+    cut = tmp_path / "cut"
+    real_build = train_mod.build_model
+
+    def build_dying(cfg):
+        model = real_build(cfg)
+        calls = {"n": 0}
+        forward = model.forward
+
+        def dying_forward(x):
+            if model.training:
+                calls["n"] += 1
+                if calls["n"] == 7:
+                    raise _Killed
+            return forward(x)
+
+        model.forward = dying_forward
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", build_dying)
+    with pytest.raises(_Killed):
+        train(tiny_cfg(data_dir, cut, save_every=2), log=quiet)
+    monkeypatch.setattr(train_mod, "build_model", real_build)
+    rec = load_record(cut / "checkpoints", "last")
+    assert rec["global_step"] == 6 and rec["batch_in_epoch"] == 6 and rec["epoch"] == 0  # 8 steps per epoch
+
+    train(tiny_cfg(data_dir, cut, save_every=2), resume=True, log=quiet)
+    wf, wc = weights(full), weights(cut)
+    assert all(torch.equal(wf[k], wc[k]) for k in wf)
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
+
+    assert strip(read_log(cut)) == strip(read_log(full))
+
+
+def test_resume_can_extend_epochs_and_existing_run_is_protected(data_dir, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, subset=40, epochs=1), log=quiet)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(tiny_cfg(data_dir, out, subset=40, epochs=1), log=quiet)
+    m = train(tiny_cfg(data_dir, out, subset=40, epochs=2), resume=True, log=quiet)
+    assert m["epochs_trained"] == 2 and len(read_log(out)) == 2
+    with pytest.raises(ConfigError, match="no run to resume"):
+        train(tiny_cfg(data_dir, tmp_path / "none"), resume=True, log=quiet)
+
+
+def test_non_finite_loss_stops_without_a_broken_checkpoint(data_dir, tmp_path, monkeypatch):
+    real_build = train_mod.build_model
+
+    def build_exploding(cfg):
+        model = real_build(cfg)
+        calls = {"n": 0}
+        forward = model.forward
+
+        def exploding(x):
+            out = forward(x)
+            if model.training:
+                calls["n"] += 1
+                if calls["n"] >= 5:
+                    return out * float("nan")
+            return out
+
+        model.forward = exploding
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", build_exploding)
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 4.*lower --lr"):
+        train(tiny_cfg(data_dir, out, save_every=2), log=quiet)
+    last = weights(out)
+    assert all(torch.isfinite(v).all() for v in last.values() if v.is_floating_point())
