@@ -1,4 +1,4 @@
-"""The ``mambaspike`` command line: ``train`` and ``eval``.
+"""The ``mambaspike`` command line: one ``_add_<cmd>`` / ``_cmd_<cmd>`` pair per subcommand in ``COMMANDS``.
 
 Errors caused by options, data or files are printed on one line (``mambaspike <cmd>: error: ...``)
 with a non-zero exit status, never as a traceback.
@@ -51,20 +51,12 @@ def _nonneg_float(s: str) -> float:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_train(sub) -> None:
     from .data import dataset_names
     from .models import DESCRIPTIONS, model_names
     from .train import TrainConfig
 
     d = TrainConfig()
-    parser = _Parser(
-        prog="mambaspike",
-        description="Spiking front-end + Mamba backbone for event-based and temporal data.",
-    )
-    parser.add_argument("--version", action="version", version=f"mambaspike {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
     models_help = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
     t = sub.add_parser(
         "train",
@@ -102,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_eval(sub) -> None:
     e = sub.add_parser(
         "eval",
         help="recompute the metrics of a saved run",
@@ -113,7 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=_positive_int, default=64)
     e.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     e.add_argument("--output", default=None, metavar="FILE", help="also write the metrics to this JSON file")
-    return parser
 
 
 def _cmd_train(args) -> int:
@@ -160,13 +153,72 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    from .bench import BENCHES, load
+
+    b = sub.add_parser(
+        "bench",
+        help="measure speed and memory (see 'mambaspike bench KIND --help')",
+        description="Performance measurements; every ratio is measured within one run. "
+        "Threads and device are stated in every row.",
+    )
+    kinds = b.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    kinds.required = True
+    for kind in BENCHES:
+        module = load(kind)
+        k = kinds.add_parser(kind, help=module.DESCRIPTION, description=module.DESCRIPTION,
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+        k.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+        k.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+        module.add_arguments(k)
+
+
+def _cmd_bench(args) -> int:
+    import torch
+
+    from .bench import environment, format_table, load
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for row in load(args.kind).run(args):
+        row = {**row, **environment(row.pop("device", "cpu"))}
+        if args.json:
+            print(json.dumps(row), flush=True)
+        rows.append(row)
+    if not args.json:
+        print(format_table(rows))
+    return 0
+
+
+# Every subcommand: name -> (adds its parser to the subparsers, runs it and returns the exit status).
+COMMANDS = {
+    "train": (_add_train, _cmd_train),
+    "eval": (_add_eval, _cmd_eval),
+    "bench": (_add_bench, _cmd_bench),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mambaspike",
+        description="Spiking front-end + Mamba backbone for event-based and temporal data.",
+    )
+    parser.add_argument("--version", action="version", version=f"mambaspike {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data.errors import DatasetError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": _cmd_train, "eval": _cmd_eval}[args.command](args)
+        return COMMANDS[args.command][1](args)
     except (MambaspikeError, DatasetError) as e:
         print(f"mambaspike {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -20,15 +20,15 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import load_record, load_weights, read_json
 from .errors import CheckpointError
 from .models import ModelConfig, build_model, count_parameters
-from .neurons import LIF
+from .neurons import SpikingNeuron
 
 
 class SpikeCounter:
-    """Counts the spikes emitted by every ``LIF`` module of a model while it is active (a context
+    """Counts the spikes emitted by every ``SpikingNeuron`` module of a model while it is active (a context
     manager that installs forward hooks). ``total`` is the sum over all neurons, bins and samples."""
 
     def __init__(self, model: torch.nn.Module):
-        self.lifs = [m for m in model.modules() if isinstance(m, LIF)]
+        self.lifs = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
         self.total = 0.0
         self._handles = []
 

@@ -127,7 +127,16 @@ def _logit(p: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-class LIF(nn.Module):
+class SpikingNeuron(nn.Module):
+    """Base class of every spiking neuron population.
+
+    Subclasses implement ``forward(x_seq [T, B, ...], state=None) -> (spikes [T, B, ...], state)``
+    and ``step(x [B, ...], state=None) -> (spikes [B, ...], state)``. Evaluation tools (spike
+    counters, firing-rate and energy reports) find neurons by this class and read ``output[0]``.
+    """
+
+
+class LIF(SpikingNeuron):
     """Leaky integrate-and-fire neurons with a learnable membrane time constant (PLIF).
 
     Args:
@@ -199,3 +208,7 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         reset = "soft" if self.soft_reset else f"hard(v_reset={self.v_reset:g})"
         return f"tau={self.tau:.3g}ms, dt={self.dt:g}ms, v_threshold={float(self.v_threshold.detach()):g}, reset={reset}"
+
+
+NEURONS: dict[str, type[SpikingNeuron]] = {"lif": LIF}
+"""Neuron models by name (``ModelConfig.neuron``); each takes ``tau``, ``dt``, ``v_threshold``, ``learn_tau``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..neurons import LIF
+from ..neurons import NEURONS
 
 
 def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
@@ -54,11 +54,21 @@ class SpikingConvBlock(nn.Module):
     the membrane potential (and, when recurrent, the last spikes before pooling).
     """
 
-    def __init__(self, c_in: int, c_out: int, lif_kwargs: dict, recurrent: bool = False, pool: nn.Module | None = None):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        lif_kwargs: dict,
+        recurrent: bool = False,
+        pool: nn.Module | None = None,
+        neuron: str = "lif",
+    ):
         super().__init__()
+        if neuron not in NEURONS:
+            raise ValueError(f"unknown neuron {neuron!r}; available: {', '.join(NEURONS)}")
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
-        self.lif = LIF(**lif_kwargs)
+        self.lif = NEURONS[neuron](**lif_kwargs)
         self.recurrent = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
         self.pool = pool if pool is not None else nn.MaxPool2d(2)
 
@@ -96,6 +106,7 @@ class SpikingFrontEnd(nn.Module):
         temporal_pool: int = 2,
         temporal_pool_mode: str = "max",
         spatial_out: int = 4,
+        neuron: str = "lif",
     ):
         super().__init__()
         self.temporal_pool = temporal_pool
@@ -107,7 +118,7 @@ class SpikingFrontEnd(nn.Module):
             bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
             lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
             pool = nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)
-            blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=recurrent and last, pool=pool))
+            blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=recurrent and last, pool=pool, neuron=neuron))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = c_prev

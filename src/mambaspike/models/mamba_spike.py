@@ -25,6 +25,7 @@ class ModelConfig:
     dt_ms: float = 5.0  # bin width of the input frames
     # front-end / stem
     channels: tuple = (16, 32, 64)
+    neuron: str = "lif"  # a name in mambaspike.neurons.NEURONS
     tau_ms: float = 30.0
     v_threshold: float = 1.0
     learn_tau: bool = True
@@ -96,6 +97,7 @@ class MambaSpike(nn.Module):
             temporal_pool=cfg.temporal_pool,
             temporal_pool_mode=cfg.temporal_pool_mode,
             spatial_out=cfg.spatial_out,
+            neuron=cfg.neuron,
         )
         feats = self.frontend.out_channels * cfg.spatial_out**2
         self.interface = SpikeInterface(feats, cfg.d_model, cfg.window, self.frontend.out_bin_ms, rate_norm=cfg.rate_norm)
