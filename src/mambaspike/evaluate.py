@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import load_record, load_weights, read_json
 from .errors import CheckpointError
-from .models import ModelConfig, build_model, count_parameters
+from .models import ModelConfig, build_model, count_parameters, model_scores
 from .neurons import SpikingNeuron
 
 
@@ -57,13 +57,14 @@ def collate_time_first(batch):
 
 @torch.no_grad()
 def run_inference(model: torch.nn.Module, dataset: Dataset, batch_size: int = 64, device="cpu"):
-    """Returns ``(logits [N, classes], targets [N], spikes_per_sample or None)``."""
+    """Returns ``(scores [N, classes], targets [N], spikes_per_sample or None)``; scores are the
+    model's logits, or what its ``decode`` makes of its output (see ``models.model_scores``)."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_time_first)
     logits, targets = [], []
     with SpikeCounter(model) as counter:
         for x, y in loader:
-            logits.append(model(x.to(device)).float().cpu())
+            logits.append(model_scores(model, model(x.to(device))).float().cpu())
             targets.append(y)
     n = sum(len(t) for t in targets)
     spikes = counter.total / n if counter.spiking and n else None

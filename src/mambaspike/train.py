@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -32,7 +31,7 @@ from . import __version__
 from .checkpoint import atomic_write_json, load_optimizer_state, load_record, load_weights, read_json, save_checkpoint
 from .errors import ConfigError, TrainingError
 from .evaluate import classification_metrics, collate_time_first, final_metrics, run_inference, selection_info
-from .models import ModelConfig, build_model, count_parameters
+from .models import ModelConfig, build_model, count_parameters, model_loss, model_scores
 
 LOG_COLUMNS = [
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1",
@@ -255,8 +254,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
                 lr = lr_at(state["global_step"], total_steps, warmup_steps, cfg.lr)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
+                output = model(x)
+                loss = model_loss(model, output, y)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"loss became {loss.item()} at epoch {epoch + 1}, step {state['global_step']}; "
@@ -272,7 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
                 state["global_step"] += 1
                 state["batch_in_epoch"] += 1
                 state["loss_sum"] += loss.item() * len(y)
-                state["correct"] += int((logits.argmax(1) == y).sum())
+                state["correct"] += int((model_scores(model, output.detach()).argmax(1) == y).sum())
                 state["seen"] += len(y)
                 bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
                                 acc=f"{state['correct'] / state['seen']:.3f}", lr=f"{lr:.2e}")  # fmt: skip

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .baselines import MambaBaseline, RNNBaseline
@@ -37,8 +39,25 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     return MODELS[cfg.name](cfg)
 
 
+def model_loss(model: nn.Module, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The training loss of ``model``'s ``output``: ``model.loss(output, target)`` where the model
+    defines one (e.g. spike-count losses), else cross-entropy on ``[B, classes]`` logits."""
+    loss = getattr(model, "loss", None)
+    return loss(output, target) if callable(loss) else F.cross_entropy(output, target)
+
+
+def model_scores(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """Class scores ``[B, classes]`` (argmax = prediction) from ``model``'s ``output``:
+    ``model.decode(output)`` where the model defines it (e.g. spike counts), else ``output``."""
+    decode = getattr(model, "decode", None)
+    return decode(output) if callable(decode) else output
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "ModelConfig", "build_model", "model_names", "count_parameters", "MambaSpike"]
+__all__ = [
+    "MODELS", "ModelConfig", "build_model", "model_names", "count_parameters", "model_loss", "model_scores",
+    "MambaSpike",
+]  # fmt: skip
