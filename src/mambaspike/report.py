@@ -135,9 +135,9 @@ def evaluate_checkpoint(
     from .plots import confusion_matrix_png, firing_rate_over_time_png
 
     run_dir = Path(run_dir)
+    model, run, record = load_run_model(run_dir)  # first: a missing run directory is reported, not created
     out = Path(out_dir) if out_dir is not None else run_dir
     out.mkdir(parents=True, exist_ok=True)
-    model, run, record = load_run_model(run_dir)
     _, val_set, test_set, info = load_run_data(run, data_dir)
 
     metrics = final_metrics(model, val_set, test_set, batch_size, latency_repeats=latency_repeats)
