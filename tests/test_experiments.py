@@ -99,3 +99,23 @@ def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):
     for f in ("eval.md", "confusion_matrix.png", "firing_rate_over_time.png"):
         assert (tmp_path / f).stat().st_size > 0, f
     assert not (run / "eval.md").exists() or (run / "eval.json").exists()  # written only where asked
+
+
+@pytest.mark.parametrize("cmd, flags", [
+    ("robustness", ["--checkpoint", "--perturbations", "--event-drop-levels", "--time-jitter-levels", "--seed"]),
+    ("compare", ["--models", "--seeds", "--epochs", "--subset", "--runs", "--model-config"]),
+    ("ablate", ["--neurons", "--taus", "--learn-tau", "--only", "--seeds"]),
+    ("eval", ["--compare-paper", "--analyze-temporal", "--output-dir"]),
+])  # fmt: skip
+def test_help_of_the_evaluation_commands(cmd, flags, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(f in out for f in flags)
+
+
+def test_bad_list_option_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["ablate", "--taus", "10,abc", "--output-dir", "x"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "expected comma-separated numbers, got '10,abc'" in err[0]
