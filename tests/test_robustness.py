@@ -48,3 +48,12 @@ def test_dataset_wrapper_and_unknown_name(frames):
     assert torch.equal(ds[0][0], x0)
     with pytest.raises(ConfigError, match="unknown perturbation 'blur'"):
         perturb(frames, "blur", 0.1)
+
+
+def test_bad_levels_are_refused_before_any_work(tmp_path):
+    from mambaspike.robustness import robustness
+
+    with pytest.raises(ConfigError, match=r"--event-drop-levels: drop probabilities must be in \[0, 1\]"):
+        robustness([], tmp_path, levels={"event_drop": [0.0, 1.5]})
+    with pytest.raises(ConfigError, match="--time-jitter-levels: expected one or more levels >= 0"):
+        robustness([], tmp_path, levels={"time_jitter": [-1.0]})

@@ -84,7 +84,7 @@ def ablate(
         md += ["## (a) Spiking front-end (paper Table 2)", "",
                markdown_table(agg, ["variant", *TABLE_HEADERS, "seeds"], TABLE_HEADERS), ENERGY_FOOTNOTE, ""]  # fmt: skip
         panels["front-end"] = {
-            "accuracy": ([a["variant"].split(" (")[0] for a in agg], [a["test_accuracy_mean"] for a in agg])
+            "mean over seeds": ([a["variant"].split(" (")[0] for a in agg], [a["test_accuracy_mean"] for a in agg])
         }
     if "neuron" in parts:
         rows = []

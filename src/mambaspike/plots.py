@@ -64,7 +64,7 @@ def curves_png(panels: dict[str, dict[str, tuple[list, list]]], path: str | Path
         ax.set_xlabel(xlabel.get(panel, "level"))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

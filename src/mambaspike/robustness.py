@@ -177,15 +177,21 @@ def robustness(
     from .report import load_run_data
     from .tables import markdown_table, write_csv
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    run_dirs = [Path(d) for d in run_dirs]
-    loaded = [load_run_model(d) for d in run_dirs]
-    labels = _labels(run_dirs, [r for _, r, _ in loaded])
     levels = {**DEFAULT_LEVELS, **(levels or {})}
     for name in perturbations or []:
         if name not in PERTURBATIONS:
             raise ConfigError(f"--perturbations: unknown perturbation {name!r}; available: {', '.join(PERTURBATIONS)}")
+    for name, ls in levels.items():
+        opt = f"--{name.replace('_', '-')}-levels"
+        if not ls or any(v < 0 for v in ls):
+            raise ConfigError(f"{opt}: expected one or more levels >= 0 ({LEVEL_UNITS[name]}), got {ls}")
+        if name == "event_drop" and any(v > 1 for v in ls):
+            raise ConfigError(f"{opt}: drop probabilities must be in [0, 1], got {ls}")
+    run_dirs = [Path(d) for d in run_dirs]
+    loaded = [load_run_model(d) for d in run_dirs]
+    labels = _labels(run_dirs, [r for _, r, _ in loaded])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for (model, run, _), label, run_dir in zip(loaded, labels, run_dirs):
         _, _, test_set, info = load_run_data(run, data_dir)
