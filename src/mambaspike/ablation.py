@@ -82,7 +82,8 @@ def ablate(
         write_csv(out / "ablation_frontend.csv", rows)
         result["frontend"] = agg
         md += ["## (a) Spiking front-end (paper Table 2)", "",
-               markdown_table(agg, ["variant", *TABLE_HEADERS, "seeds"], TABLE_HEADERS), ENERGY_FOOTNOTE, ""]  # fmt: skip
+               markdown_table(agg, ["variant", *TABLE_HEADERS, "seeds"], TABLE_HEADERS),
+               ENERGY_FOOTNOTE, ""]  # fmt: skip
         panels["front-end"] = {
             "mean over seeds": ([a["variant"].split(" (")[0] for a in agg], [a["test_accuracy_mean"] for a in agg])
         }
@@ -97,11 +98,13 @@ def ablate(
         agg = aggregate(rows, ["neuron", "tau_ms"])
         write_csv(out / "ablation_neuron.csv", rows)
         result["neuron"] = agg
-        md += [f"## (b) Neuron model and membrane time constant (paper Fig. 5); tau {'learned from' if learn_tau else 'fixed at'} the value shown", "",
+        how = "learned from" if learn_tau else "fixed at"
+        md += [f"## (b) Neuron model and membrane time constant (paper Fig. 5); tau {how} the value shown", "",
                markdown_table(agg, ["neuron", "tau_ms", "test_accuracy", "test_macro_f1", "spikes_per_sample", "seeds"],
                               {**TABLE_HEADERS, "tau_ms": "tau (ms)"}), ""]  # fmt: skip
         panels["neuron x tau"] = {
-            n: ([a["tau_ms"] for a in agg if a["neuron"] == n], [a["test_accuracy_mean"] for a in agg if a["neuron"] == n])
+            n: ([a["tau_ms"] for a in agg if a["neuron"] == n],
+                [a["test_accuracy_mean"] for a in agg if a["neuron"] == n])
             for n in neurons
         }
     md += ["![ablations](ablation.png)", ""]

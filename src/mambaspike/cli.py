@@ -111,9 +111,10 @@ def _add_eval(sub) -> None:
     e.add_argument("--batch-size", type=_positive_int, default=64)
     e.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     e.add_argument("--output", default=None, metavar="FILE", help="also write the metrics to this JSON file")
-    e.add_argument("--output-dir", default=None, metavar="DIR", help="write the report here (default: the run directory)")
+    e.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="write the report here (default: the run directory)")  # fmt: skip
     e.add_argument("--compare-paper", action="store_true",
-                   help="print our numbers beside the paper's Table 1/2 figures for the (nearest) data set")  # fmt: skip
+                   help="print our numbers beside the paper's Table 1/2 figures for the (nearest) data set")
     e.add_argument("--analyze-temporal", action="store_true",
                    help="plot firing rate over time per spiking layer (firing_rate_over_time.png)")  # fmt: skip
     e.add_argument("--latency-repeats", type=_positive_int, default=30, help="timed batch-1 forward passes")
@@ -279,12 +280,14 @@ def _add_robustness(sub) -> None:
         description="Evaluate each run's validation-selected checkpoint on its test split under each perturbation "
         "and level; perturbations act on the binned frames (see mambaspike.robustness). Writes robustness.csv, "
         "robustness.md and robustness.png (one curve per checkpoint). Levels: "
-        + "; ".join(f"{k}: {LEVEL_UNITS[k]}, default {','.join(f'{v:g}' for v in DEFAULT_LEVELS[k])}" for k in PERTURBATIONS),
+        + "; ".join(f"{k}: {LEVEL_UNITS[k]}, default {','.join(f'{v:g}' for v in DEFAULT_LEVELS[k])}"
+                    for k in PERTURBATIONS),
     )
     r.add_argument("--checkpoint", required=True, nargs="+", metavar="DIR", help="run directories")
     r.add_argument("--output-dir", required=True, metavar="DIR", help="where the table and plot go")
     r.add_argument("--perturbations", type=_name_list, default=None, metavar="NAME,...",
-                   help=f"subset of {', '.join(PERTURBATIONS)} (default: the event ones for event input, else gaussian)")  # fmt: skip
+                   help=f"subset of {', '.join(PERTURBATIONS)} "
+                        "(default: the event ones for event input, else gaussian)")  # fmt: skip
     for k in PERTURBATIONS:
         r.add_argument(f"--{k.replace('_', '-')}-levels", dest=f"levels_{k}", type=_float_list, default=None,
                        metavar="L,L,...", help=f"levels of {k} ({LEVEL_UNITS[k]})")  # fmt: skip

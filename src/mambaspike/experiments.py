@@ -85,7 +85,9 @@ TABLE_HEADERS = {
     "energy_uj_per_sample": "energy (µJ/sample)*",
     "params": "params",
 }
-ENERGY_FOOTNOTE = "*compute-only estimate, 4.6 pJ/MAC and 0.9 pJ/AC (45 nm FP32, Horowitz 2014); see `mambaspike.energy`."
+ENERGY_FOOTNOTE = (
+    "*compute-only estimate, 4.6 pJ/MAC and 0.9 pJ/AC (45 nm FP32, Horowitz 2014); see `mambaspike.energy`."
+)
 
 
 __all__ = ["train_or_reuse", "summarise_run", "aggregate", "SUMMARY_KEYS", "TABLE_HEADERS", "ENERGY_FOOTNOTE"]

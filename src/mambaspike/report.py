@@ -97,7 +97,8 @@ def paper_comparison(metrics: dict) -> dict:
     selected = (
         f"checkpoint of epoch {metrics['selected_epoch']} of {metrics['epochs_trained']} trained, "
         f"selected by best validation accuracy ({fmt(metrics['best_val_accuracy_during_training'])}); "
-        f"test set {metrics['n_test']} samples" + (f" (subset {metrics.get('subset')})" if metrics.get("subset") else "")
+        f"test set {metrics['n_test']} samples"
+        + (f" (subset {metrics['subset']})" if metrics.get("subset") else "")
     )
     out = {"source": SOURCE, "paper_dataset": name, "same_data": same, "our_dataset": metrics["dataset"],
            "selection": selected, "rows": []}  # fmt: skip
@@ -169,8 +170,8 @@ def evaluate_checkpoint(
             bins = {n: getattr(m, "dt", info.dt_us / 1000) for n, m in act.targets}
             metrics["firing_rate_over_time"] = act.rates_over_time()
             files["firing_rate_over_time"] = out / "firing_rate_over_time.png"
-            firing_rate_over_time_png(metrics["firing_rate_over_time"], bins, files["firing_rate_over_time"],
-                                      title=f"{metrics['model']} on {metrics['dataset']}: firing rate per layer")  # fmt: skip
+            title = f"{metrics['model']} on {metrics['dataset']}: firing rate per layer"
+            firing_rate_over_time_png(metrics["firing_rate_over_time"], bins, files["firing_rate_over_time"], title)
         else:
             metrics["firing_rate_over_time"] = None
     if compare_paper:
