@@ -119,3 +119,13 @@ def test_bad_list_option_is_one_line_exit_2(capsys):
         main(["ablate", "--taus", "10,abc", "--output-dir", "x"])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "expected comma-separated numbers, got '10,abc'" in err[0]
+
+
+def test_a_run_directory_with_another_budget_is_not_reused(study):
+    out, _, _, _ = study
+    from mambaspike.experiments import train_or_reuse
+
+    cfg = TrainConfig(output_dir=str(out / "runs" / "ndigits-mamba-seed0"), model="mamba", seed=0, subset=20,
+                      epochs=3, batch_size=10, time_window_us=100_000, model_overrides=dict(TINY))  # fmt: skip
+    with pytest.raises(ConfigError, match="another configuration \\(epochs: 1 there, 3 asked\\)"):
+        train_or_reuse(cfg)
