@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import MambaspikeError
@@ -98,15 +99,25 @@ def _add_train(sub) -> None:
 def _add_eval(sub) -> None:
     e = sub.add_parser(
         "eval",
-        help="recompute the metrics of a saved run",
-        description="Rebuild a run's model from its saved files, load the validation-selected checkpoint "
-        "and recompute metrics.json (test accuracy and macro-F1, spikes per sample, batch-1 latency).",
+        help="evaluate a saved run: accuracy, F1, latency, spikes, firing rates, energy",
+        description="Rebuild a run's model from its saved files, load the validation-selected checkpoint and "
+        "evaluate it on the test split: accuracy, macro-F1, per-class report and confusion matrix, batch-1 "
+        "latency (and per time bin where the model streams), spikes per sample and firing rate per layer, "
+        "a compute-only energy estimate per layer (MACs vs ACs), NeuroBench-style metrics. Writes eval.json, "
+        "eval.md and confusion_matrix.png into the run directory (or --output-dir); metrics.json is untouched.",
     )
     e.add_argument("--checkpoint", required=True, metavar="DIR", help="run directory written by 'mambaspike train'")
     e.add_argument("--data-dir", default=None, help="data directory (default: the one the run used)")
     e.add_argument("--batch-size", type=_positive_int, default=64)
     e.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     e.add_argument("--output", default=None, metavar="FILE", help="also write the metrics to this JSON file")
+    e.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="write the report here (default: the run directory)")  # fmt: skip
+    e.add_argument("--compare-paper", action="store_true",
+                   help="print our numbers beside the paper's Table 1/2 figures for the (nearest) data set")
+    e.add_argument("--analyze-temporal", action="store_true",
+                   help="plot firing rate over time per spiking layer (firing_rate_over_time.png)")  # fmt: skip
+    e.add_argument("--latency-repeats", type=_positive_int, default=30, help="timed batch-1 forward passes")
 
 
 def _cmd_train(args) -> int:
@@ -142,12 +153,25 @@ def _cmd_eval(args) -> int:
     import torch
 
     from .checkpoint import atomic_write_json
-    from .evaluate import evaluate_run
+    from .report import evaluate_checkpoint, paper_comparison_text
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    metrics = evaluate_run(args.checkpoint, data_dir=args.data_dir, batch_size=args.batch_size)
-    print(json.dumps(metrics, indent=2))
+    metrics = evaluate_checkpoint(
+        args.checkpoint,
+        out_dir=args.output_dir,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        compare_paper=args.compare_paper,
+        analyze_temporal=args.analyze_temporal,
+        latency_repeats=args.latency_repeats,
+    )
+    short = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
+    short["energy_note"] = metrics["energy"]["note"]
+    print(json.dumps(short, indent=2))
+    if args.compare_paper:
+        print(paper_comparison_text(metrics["paper_comparison"]))
+    print(f"report: {metrics['files']['markdown']}", file=sys.stderr)
     if args.output:
         atomic_write_json(args.output, metrics)
     return 0
@@ -191,11 +215,176 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _float_list(s: str) -> list[float]:
+    try:
+        return [float(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        return [int(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def _name_list(s: str) -> list[str]:
+    return [v.strip() for v in s.split(",") if v.strip()]
+
+
+def _json_dict(s: str) -> dict:
+    try:
+        d = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {s!r} ({e.msg})") from None
+    if not isinstance(d, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {s!r}")
+    return d
+
+
+def _add_budget(p) -> None:
+    """Options shared by compare and ablate: data set and training budget."""
+    from .data import dataset_names
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--dataset", default=d.dataset, choices=dataset_names(), help="data set")
+    p.add_argument("--epochs", type=_positive_int, default=d.epochs, help="training epochs per run")
+    p.add_argument("--subset", type=_positive_int, default=None, metavar="N", help="at most N samples per split")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=_positive_float, default=d.lr, help="peak learning rate")
+    p.add_argument("--seeds", type=_int_list, default=[0], metavar="S,S,...", help="seeds, comma-separated")
+    p.add_argument("--data-dir", default=None, help="where data sets live")
+    p.add_argument("--model-config", type=_json_dict, default={}, metavar="JSON",
+                   help='ModelConfig overrides for every run, e.g. \'{"d_model": 64, "n_layers": 1}\'')  # fmt: skip
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--latency-repeats", type=_positive_int, default=10, help="timed batch-1 passes per run")
+
+
+def _budget_config(args):
+    from .train import TrainConfig
+
+    return TrainConfig(dataset=args.dataset, epochs=args.epochs, subset=args.subset, batch_size=args.batch_size,
+                       lr=args.lr, data_dir=args.data_dir, threads=args.threads, progress=False,
+                       model_overrides=dict(args.model_config))  # fmt: skip
+
+
+def _add_robustness(sub) -> None:
+    from .robustness import DEFAULT_LEVELS, LEVEL_UNITS, PERTURBATIONS
+
+    r = sub.add_parser(
+        "robustness",
+        help="accuracy against perturbation level (event drop, noise, jitter) for one or more checkpoints",
+        description="Evaluate each run's validation-selected checkpoint on its test split under each perturbation "
+        "and level; perturbations act on the binned frames (see mambaspike.robustness). Writes robustness.csv, "
+        "robustness.md and robustness.png (one curve per checkpoint). Levels: "
+        + "; ".join(f"{k}: {LEVEL_UNITS[k]}, default {','.join(f'{v:g}' for v in DEFAULT_LEVELS[k])}"
+                    for k in PERTURBATIONS),
+    )
+    r.add_argument("--checkpoint", required=True, nargs="+", metavar="DIR", help="run directories")
+    r.add_argument("--output-dir", required=True, metavar="DIR", help="where the table and plot go")
+    r.add_argument("--perturbations", type=_name_list, default=None, metavar="NAME,...",
+                   help=f"subset of {', '.join(PERTURBATIONS)} "
+                        "(default: the event ones for event input, else gaussian)")  # fmt: skip
+    for k in PERTURBATIONS:
+        r.add_argument(f"--{k.replace('_', '-')}-levels", dest=f"levels_{k}", type=_float_list, default=None,
+                       metavar="L,L,...", help=f"levels of {k} ({LEVEL_UNITS[k]})")  # fmt: skip
+    r.add_argument("--seed", type=int, default=0, help="seed of the perturbations")
+    r.add_argument("--subset", type=_positive_int, default=None, metavar="N", help="first N test samples only")
+    r.add_argument("--batch-size", type=_positive_int, default=64)
+    r.add_argument("--data-dir", default=None, help="data directory (default: the one each run used)")
+    r.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+
+
+def _cmd_robustness(args) -> int:
+    import torch
+
+    from .robustness import PERTURBATIONS, robustness
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    levels = {k: getattr(args, f"levels_{k}") for k in PERTURBATIONS if getattr(args, f"levels_{k}") is not None}
+    robustness(args.checkpoint, args.output_dir, perturbations=args.perturbations, levels=levels, seed=args.seed,
+               batch_size=args.batch_size, data_dir=args.data_dir, subset=args.subset)  # fmt: skip
+    print((Path(args.output_dir) / "robustness.md").read_text())
+    return 0
+
+
+def _add_compare(sub) -> None:
+    from .models import model_names
+
+    c = sub.add_parser(
+        "compare",
+        help="train (or reuse) Mamba-Spike and baselines over seeds and write the paper-style table",
+        description="Train every --models x --seeds run with one budget into OUTPUT_DIR/runs/ (finished runs are "
+        "reused), or take --runs as they are, and write compare.md/.csv/.png: accuracy, macro-F1, batch-1 latency, "
+        "spikes per sample, energy estimate, mean ± std over seeds.",
+    )
+    _add_budget(c)
+    c.add_argument("--models", type=_name_list, default=["mambaspike", "mamba", "lstm", "gru"], metavar="M,...",
+                   help=f"model families (of {', '.join(model_names())})")  # fmt: skip
+    c.add_argument("--runs", nargs="+", default=None, metavar="DIR", help="tabulate these run directories, no training")
+
+
+def _cmd_compare(args) -> int:
+    import torch
+
+    from .compare import compare
+    from .errors import ConfigError
+    from .models import model_names
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bad = [m for m in args.models if m not in model_names()]
+    if bad:
+        raise ConfigError(f"--models: unknown model(s) {', '.join(bad)}; available: {', '.join(model_names())}")
+    compare(args.output_dir, _budget_config(args), models=args.models, seeds=args.seeds, run_dirs=args.runs,
+            latency_repeats=args.latency_repeats)  # fmt: skip
+    print((Path(args.output_dir) / "compare.md").read_text())
+    return 0
+
+
+def _add_ablate(sub) -> None:
+    a = sub.add_parser(
+        "ablate",
+        help="ablations: with/without the spiking front-end; neuron model x tau",
+        description="(a) mambaspike vs mamba (paper Table 2) and (b) each --neurons model at each --taus membrane "
+        "time constant (paper Fig. 5), trained with one budget into OUTPUT_DIR/runs/ (finished runs are reused). "
+        "Writes ablation.md, ablation_frontend.csv, ablation_neuron.csv, ablation.png.",
+    )
+    _add_budget(a)
+    a.add_argument("--neurons", type=_name_list, default=["lif", "srm"], metavar="N,...",
+                   help="neuron models (names in mambaspike.neurons.NEURONS)")  # fmt: skip
+    a.add_argument("--taus", type=_float_list, default=[10.0, 20.0, 30.0, 40.0, 50.0], metavar="MS,...",
+                   help="membrane time constants in ms")  # fmt: skip
+    a.add_argument("--learn-tau", action="store_true", help="let tau train from its initial value (default: fixed)")
+    a.add_argument("--only", choices=["frontend", "neuron"], default=None, help="run one of the two ablations")
+
+
+def _cmd_ablate(args) -> int:
+    import torch
+
+    from .ablation import ablate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = (args.only,) if args.only else ("frontend", "neuron")
+    ablate(args.output_dir, _budget_config(args), seeds=args.seeds, neurons=args.neurons, taus=args.taus,
+           learn_tau=args.learn_tau, parts=parts, latency_repeats=args.latency_repeats)  # fmt: skip
+    print((Path(args.output_dir) / "ablation.md").read_text())
+    return 0
+
+
 # Every subcommand: name -> (adds its parser to the subparsers, runs it and returns the exit status).
 COMMANDS = {
     "train": (_add_train, _cmd_train),
     "eval": (_add_eval, _cmd_eval),
     "bench": (_add_bench, _cmd_bench),
+    "robustness": (_add_robustness, _cmd_robustness),
+    "compare": (_add_compare, _cmd_compare),
+    "ablate": (_add_ablate, _cmd_ablate),
 }
 
 

@@ -1,0 +1,88 @@
+"""Figures (matplotlib, Agg backend: no display needed): confusion matrix, firing rate over time,
+and accuracy curves (robustness, ablation). Each function writes one PNG and returns its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def confusion_matrix_png(cm: np.ndarray, class_names: list[str], path: str | Path, title: str = "") -> Path:
+    """``cm [classes, classes]`` counts (rows: true class, columns: predicted) as a heat map."""
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=90 if n > 12 else 0)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        hi = cm.max() if cm.size else 0
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > hi / 2 else "black")  # fmt: skip
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def firing_rate_over_time_png(rates: dict[str, list[float]], bin_ms: dict[str, float], path: str | Path,
+                              title: str = "") -> Path:  # fmt: skip
+    """One line per layer: firing rate (spikes per neuron per bin) against time in ms."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in rates.items():
+        t = (np.arange(len(r)) + 0.5) * bin_ms.get(name, 1.0)
+        ax.plot(t, r, label=name, marker=".")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("firing rate (spikes / neuron / bin)")
+    ax.set_title(title or "firing rate over time per layer")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_png(panels: dict[str, dict[str, tuple[list, list]]], path: str | Path, xlabel: dict | None = None,
+               ylabel: str = "accuracy", title: str = "") -> Path:  # fmt: skip
+    """One subplot per panel; in each, one curve per label: ``panels[panel][label] = (xs, ys)``."""
+    xlabel = xlabel or {}
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        for label, (xs, ys) in curves.items():
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel.get(panel, "level"))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def bars_png(labels: list[str], values: list[float], errors: list[float | None], path: str | Path,
+             ylabel: str = "accuracy", title: str = "") -> Path:  # fmt: skip
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(labels), 3.4))
+    ax.bar(labels, values, yerr=[e or 0 for e in errors], capsize=4, color="tab:blue")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+__all__ = ["confusion_matrix_png", "firing_rate_over_time_png", "curves_png", "bars_png"]
