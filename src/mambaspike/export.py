@@ -285,11 +285,11 @@ def frontend_to_nir(
         blocks = (0, n if k_t == 1 else 1)
     start, stop = blocks
     if not 0 <= start < stop <= n:
-        raise ExportError(f"NIR export: blocks must be a range within 0..{n}, got {start}..{stop}")
+        raise ExportError(f"NIR export: --blocks START:STOP must satisfy 0 <= START < STOP <= {n}, got {start}:{stop}")
     if k_t > 1 and start == 0 and stop > 1:
         raise ExportError(
-            f"NIR export: the front-end max-pools time over windows of {k_t} bins after block 0, which NIR cannot "
-            f"express (a NIR graph runs at one time step); export blocks 0..1 and 1..{n} as separate graphs"
+            f"NIR export: blocks {start}:{stop} cross the temporal max-pooling over {k_t} bins after block 0, which NIR "
+            f"cannot express (a NIR graph runs at one time step); export --blocks 0:1 and --blocks 1:{n} as separate graphs"
         )
     notes = [BACKBONE_NOT_IN_NIR]
     if k_t > 1:
