@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mambaspike.cli import main
+from mambaspike.evaluate import SpikeCounter
 from mambaspike.export import ExportError, export_mode, export_onnx, frontend_to_nir
 from mambaspike.models import ModelConfig, build_model
 from mambaspike.models.frontend import SpikingFrontEnd
@@ -29,6 +30,8 @@ def test_onnx_round_trip_matches_pytorch(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=name, **TINY))
+    if name == "mambaspike":
+        _trained_like(model.frontend, gain=6.0).train()  # untrained weights hardly spike
     res = export_onnx(model, TINY["input_shape"], 7, tmp_path / f"{name}.onnx")  # T=7: uneven windows pad
     assert res["max_abs_diff"] <= 1e-4 and res["batches"] == [1, 3]
     assert model.training  # export_mode restores the training flag and every module it swapped
@@ -37,8 +40,10 @@ def test_onnx_round_trip_matches_pytorch(name, tmp_path):
     x = torch.poisson(torch.full((7, 4, *TINY["input_shape"]), 0.4))
     s = ort.InferenceSession(res["path"], providers=["CPUExecutionProvider"])
     (out,) = s.run(None, {"frames": x.numpy()})
-    with torch.no_grad():
+    with torch.no_grad(), SpikeCounter(model) as counter:
         ref = model.eval()(x).numpy()
+    if name == "mambaspike":  # the spiking model really spikes, in every block
+        assert counter.total > 1000 and (model.frontend(x)[0].sum() > 0)
     assert out.shape == (4, 10)
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
 
@@ -253,7 +258,23 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
     assert "block2_recurrent" in nir.read(tmp_path / "later.nir").nodes
 
 
-def test_cli_export_errors_are_one_line(tmp_path, capsys):
+def test_cli_export_errors_are_one_line(tiny_run, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "nope"), "--format", "onnx"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such run directory" in err
+    pytest.importorskip("nir")
+    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--blocks", "0:3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "temporal max-pooling" in err and "--blocks 0:1" in err
+
+
+def test_nir_of_a_non_spiking_model_is_refused(tmp_path, monkeypatch):
+    pytest.importorskip("nir")
+    import mambaspike.evaluate as ev
+    from mambaspike.export import export_run
+
+    cfg = ModelConfig(name="gru", **TINY)
+    run = {"model": cfg.to_dict(), "train": {"time_window_us": 30000, "dt_us": 10000}}
+    monkeypatch.setattr(ev, "load_run_model", lambda d: (build_model(cfg), run, {}))
+    with pytest.raises(ExportError, match="no spiking front-end"):
+        export_run(tmp_path, "nir", log=lambda *a: None)
