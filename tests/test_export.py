@@ -13,7 +13,7 @@ from mambaspike.cli import main
 from mambaspike.evaluate import SpikeCounter
 from mambaspike.export import ExportError, export_mode, export_onnx, frontend_to_nir
 from mambaspike.models import ModelConfig, build_model
-from mambaspike.models.frontend import SpikingFrontEnd
+from mambaspike.models.frontend import SpikingFrontEnd, temporal_pool
 from mambaspike.neurons import LIF
 
 TINY = dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8, input_shape=(2, 34, 34), num_classes=10, dt_ms=10.0)
@@ -158,6 +158,16 @@ def test_nir_graph_round_trips_through_a_file_and_reproduces_block0(tmp_path):
     theirs = simulate_nir(back, x, dt=0.010)
     assert ours.sum() > 50
     assert torch.equal(theirs, ours)
+    # the blocks after the temporal pooling, as their own graph at the pooled bin (20 ms)
+    pooled = temporal_pool(ours, 2)
+    later, notes = frontend_to_nir(fe, tuple(pooled.shape[2:]), blocks=(1, 3))
+    assert "block2_recurrent" in later.nodes and any("2 input bins" in n for n in notes)
+    with torch.no_grad():
+        y = pooled
+        for b in fe.blocks[1:]:
+            y, _ = b(y)
+    assert y.sum() > 0
+    assert torch.equal(simulate_nir(later, pooled, dt=0.020), y)
 
 
 def test_nir_whole_frontend_with_recurrence_when_time_is_not_pooled(tmp_path):
