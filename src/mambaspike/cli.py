@@ -213,7 +213,8 @@ def _add_export(sub) -> None:
     e.add_argument("--checkpoint", required=True, metavar="DIR", help="run directory written by 'mambaspike train'")
     e.add_argument("--format", required=True, choices=FORMATS, help="export format")
     e.add_argument("--output", default=None, metavar="FILE", help="output file (default: DIR/model.onnx or DIR/model.nir)")
-    e.add_argument("--atol", type=_positive_float, default=1e-4, help="onnx: largest allowed |onnxruntime - PyTorch| of the logits")
+    e.add_argument("--atol", type=_positive_float, default=1e-4,
+                   help="onnx: largest allowed |onnxruntime - PyTorch| of the logits")  # fmt: skip
     e.add_argument("--blocks", type=_block_range, default=None, metavar="START:STOP",
                    help="nir: front-end blocks to export (default: those before the temporal pooling)")  # fmt: skip
 

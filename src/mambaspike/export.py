@@ -48,13 +48,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import MambaspikeError
+from .errors import ExportError
 from .neurons import LIF, SpikingNeuron
-
-
-class ExportError(MambaspikeError):
-    """A model cannot be exported as asked, or the exported file does not reproduce it."""
-
 
 FORMATS = ("onnx", "nir")
 BACKBONE_NOT_IN_NIR = (
@@ -122,7 +117,8 @@ def export_mode(model: nn.Module, example: torch.Tensor):
         adaptive = [(n, m) for n, m in model.named_modules()
                     if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d))]  # fmt: skip
         for name, m in adaptive:
-            hooks.append(m.register_forward_pre_hook(lambda mod, inp, name=name: sizes.update({name: inp[0].shape[-2:]})))
+            record = lambda mod, inp, name=name: sizes.update({name: inp[0].shape[-2:]})  # noqa: E731
+            hooks.append(m.register_forward_pre_hook(record))
         with torch.no_grad():
             model(example)
         for h in hooks:
@@ -288,8 +284,9 @@ def frontend_to_nir(
         raise ExportError(f"NIR export: --blocks START:STOP must satisfy 0 <= START < STOP <= {n}, got {start}:{stop}")
     if k_t > 1 and start == 0 and stop > 1:
         raise ExportError(
-            f"NIR export: blocks {start}:{stop} cross the temporal max-pooling over {k_t} bins after block 0, which NIR "
-            f"cannot express (a NIR graph runs at one time step); export --blocks 0:1 and --blocks 1:{n} as separate graphs"
+            f"NIR export: blocks {start}:{stop} cross the temporal max-pooling over {k_t} bins after block 0, "
+            f"which NIR cannot express (a NIR graph runs at one time step); export --blocks 0:1 and "
+            f"--blocks 1:{n} as separate graphs"
         )
     notes = [BACKBONE_NOT_IN_NIR]
     if k_t > 1:
@@ -298,8 +295,8 @@ def frontend_to_nir(
                          f"only (its output is block 0's spatially pooled spikes, before temporal pooling); "
                          f"blocks 1..{n - 1} run at {k_t}x the bin and can be exported with --blocks 1:{n}")  # fmt: skip
         else:
-            notes.append(f"blocks {start}..{stop - 1} run after temporal max-pooling over {k_t} bins, so one step of "
-                         f"this graph is {k_t} input bins ({bin0_s * k_t:g} s); the pooling itself is not exported")  # fmt: skip
+            notes.append(f"blocks {start}..{stop - 1} run after temporal max-pooling over {k_t} bins, so one step "
+                         f"of this graph is {k_t} input bins ({bin0_s * k_t:g} s); the pooling itself is not exported")
     c, h, w = input_shape
     nodes = {"input": nir.Input(input_type={"input": np.array([c, h, w])})}
     edges = []
@@ -390,7 +387,9 @@ def export_run(
     nir = _require("nir")
     frontend = getattr(model, "frontend", None)
     if frontend is None or not hasattr(frontend, "blocks"):
-        raise ExportError(f"model {cfg['name']!r} has no spiking front-end; NIR export needs a spiking model (mambaspike)")
+        raise ExportError(
+            f"model {cfg['name']!r} has no spiking front-end; NIR export needs a spiking model (mambaspike)"
+        )
     shape = input_shape
     if blocks is not None and blocks[0] > 0:
         with torch.no_grad():  # the input shape of the first exported block
