@@ -266,6 +266,14 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--blocks", "1:3",
                  "--output", str(tmp_path / "later.nir")]) == 0  # fmt: skip
     assert "block2_recurrent" in nir.read(tmp_path / "later.nir").nodes
+    # snnTorch's time step
+    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--bin-seconds", "1e-4",
+                 "--output", str(tmp_path / "snn.nir")]) == 0  # fmt: skip
+    from mambaspike.evaluate import load_run_model
+
+    beta = float(load_run_model(tiny_run)[0].frontend.blocks[0].lif.beta.detach().double())
+    lif = nir.read(tmp_path / "snn.nir").nodes["block0_lif"]
+    np.testing.assert_allclose(1 - 1e-4 / lif.tau, beta)  # snnTorch's decay at its dt equals ours
 
 
 def test_cli_export_errors_are_one_line(tiny_run, tmp_path, capsys):

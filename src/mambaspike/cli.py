@@ -217,12 +217,15 @@ def _add_export(sub) -> None:
                    help="onnx: largest allowed |onnxruntime - PyTorch| of the logits")  # fmt: skip
     e.add_argument("--blocks", type=_block_range, default=None, metavar="START:STOP",
                    help="nir: front-end blocks to export (default: those before the temporal pooling)")  # fmt: skip
+    e.add_argument("--bin-seconds", type=_positive_float, default=None, metavar="S",
+                   help="nir: seconds one input bin stands for in the graph's time constants (default: the run's "
+                        "bin; snnTorch's importer simulates at 1e-4 s, so use 1e-4 to import there)")  # fmt: skip
 
 
 def _cmd_export(args) -> int:
     from .export import export_run
 
-    export_run(args.checkpoint, args.format, args.output, atol=args.atol, blocks=args.blocks)
+    export_run(args.checkpoint, args.format, args.output, atol=args.atol, blocks=args.blocks, input_dt_s=args.bin_seconds)
     return 0
 
 

@@ -22,9 +22,12 @@ NIR
 - each LIF population -> ``nir.LIF`` (continuous time, seconds). Our discrete neuron
   ``h = beta*v + (1-beta)*x`` with ``beta = exp(-dt/tau)`` is mapped so that the forward-Euler step at
   our bin ``dt`` -- the discretisation snnTorch and spikingjelly use when they import NIR
-  (``beta = 1 - dt/tau_nir``, input scaled by ``r*dt/tau_nir``) -- reproduces it exactly:
-  ``tau_nir = dt / (1 - beta)``, ``r = 1`` (``r = 1/(1-beta)`` when ``decay_input=False``),
-  ``v_leak = 0``, ``v_threshold``, ``v_reset`` (hard reset). A soft (subtractive) reset has no NIR form;
+  (snnTorch: ``beta = 1 - dt/tau_nir``, input scaled by ``r*dt/tau_nir``; spikingjelly: ``LIFNode(tau =
+  tau_nir/dt)``, ``decay_input`` when ``r = 1``) -- reproduces it exactly: ``tau_nir = dt / (1 - beta)``,
+  ``r = 1`` (``r = 1/(1-beta)`` when ``decay_input=False``), ``v_leak = 0`` (our membrane leaks to 0),
+  ``v_threshold``, ``v_reset`` (hard reset). A soft (subtractive) reset has no NIR form. ``dt`` is the
+  bin in seconds (``input_dt_s``); snnTorch's importer always simulates at 1e-4 s, spikingjelly's takes
+  ``dt`` as an argument, so export with ``input_dt_s=1e-4`` for snnTorch;
 - the recurrent 1x1 connection -> ``nir.Conv2d`` (no bias) in a LIF -> conv -> LIF cycle (one-step delay);
 - spatial max-pooling of binary spikes -> ``nir.SumPool2d`` + ``nir.Threshold(0.5)`` (a spike if any input
   of the window spiked: exactly the max of binary values); the last block's adaptive max-pooling likewise
@@ -362,6 +365,7 @@ def export_run(
     output: str | Path | None = None,
     atol: float = 1e-4,
     blocks: tuple[int, int] | None = None,
+    input_dt_s: float | None = None,
     log=print,
 ) -> dict:
     """Export the validation-selected checkpoint of a training run (``mambaspike export``)."""
@@ -375,8 +379,8 @@ def export_run(
     input_shape = tuple(cfg["input_shape"])
     out = Path(output) if output is not None else Path(run_dir) / f"model.{fmt}"
     if fmt == "onnx":
-        if blocks is not None:
-            raise ExportError("--blocks applies to --format nir only")
+        if blocks is not None or input_dt_s is not None:
+            raise ExportError("--blocks and --bin-seconds apply to --format nir only")
         T = run_time_bins(run)
         res = export_onnx(model, input_shape, T, out, atol=atol)
         log(f"wrote {out}: {cfg['name']} inference path, input frames [T={T}, batch, {', '.join(map(str, input_shape))}] "
@@ -397,7 +401,7 @@ def export_run(
             for b in frontend.blocks[: blocks[0]]:
                 x, _ = b(x)
         shape = tuple(x.shape[2:])
-    graph, notes = frontend_to_nir(frontend, shape, blocks=blocks)
+    graph, notes = frontend_to_nir(frontend, shape, input_dt_s=input_dt_s, blocks=blocks)
     out.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(out), graph)
     lifs = [k for k, v in graph.nodes.items() if isinstance(v, nir.LIF)]
