@@ -166,7 +166,7 @@ def export_onnx(
     Returns ``{"path", "T", "max_abs_diff", "atol", "batches"}``; raises ``ExportError`` when the
     largest absolute difference of the logits exceeds ``atol``.
     """
-    _require("onnx")
+    onnx = _require("onnx")
     ort = _require("onnxruntime")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +184,7 @@ def export_onnx(
                 output_names=["logits"],
                 dynamic_axes={"frames": {1: "batch"}, "logits": {0: "batch"}},
             )
+        onnx.checker.check_model(str(path), full_check=True)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         diff = 0.0
         for i, b in enumerate(check_batches):
