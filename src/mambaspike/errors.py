@@ -15,3 +15,7 @@ class TrainingError(MambaspikeError):
 
 class ConfigError(MambaspikeError):
     """An option has a value that cannot work."""
+
+
+class ExportError(MambaspikeError):
+    """A model cannot be exported as asked, or the exported file does not reproduce it."""

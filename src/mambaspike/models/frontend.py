@@ -26,10 +26,10 @@ def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
     if k == 1:
         return x
     T = x.shape[0]
-    L = -(-T // k)
+    L = (T + k - 1) // k  # ceil; not -(-T // k): traced, ONNX divides toward zero
     pad = L * k - T
     if pad:
-        x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))], dim=0)
+        x = torch.cat([x, torch.zeros_like(x[:1]).expand(pad, *x.shape[1:])], dim=0)  # traces with a dynamic batch (ONNX)
     xw = x.reshape(L, k, *x.shape[1:])  # (L, k, B, ...)
     if mode == "max":
         return xw.amax(dim=1)
@@ -44,7 +44,7 @@ def _per_bin(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply a frame-wise module to every bin of ``x [T, B, ...]`` at once."""
     T, B = x.shape[:2]
     y = module(x.flatten(0, 1))
-    return y.unflatten(0, (T, B))
+    return y.reshape(T, B, *y.shape[1:])  # not unflatten: traces with a dynamic batch (ONNX)
 
 
 class SpikingConvBlock(nn.Module):

@@ -23,10 +23,10 @@ def window_sum(x: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor
     """Sum ``x [T, B, F]`` over windows of ``window`` bins -> ``(sums [L, B, F], bins [L])``,
     ``L = ceil(T / window)``; ``bins`` holds each window's real length (the last may be short)."""
     T = x.shape[0]
-    L = -(-T // window)
+    L = (T + window - 1) // window  # ceil; not -(-T // window): traced, ONNX divides toward zero
     pad = L * window - T
     if pad:
-        x = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))], dim=0)
+        x = torch.cat([x, torch.zeros_like(x[:1]).expand(pad, *x.shape[1:])], dim=0)  # traces with a dynamic batch (ONNX)
     sums = x.reshape(L, window, *x.shape[1:]).sum(dim=1)  # (L, B, F)
     bins = torch.full((L,), float(window), dtype=x.dtype, device=x.device)
     bins[-1] = window - pad
