@@ -28,7 +28,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
-from mambaspike.data.errors import DatasetError
+from mambaspike.data.errors import DatasetError, DatasetMissing
 from mambaspike.data.arrays import ArrayDataset
 from mambaspike.data.augment import augment_frames
 from mambaspike.data.frames import cached_frames, is_one_dimensional, num_bins
@@ -44,6 +44,7 @@ __all__ = [
     "collate_time_first",
     "dataset_defaults",
     "dataset_names",
+    "dataset_status",
     "get_datasets",
 ]
 
@@ -220,3 +221,25 @@ def get_datasets(
         root=str(getattr(train_source, "root", data_dir)),
     )
     return train, val, test, info
+
+
+def dataset_status(data_dir: str | Path) -> list[dict]:
+    """For ``mambaspike datasets``: per data set its name, summary, layout, source and whether it is
+    present under ``data_dir`` (``status``: "present: N train, M test samples", "missing", or an error)."""
+    data_dir = Path(data_dir).expanduser()
+    rows = []
+    for name in dataset_names():
+        entry = get_entry(name)
+        if entry.generated and not (data_dir / "N-Digits").is_dir():  # never generate just to list
+            status = "not generated yet (made on first use, seconds)"
+        else:
+            try:
+                train, test = entry.open(data_dir, False)
+                status = f"present: {len(train)} train, {len(test)} test samples"
+            except DatasetMissing:
+                status = "missing"
+            except DatasetError as err:
+                status = f"error: {err}"
+        rows.append({"name": name, "status": status, "summary": entry.summary, "layout": entry.layout,
+                     "source": entry.source, "kind": entry.kind})  # fmt: skip
+    return rows

@@ -25,7 +25,7 @@ from mambaspike.data.sources import FileListSource, event_array, tonic_download
 SENSOR_SIZE = (128, 128, 2)
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FRACTION = 0.9
-URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671 (or --download: tonic's .aedat4)"
+URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
 LAYOUT = "DATA_DIR/CIFAR10DVS/<class>/cifar10_<class>_<index>.aedat (AEDAT 2.0) or .aedat4, classes " + \
     ", ".join(CLASS_NAMES)  # fmt: skip
 EVENT_BYTES = 8

@@ -35,7 +35,7 @@ CLASS_NAMES = (
     "hand clap", "right hand wave", "left hand wave", "right arm clockwise", "right arm counter-clockwise",
     "left arm clockwise", "left arm counter-clockwise", "arm roll", "air drums", "air guitar", "other",
 )  # fmt: skip
-URL = "https://research.ibm.com/interactive/dvsgesture/ (or --download: tonic's .npy version)"
+URL = "https://research.ibm.com/interactive/dvsgesture/"
 LAYOUT = (
     "DATA_DIR/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy and .../ibmGestureTest/... (tonic), "
     "or DATA_DIR/DVSGesture/userNN_<lighting>.aedat + userNN_<lighting>_labels.csv + trials_to_train.txt, "

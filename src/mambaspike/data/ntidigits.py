@@ -17,7 +17,7 @@ from mambaspike.data.sources import file_identity, tonic_download
 
 NUM_CHANNELS = 64
 CLASS_NAMES = ("o", "1", "2", "3", "4", "5", "6", "7", "8", "9", "z")
-URL = "https://docs.google.com/document/d/1Uxe7GsKKXcy6SlDUX4hoJVAC0-UkH-8kr5UXp0Ndi1M (or --download)"
+URL = "the N-TIDIGITS18 release of Anumula et al. 2018 (https://doi.org/10.3389/fnins.2018.00023)"
 LAYOUT = "DATA_DIR/NTIDIGITS18/n-tidigits.hdf5 (tonic's file; or DATA_DIR/n-tidigits.hdf5)"
 
 

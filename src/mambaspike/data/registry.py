@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mambaspike.data.errors import DatasetError
+from mambaspike.data.errors import DatasetError, DatasetMissing
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ def get_entry(name: str) -> DatasetEntry:
     return registry[name]
 
 
-def missing(name: str, data_dir: Path, what: str) -> DatasetError:
+def missing(name: str, data_dir: Path, what: str) -> DatasetMissing:
     """The error for a data set that is not under ``data_dir``: names the layout and the source."""
     entry = get_entry(name)
     hint = " (or pass --download)" if entry.can_download else ""
-    return DatasetError(f"{entry.name}: {what} in {data_dir}; expected {entry.layout}; get it from {entry.source}{hint}")
+    return DatasetMissing(f"{entry.name}: {what} in {data_dir}; expected {entry.layout}; get it from {entry.source}{hint}")

@@ -16,7 +16,7 @@ from mambaspike.data.errors import DatasetError
 from mambaspike.data.sources import file_identity, tonic_download
 
 NUM_CHANNELS = 700
-URL = "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/ (or --download)"
+URL = "https://zenkelab.org/resources/spiking-heidelberg-datasets-shd/"
 LAYOUT = "DATA_DIR/SHD/shd_train.h5 and DATA_DIR/SHD/shd_test.h5 (or in DATA_DIR itself)"
 CLASS_NAMES = tuple([f"{d} (en)" for d in range(10)] + [f"{d} (de)" for d in range(10)])
 
