@@ -65,7 +65,7 @@ def read_gesture_npy(path: str | Path) -> np.ndarray:
     for field, values, hi in (("x", x, 128), ("y", y, 128), ("p", p, 2)):
         bad = np.flatnonzero((values < 0) | (values >= hi) | (values != np.floor(values)))
         if len(bad):
-            raise DatasetError(f"{path}: row {int(bad[0])} field {field}={values[bad[0]]!r}, expected an integer in [0, {hi})")
+            raise DatasetError(f"{path}: row {int(bad[0])} field {field}={values[bad[0]]:g}, expected an integer in [0, {hi})")
     t = np.round(t_ms * 1000).astype(np.int64)
     return event_array(x, y, t - (t.min() if len(t) else 0), p)
 
