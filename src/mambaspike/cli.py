@@ -79,7 +79,8 @@ def _add_train(sub) -> None:
         "The checkpoint is selected on the validation split; test metrics are of that checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    t.register("action", "store", _StoreExplicit)  # so a recipe (--config) yields to explicit options
+    t.register("action", None, _StoreExplicit)  # so a recipe (--config) yields to explicit options
+    t.register("action", "store", _StoreExplicit)
     t.register("action", "store_true", _StoreTrueExplicit)
     t.add_argument("--config", default=None, metavar="RECIPE",
                    help="a recipe (YAML; a path or a name in configs/, e.g. dvsgesture-mambaspike); "
