@@ -379,6 +379,7 @@ def _entry():
         time_window_us=300_000,
         dt_us=10_000,
         generated=True,
+        folder=FOLDER_NAME,
     )
 
 

@@ -53,12 +53,13 @@ class DatasetEntry:
     augment: Augment = field(default_factory=Augment)  # what --augment does for this data set
     can_download: bool = False  # tonic can fetch it (--download)
     generated: bool = False  # embedded: generated on first use, never missing
+    folder: str = ""  # generated: its folder under the data directory
     to_sample: Callable | None = None  # "arrays": (uint8 item, seed, T) -> float32 [T, ...]
 
 
 # Modules defining ``ENTRY`` (or ``ENTRIES``), in listing order; the first entry is the default.
 _MODULES = [
-    "ndigits", "nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "mnist", "cifar",
+    "ndigits", "nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "tidigits", "spoken_digits", "mnist", "cifar",
 ]  # fmt: skip
 
 _REGISTRY: dict[str, DatasetEntry] = {}

@@ -19,8 +19,9 @@ class FileListSource:
     """
 
     def __init__(self, root: Path, split: str, keys: list, targets: list[int],
-                 sensor_size: tuple[int, int, int], read: Callable):  # fmt: skip
+                 sensor_size: tuple[int, int, int], read: Callable, params: dict | None = None):  # fmt: skip
         self.root = Path(root)
+        self.params = params or {}  # conversion parameters that change the events (cache key)
         self.split = split
         self.keys = list(keys)
         self.targets = np.asarray(targets, dtype=np.int64)
@@ -40,6 +41,7 @@ class FileListSource:
             "split": self.split,
             "n_files": len(self.keys),
             "files_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+            **({"params": self.params} if self.params else {}),
         }
 
 
