@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from mambaspike.data import DatasetError  # noqa: E402
+from mambaspike.data.audio import read_audio  # noqa: E402
 from mambaspike.data.cifar import read_batch, write_batch  # noqa: E402
 from mambaspike.data.cifar10dvs import encode_aedat2, read_aedat2  # noqa: E402
 from mambaspike.data.dvsgesture import encode_aedat31, parse_aedat31, read_gesture_npy  # noqa: E402
@@ -35,6 +36,16 @@ def _cifar_bytes():
         return (Path(d) / "b").read_bytes()
 
 
+def _wav_bytes():
+    from scipy.io import wavfile
+
+    buf = io.BytesIO()
+    wavfile.write(buf, 16_000, np.arange(40, dtype=np.int16))
+    return buf.getvalue()
+
+
+_SPHERE = (b"NIST_1A\n   1024\nsample_rate -i 16000\nsample_n_bytes -i 2\nend_head\n".ljust(1024, b" ")
+           + np.arange(40, dtype="<i2").tobytes())  # fmt: skip
 _IDX = encode_idx(np.zeros((2, 28, 28), np.uint8))
 PARSERS = {  # name -> (valid bytes, parse(bytes, path))
     "nmnist": (encode_nmnist(_EV), lambda b, p: (p.write_bytes(b), read_nmnist_file(p))),
@@ -42,6 +53,8 @@ PARSERS = {  # name -> (valid bytes, parse(bytes, path))
     "aedat2": (encode_aedat2(_EV), lambda b, p: (p.write_bytes(b), read_aedat2(p))),
     "idx": (_IDX, lambda b, p: parse_idx(b, p, 3)),
     "npy": (_npy_bytes(), lambda b, p: (p.write_bytes(b), read_gesture_npy(p))),
+    "wav": (_wav_bytes(), lambda b, p: (p.write_bytes(b), read_audio(p))),
+    "sphere": (_SPHERE, lambda b, p: (p.write_bytes(b), read_audio(p))),
     "cifar": (_cifar_bytes(), lambda b, p: (p.write_bytes(b), read_batch(p, b"labels", 10))),
 }
 _SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

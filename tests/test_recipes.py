@@ -13,14 +13,14 @@ from mambaspike.recipes import load_recipe, recipe_paths
 # One time step of each data set as binned (sensor sizes of the real data).
 INPUT_SHAPES = {
     "ndigits": (2, 34, 34), "nmnist": (2, 34, 34), "dvsgesture": (2, 128, 128), "cifar10dvs": (2, 128, 128),
-    "shd": (700,), "ntidigits": (64,), "smnist": (1,), "psmnist": (1,), "smnist-rate": (1, 28, 28),
+    "shd": (700,), "ntidigits": (64,), "tidigits": (64,), "spoken-digits": (64,), "smnist": (1,), "psmnist": (1,), "smnist-rate": (1, 28, 28),
     "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
 }  # fmt: skip
 
 
 def test_there_is_a_recipe_per_data_set_and_model():
     names = {p.stem for p in recipe_paths()}
-    for dataset in ("nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "smnist", "psmnist", "mnist",
+    for dataset in ("nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "tidigits", "spoken-digits", "smnist", "psmnist", "mnist",
                     "cifar10", "cifar100"):  # fmt: skip
         for model in ("mambaspike", "mamba", "lstm", "gru"):
             assert f"{dataset}-{model}" in names

@@ -90,8 +90,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise DatasetError(f"{path}: byte offset 0: neither RIFF WAVE nor NIST SPHERE audio")
     try:
         rate, samples = wavfile.read(path)
-    except (ValueError, EOFError) as err:
-        raise DatasetError(f"{path}: unreadable WAV ({err})") from err
+    except Exception as err:  # scipy raises ValueError, EOFError, even UnboundLocalError on bad headers
+        raise DatasetError(f"{path}: unreadable WAV ({type(err).__name__}: {err})") from err
     samples = np.asarray(samples)
     if samples.ndim == 2:
         samples = samples.mean(1)
