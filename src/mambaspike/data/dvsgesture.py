@@ -21,7 +21,6 @@ ignores the event type and the overflow, so this parser is our own, validating a
 from __future__ import annotations
 
 import csv
-import re
 from functools import lru_cache
 from pathlib import Path
 
