@@ -57,7 +57,7 @@ PARSERS = {  # name -> (valid bytes, parse(bytes, path))
     "sphere": (_SPHERE, lambda b, p: (p.write_bytes(b), read_audio(p))),
     "cifar": (_cifar_bytes(), lambda b, p: (p.write_bytes(b), read_batch(p, b"labels", 10))),
 }
-_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _only_our_error(parse, data, path):

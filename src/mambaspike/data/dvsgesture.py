@@ -54,8 +54,8 @@ def read_gesture_npy(path: str | Path) -> np.ndarray:
     """One tonic DVS Gesture ``.npy`` ([N, 4]: x, y, p, t in ms) as events with t in µs from 0."""
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DatasetError(f"{path}: not a readable .npy file ({err})") from err
+    except Exception as err:  # NumPy raises ValueError, OSError, EOFError, even SyntaxError on a bad header
+        raise DatasetError(f"{path}: not a readable .npy file ({type(err).__name__}: {err})") from err
     if arr.ndim != 2 or arr.shape[1] != 4 or arr.dtype.kind not in "iuf":
         raise DatasetError(f"{path}: expected a numeric [N, 4] array of (x, y, p, t ms), got {arr.dtype} {arr.shape}")
     if not np.isfinite(arr).all():
