@@ -163,8 +163,24 @@ def test_aedat2_reader_and_errors(tmp_path):
         read_aedat2(path)
 
 
-def test_aedat4_needs_the_aedat_package(tmp_path):
-    pytest.importorskip("aedat", reason="the 'aedat' package is not installed")
+def test_aedat4_without_the_aedat_package_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    from mambaspike.data.cifar10dvs import read_aedat4
+
+    monkeypatch.setitem(sys.modules, "aedat", None)  # import aedat -> ImportError
+    with pytest.raises(DatasetError, match=r"x.aedat4: reading .aedat4 needs the 'aedat' package"):
+        read_aedat4(tmp_path / "x.aedat4")
+
+
+def test_corrupt_aedat4_is_our_error(tmp_path):
+    pytest.importorskip("aedat", reason="the optional 'aedat' package is not installed (pip install '.[aedat4]')")
+    from mambaspike.data.cifar10dvs import read_aedat4
+
+    path = tmp_path / "x.aedat4"
+    path.write_bytes(b"#!AER-DAT4.0\r\n" + bytes(7))
+    with pytest.raises(DatasetError, match="x.aedat4: not a readable AEDAT 4 file"):
+        read_aedat4(path)
 
 
 # --- SHD and N-TIDIGITS -------------------------------------------------------------------------------

@@ -81,7 +81,9 @@ def read_aedat4(path: str | Path) -> np.ndarray:
 
     try:
         raw = tonic_read_aedat4(str(path))
-    except Exception as err:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # the Rust decoder panics (pyo3 PanicException is a BaseException)
         raise DatasetError(f"{path}: not a readable AEDAT 4 file ({err})") from err
     t = raw["t"].astype(np.int64)
     return event_array(raw["x"], raw["y"], t - (t.min() if len(t) else 0), raw["on"] if "on" in raw.dtype.names else raw["p"])
