@@ -102,3 +102,17 @@ def test_augment_applies_to_the_train_split_only(tmp_path):
     assert not all(torch.equal(plain[0][i][0], aug[0][i][0]) for i in range(len(plain[0])))
     for k in (1, 2):
         assert all(torch.equal(plain[k][i][0], aug[k][i][0]) for i in range(len(plain[k])))
+
+
+def test_a_recipe_trains_end_to_end_on_fixture_event_data(tmp_path, capsys):
+    from test_data_formats import _write_cifar10dvs
+
+    _write_cifar10dvs(tmp_path, per_class=20)
+    out = tmp_path / "run"
+    argv = ["train", "--config", "cifar10dvs-gru", "--data-dir", str(tmp_path), "--output-dir", str(out),
+            "--epochs", "1", "--subset", "20", "--time-window", "300000", "--dt", "100000", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"]["augment"] is True and run["train"]["batch_size"] == 32 and run["train"]["epochs"] == 1
+    assert run["data"]["input_shape"] == [2, 128, 128] and run["data"]["T"] == 3
+    assert 0 <= json.loads((out / "metrics.json").read_text())["test_accuracy"] <= 1
