@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 from mambaspike.data.errors import DatasetError, DatasetMissing
@@ -184,6 +183,8 @@ def get_datasets(
     data_dir = Path(data_dir).expanduser() if data_dir is not None else DEFAULT_DATA_DIR
     train_source, test_source = entry.open(data_dir, download)
     T = num_bins(time_window_us, dt_us)
+
+    from sklearn.model_selection import train_test_split  # here: importing sklearn costs ~1 s of CLI start-up
 
     try:
         train_idx, val_idx = train_test_split(
