@@ -44,6 +44,10 @@ def test_bad_audio_names_file_and_field(tmp_path):
     path.write_bytes(b"garbage bytes")
     with pytest.raises(DatasetError, match="byte offset 0: neither RIFF WAVE nor NIST SPHERE"):
         read_audio(path)
+    wavfile.write(path, 16_000, np.arange(100, dtype=np.int16))
+    path.write_bytes(path.read_bytes()[:-6])
+    with pytest.raises(DatasetError, match="a.wav: truncated WAV"):
+        read_audio(path)
     path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
     with pytest.raises(DatasetError, match="unreadable WAV"):
         read_audio(path)

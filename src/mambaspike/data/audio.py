@@ -20,6 +20,7 @@ holds these parameters).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,9 +90,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if not (data.startswith(b"RIFF") and data[8:12] == b"WAVE"):
         raise DatasetError(f"{path}: byte offset 0: neither RIFF WAVE nor NIST SPHERE audio")
     try:
-        rate, samples = wavfile.read(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rate, samples = wavfile.read(path)
     except Exception as err:  # scipy raises ValueError, EOFError, even UnboundLocalError on bad headers
         raise DatasetError(f"{path}: unreadable WAV ({type(err).__name__}: {err})") from err
+    for w in caught:
+        if "EOF" in str(w.message):  # scipy reads a truncated file up to where it ends: never a silent short sample
+            raise DatasetError(f"{path}: truncated WAV ({w.message})")
     samples = np.asarray(samples)
     if samples.ndim == 2:
         samples = samples.mean(1)
