@@ -30,8 +30,10 @@ def shared_data_dir(tmp_path_factory):
 
 def test_names_and_defaults():
     assert dataset_names()[0] == "ndigits" and "nmnist" in dataset_names()
-    for name in dataset_names():
+    for name in ("ndigits", "nmnist"):
         assert dataset_defaults(name) == {"time_window_us": 300_000, "dt_us": 10_000}
+    assert {"dvsgesture", "cifar10dvs", "shd", "ntidigits", "smnist", "psmnist", "mnist", "cifar10",
+            "cifar100"} <= set(dataset_names())
 
 
 def test_unknown_name_lists_the_available_ones(tmp_path):

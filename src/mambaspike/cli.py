@@ -52,6 +52,20 @@ def _nonneg_float(s: str) -> float:
     return v
 
 
+class _StoreExplicit(argparse._StoreAction):
+    """``store`` that also records the option as given on the command line (``args.explicit``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        namespace.__dict__.setdefault("explicit", set()).add(self.dest)
+
+
+class _StoreTrueExplicit(argparse._StoreTrueAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        namespace.__dict__.setdefault("explicit", set()).add(self.dest)
+
+
 def _add_train(sub) -> None:
     from .data import dataset_names
     from .models import DESCRIPTIONS, model_names
@@ -66,6 +80,16 @@ def _add_train(sub) -> None:
         "The checkpoint is selected on the validation split; test metrics are of that checkpoint.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    t.register("action", None, _StoreExplicit)  # so a recipe (--config) yields to explicit options
+    t.register("action", "store", _StoreExplicit)
+    t.register("action", "store_true", _StoreTrueExplicit)
+    t.add_argument("--config", default=None, metavar="RECIPE",
+                   help="a recipe (YAML; a path or a name in configs/, e.g. dvsgesture-mambaspike); "
+                        "options given explicitly override it")  # fmt: skip
+    t.add_argument("--augment", action="store_true",
+                   help="augment the train split (the data set's spatial shift / flip / event drop)")  # fmt: skip
+    t.add_argument("--download", action="store_true",
+                   help="let tonic fetch a missing data set (nmnist, dvsgesture, cifar10dvs, shd, ntidigits)")  # fmt: skip
     t.add_argument("--dataset", default=d.dataset, choices=dataset_names(), help="data set")
     t.add_argument("--model", default=d.model, choices=model_names(), help=f"model family ({models_help})")
     t.add_argument("--epochs", type=_positive_int, default=d.epochs, help="training epochs")
@@ -123,7 +147,7 @@ def _add_eval(sub) -> None:
 def _cmd_train(args) -> int:
     from .train import TrainConfig, train
 
-    cfg = TrainConfig(
+    options = dict(
         dataset=args.dataset,
         model=args.model,
         epochs=args.epochs,
@@ -140,8 +164,18 @@ def _cmd_train(args) -> int:
         subset=args.subset,
         save_every=args.save_every,
         threads=args.threads,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        augment=args.augment,
+        download=args.download,
     )
+    if args.config:
+        from .recipes import load_recipe
+
+        recipe = load_recipe(args.config)
+        explicit = getattr(args, "explicit", set())
+        renamed = {"time_window": "time_window_us", "dt": "dt_us"}
+        explicit = {renamed.get(k, k) for k in explicit}
+        options = {**options, **{k: v for k, v in recipe.items() if k not in explicit}}
+    cfg = TrainConfig(**options, progress=not args.no_progress and sys.stderr.isatty())
     try:
         train(cfg, resume=args.resume, overwrite=args.overwrite)
     except KeyboardInterrupt:
@@ -409,6 +443,26 @@ def _cmd_export(args) -> int:
     from .export import export_run
 
     export_run(args.checkpoint, args.format, args.output, atol=args.atol, blocks=args.blocks, input_dt_s=args.bin_seconds)
+def _add_datasets(sub) -> None:
+    d = sub.add_parser(
+        "datasets",
+        help="list every data set, its expected layout, and whether it is present under --data-dir",
+        description="List the registered data sets with the folder layout each expects under --data-dir, "
+        "where to obtain it, and (if present) how many train/test samples it holds.",
+    )
+    d.add_argument("--data-dir", default=None, help="where data sets live (default: $MAMBASPIKE_DATA or ~/.cache/mambaspike)")
+    d.add_argument("--json", action="store_true", help="one JSON object per data set instead of text")
+
+
+def _cmd_datasets(args) -> int:
+    from .data import DEFAULT_DATA_DIR, dataset_status
+
+    data_dir = DEFAULT_DATA_DIR if args.data_dir is None else args.data_dir
+    for row in dataset_status(data_dir):
+        if args.json:
+            print(json.dumps(row))
+            continue
+        print(f"{row['name']:<12} {row['status']}\n  {row['summary']}\n  layout: {row['layout']}\n  source: {row['source']}")
     return 0
 
 
@@ -421,6 +475,7 @@ COMMANDS = {
     "compare": (_add_compare, _cmd_compare),
     "ablate": (_add_ablate, _cmd_ablate),
     "export": (_add_export, _cmd_export),
+    "datasets": (_add_datasets, _cmd_datasets),
 }
 
 

@@ -59,6 +59,8 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     model_overrides: dict = field(default_factory=dict)
+    augment: bool = False  # the data set's train-split augmentation (DatasetEntry.augment)
+    download: bool = False  # let tonic fetch a missing data set (where it can)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -195,7 +197,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
         torch.set_num_threads(cfg.threads)
     ckpt_dir = out / "checkpoints"
     train_set, val_set, test_set, info = get_datasets(
-        cfg.dataset, cfg.data_dir, time_window_us=cfg.time_window_us, dt_us=cfg.dt_us, subset=cfg.subset, seed=cfg.seed
+        cfg.dataset, cfg.data_dir, time_window_us=cfg.time_window_us, dt_us=cfg.dt_us, subset=cfg.subset, seed=cfg.seed,
+        augment=cfg.augment, download=cfg.download,
     )
     cfg.time_window_us, cfg.dt_us = info.time_window_us, info.dt_us
 

@@ -1,13 +1,18 @@
-"""Data-set registry: names -> train/val/test torch ``Dataset``s of binned event frames.
+"""Data sets -> train/val/test torch ``Dataset``s, time-first samples for every model.
 
-Every data set here is read from the N-MNIST folder layout by
-:class:`~mambaspike.data.nmnist.NMNISTFolder`, binned into frames (``frames.py``), cached on disk
-under ``DATA_DIR/cache/`` and served memory-mapped. A sample is ``(frames, label)`` with frames
-float32 ``[T, C, H, W]`` (event counts per ``dt_us`` bin, C = polarity: 0 = OFF, 1 = ON);
-:func:`collate_time_first` batches them time-first ``[T, B, C, H, W]``.
+Each data set is a :class:`~mambaspike.data.registry.DatasetEntry` in its own module (``registry.py``
+lists them; ``mambaspike datasets`` prints them with their expected layouts). A sample is
+``(x, label)`` with float32 ``x``:
 
-- ``ndigits`` (default): N-Digits, generated under ``DATA_DIR/N-Digits`` on first use (seconds).
-- ``nmnist``: N-MNIST from ``DATA_DIR/NMNIST/{Train,Test}`` (or ``DATA_DIR/{Train,Test}``).
+- event data (``ndigits`` default, ``nmnist``, ``dvsgesture``, ``cifar10dvs``): ``[T, P, H, W]`` event
+  counts per ``dt_us`` bin (P = polarity, 0 = OFF, 1 = ON), ``input_shape = (P, H, W)``;
+- one-dimensional event data (``shd``, ``ntidigits``): ``[T, F]`` spike counts, ``input_shape = (F,)``;
+- sequences (``smnist``, ``psmnist``): ``[784, 1]``; static images (``mnist``, ``cifar10``,
+  ``cifar100``): ``[1, C, H, W]`` (T = 1; spiking models encode them over time themselves).
+
+Event data are binned once and cached on disk under ``DATA_DIR/cache/`` (``frames.py``; the cache key
+holds every binning parameter) and served memory-mapped. :func:`collate_time_first` batches samples
+time-first ``[T, B, ...]``.
 """
 
 from __future__ import annotations
@@ -20,22 +25,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
-from mambaspike.data.errors import DatasetError
-from mambaspike.data.frames import cached_frames, num_bins
-from mambaspike.data.ndigits import ensure_ndigits
-from mambaspike.data.nmnist import LAYOUT, NMNIST_URL, NMNISTFolder
+from mambaspike.data.errors import DatasetError, DatasetMissing
+from mambaspike.data.arrays import ArrayDataset
+from mambaspike.data.augment import augment_frames
+from mambaspike.data.frames import cached_frames, is_one_dimensional, num_bins
+from mambaspike.data.registry import Augment, DatasetEntry, dataset_names, get_entry, register
 
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DataInfo",
+    "DatasetEntry",
     "DatasetError",
+    "register",
     "FrameDataset",
     "collate_time_first",
     "dataset_defaults",
     "dataset_names",
+    "dataset_status",
     "get_datasets",
 ]
 
@@ -54,8 +62,8 @@ DEFAULT_DATA_DIR = _default_data_dir()
 class DataInfo:
     """What the model and trainer need to know about a data set as binned."""
 
-    name: str  # registry name, "ndigits" / "nmnist"
-    input_shape: tuple  # (C, H, W) of one time bin, e.g. (2, 34, 34)
+    name: str  # registry name, e.g. "ndigits"
+    input_shape: tuple  # one time step: (C, H, W), e.g. (2, 34, 34), or (F,), e.g. (700,)
     num_classes: int
     class_names: tuple[str, ...]
     time_window_us: int  # events at t >= time_window_us are dropped
@@ -64,60 +72,26 @@ class DataInfo:
     root: str  # folder the events were read from
 
 
-def _locate_nmnist(data_dir: Path) -> Path:
-    for root in (data_dir / "NMNIST", data_dir):
-        if (root / "Train").is_dir() and (root / "Test").is_dir():
-            return root
-    raise DatasetError(
-        f"N-MNIST not found in {data_dir}: expected {LAYOUT} with ROOT = {data_dir / 'NMNIST'} "
-        f"(or {data_dir} itself); get N-MNIST from {NMNIST_URL}"
-    )
-
-
-@dataclass(frozen=True)
-class _Spec:
-    locate: Callable[[Path], Path]  # data_dir -> folder in the N-MNIST layout
-    time_window_us: int
-    dt_us: int
-
-
-_DIGIT_NAMES = tuple(str(d) for d in range(10))
-_REGISTRY = {
-    "ndigits": _Spec(ensure_ndigits, time_window_us=300_000, dt_us=10_000),
-    "nmnist": _Spec(_locate_nmnist, time_window_us=300_000, dt_us=10_000),
-}
-
-
-def dataset_names() -> list[str]:
-    """Names accepted by :func:`get_datasets`; the first is the default."""
-    return list(_REGISTRY)
-
-
-def _spec(name: str) -> _Spec:
-    if name not in _REGISTRY:
-        raise DatasetError(f"unknown data set {name!r}; available: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
-
-
 def dataset_defaults(name: str) -> dict:
     """Default binning of a data set: ``{"time_window_us": ..., "dt_us": ...}``."""
-    spec = _spec(name)
-    return {"time_window_us": spec.time_window_us, "dt_us": spec.dt_us}
+    entry = get_entry(name)
+    return {"time_window_us": entry.time_window_us, "dt_us": entry.dt_us}
 
 
 class FrameDataset(Dataset):
     """Some samples of one split, served from the split's frame cache.
 
-    ``dataset[i]`` is ``(frames, label)``: float32 ``[T, C, H, W]`` event counts and an int.
+    ``dataset[i]`` is ``(frames, label)``: float32 ``[T, C, H, W]`` (or ``[T, F]``) event counts and an int.
     ``.targets`` holds the labels of these samples (int64 ``[len(dataset)]``), ``.indices`` their
     positions in the split's file list. The cache is memory-mapped on first access (also after
-    pickling into a DataLoader worker).
+    pickling into a DataLoader worker). ``augment`` (train split only) is applied to every sample served.
     """
 
-    def __init__(self, frames_path: Path, targets: np.ndarray, indices: np.ndarray):
+    def __init__(self, frames_path: Path, targets: np.ndarray, indices: np.ndarray, augment: Augment | None = None):
         self.frames_path = Path(frames_path)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.targets = np.asarray(targets, dtype=np.int64)[self.indices]
+        self.augment = augment
         self._frames = None
 
     def __len__(self) -> int:
@@ -127,14 +101,17 @@ class FrameDataset(Dataset):
         if self._frames is None:
             self._frames = np.load(self.frames_path, mmap_mode="r")  # [N, T, C, H, W] uint8
         frames = np.array(self._frames[self.indices[i]])  # [T, C, H, W] uint8, copied out of the map
-        return torch.from_numpy(frames).float(), int(self.targets[i])
+        x = torch.from_numpy(frames).float()
+        if self.augment is not None:
+            x = augment_frames(x, self.augment)
+        return x, int(self.targets[i])
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_frames": None}
 
 
 def collate_time_first(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ``(frames [T, C, H, W], label)`` pairs into float32 ``[T, B, C, H, W]`` and int64 ``[B]``."""
+    """Stack ``(x [T, ...], label)`` pairs into float32 ``[T, B, ...]`` and int64 ``[B]``."""
     frames = torch.stack([f for f, _ in batch], dim=1)
     labels = torch.tensor([label for _, label in batch], dtype=torch.int64)
     return frames, labels
@@ -167,25 +144,34 @@ def get_datasets(
     subset: int | None = None,
     seed: int = 0,
     val_fraction: float = 0.1,
-) -> tuple[FrameDataset, FrameDataset, FrameDataset, DataInfo]:
-    """Train, validation and test sets of a registered data set, binned into frames.
+    augment: bool = False,
+    download: bool = False,
+) -> tuple[Dataset, Dataset, Dataset, DataInfo]:
+    """Train, validation and test sets of a registered data set.
 
     Args:
         name: one of :func:`dataset_names`.
-        data_dir: where data sets live (default ``DEFAULT_DATA_DIR``); frames are cached in
+        data_dir: where data sets live (default ``DEFAULT_DATA_DIR``); event frames are cached in
             ``data_dir/cache``.
         time_window_us: length of each sample in µs (default per data set); later events are dropped.
         dt_us: bin width in µs (default per data set), ``<= time_window_us``.
         subset: at most this many samples per split, class-balanced, chosen by ``seed`` (smoke runs).
         seed: chooses the validation hold-out and the subset (not the data).
         val_fraction: share of the data set's train split held out, stratified, for validation.
+        augment: apply the data set's augmentation (``DatasetEntry.augment``) to the train split.
+        download: let tonic fetch the data set if it is missing (where tonic can).
 
     Returns:
-        ``(train, val, test, info)``; samples are ``(float32 [T, C, H, W], int label)``.
+        ``(train, val, test, info)``; samples are ``(float32 [T, *info.input_shape], int label)``.
     """
-    spec = _spec(name)
-    time_window_us = spec.time_window_us if time_window_us is None else time_window_us
-    dt_us = spec.dt_us if dt_us is None else dt_us
+    entry = get_entry(name)
+    if entry.fixed_binning and (time_window_us, dt_us) not in (
+        (None, None), (entry.time_window_us, entry.dt_us), (entry.time_window_us, None), (None, entry.dt_us)
+    ):  # fmt: skip
+        raise DatasetError(f"--time-window/--dt do not apply to {name}: its sample length is fixed "
+                           f"(T = {num_bins(entry.time_window_us, entry.dt_us)})")  # fmt: skip
+    time_window_us = entry.time_window_us if time_window_us is None else time_window_us
+    dt_us = entry.dt_us if dt_us is None else dt_us
     _check_int(time_window_us, "--time-window", "a positive integer number of µs", lambda v: v > 0)
     _check_int(dt_us, "--dt", f"a positive integer number of µs, at most --time-window ({time_window_us} µs)",
                lambda v: 0 < v <= time_window_us)
@@ -195,37 +181,66 @@ def get_datasets(
         raise DatasetError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
 
     data_dir = Path(data_dir).expanduser() if data_dir is not None else DEFAULT_DATA_DIR
-    root = spec.locate(data_dir)
-    train_folder, test_folder = NMNISTFolder(root, train=True), NMNISTFolder(root, train=False)
-    train_cache, test_cache = (
-        cached_frames(name, folder, data_dir / "cache", time_window_us, dt_us)
-        for folder in (train_folder, test_folder)
-    )
+    train_source, test_source = entry.open(data_dir, download)
+    T = num_bins(time_window_us, dt_us)
+
+    from sklearn.model_selection import train_test_split  # here: importing sklearn costs ~1 s of CLI start-up
 
     try:
         train_idx, val_idx = train_test_split(
-            np.arange(len(train_folder)), test_size=val_fraction, stratify=train_folder.targets, random_state=seed
+            np.arange(len(train_source)), test_size=val_fraction, stratify=train_source.targets, random_state=seed
         )
     except ValueError as err:
         raise DatasetError(f"val_fraction={val_fraction} cannot hold out a stratified validation set: {err}") from err
-    splits = [
-        (train_cache, train_folder.targets, np.sort(train_idx)),
-        (train_cache, train_folder.targets, np.sort(val_idx)),
-        (test_cache, test_folder.targets, np.arange(len(test_folder))),
-    ]
+    split_idx = [np.sort(train_idx), np.sort(val_idx), np.arange(len(test_source))]
+    sources = [train_source, train_source, test_source]
     if subset is not None:
-        splits = [(path, targets, idx[stratified_subset(targets[idx], subset, seed)]) for path, targets, idx in splits]
-    train, val, test = (FrameDataset(*split) for split in splits)
+        split_idx = [idx[stratified_subset(src.targets[idx], subset, seed)] for src, idx in zip(sources, split_idx)]
 
-    width, height, n_pol = train_folder.sensor_size
+    if entry.kind == "events":
+        cache = {id(src): cached_frames(name, src, data_dir / "cache", time_window_us, dt_us)
+                 for src in (train_source, test_source)}  # fmt: skip
+        aug = entry.augment if augment else None
+        train, val, test = (
+            FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None)
+            for k, (src, idx) in enumerate(zip(sources, split_idx))
+        )
+        width, height, n_pol = train_source.sensor_size
+        input_shape = (width,) if is_one_dimensional(train_source.sensor_size) else (n_pol, height, width)
+    else:
+        train, val, test = (ArrayDataset(src, idx, entry.to_sample, T) for src, idx in zip(sources, split_idx))
+        T, *input_shape = entry.to_sample(train_source.data[0], 0, T).shape  # e.g. [784, 1], [1, 3, 32, 32]
+
     info = DataInfo(
         name=name,
-        input_shape=(n_pol, height, width),
-        num_classes=len(_DIGIT_NAMES),
-        class_names=_DIGIT_NAMES,
+        input_shape=tuple(int(v) for v in input_shape),
+        num_classes=len(entry.class_names),
+        class_names=tuple(entry.class_names),
         time_window_us=int(time_window_us),
         dt_us=int(dt_us),
-        T=num_bins(time_window_us, dt_us),
-        root=str(root),
+        T=int(T),
+        root=str(getattr(train_source, "root", data_dir)),
     )
     return train, val, test, info
+
+
+def dataset_status(data_dir: str | Path) -> list[dict]:
+    """For ``mambaspike datasets``: per data set its name, summary, layout, source and whether it is
+    present under ``data_dir`` (``status``: "present: N train, M test samples", "missing", or an error)."""
+    data_dir = Path(data_dir).expanduser()
+    rows = []
+    for name in dataset_names():
+        entry = get_entry(name)
+        if entry.generated and not (data_dir / entry.folder / "meta.json").is_file():  # never generate just to list
+            status = "not generated yet (made on first use, seconds)"
+        else:
+            try:
+                train, test = entry.open(data_dir, False)
+                status = f"present: {len(train)} train, {len(test)} test samples"
+            except DatasetMissing:
+                status = "missing"
+            except DatasetError as err:
+                status = f"error: {err}"
+        rows.append({"name": name, "status": status, "summary": entry.summary, "layout": entry.layout,
+                     "source": entry.source, "kind": entry.kind})  # fmt: skip
+    return rows

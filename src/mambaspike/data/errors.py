@@ -6,3 +6,7 @@ class DatasetError(ValueError):
 
     The message is one line that names the file, folder or option at fault and what was expected.
     """
+
+
+class DatasetMissing(DatasetError):
+    """A data set is not under the data directory (the message names the expected layout and source)."""

@@ -2,7 +2,13 @@
 
 Frames are uint8 counts ``[T, P, H, W]`` per sample: ``T = ceil(time_window_us / dt_us)`` time bins of
 ``dt_us`` µs starting at t = 0, channel 0 = OFF events (p = 0), channel 1 = ON events (p = 1).
-A split is cached once as one ``.npy`` array ``[N, T, P, H, W]`` and read back memory-mapped.
+One-dimensional sensors (sensor size ``(F, 1, 1)``: SHD's 700 cochlea channels, N-TIDIGITS' 64) are
+binned into ``[T, F]`` counts instead.
+A split is cached once as one ``.npy`` array ``[N, T, ...]`` and read back memory-mapped.
+
+A split ("source") is anything with ``len()``, ``source[i] -> (events, label)``, ``sensor_size``
+and either ``identity() -> dict`` (what identifies its data, for the cache key) or the
+``root``/``train``/``files`` of :class:`~mambaspike.data.nmnist.NMNISTFolder`.
 """
 
 from __future__ import annotations
@@ -14,8 +20,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-
-from mambaspike.data.nmnist import NMNISTFolder
 
 FRAMES_FORMAT_VERSION = 1  # bump when the binning below changes, to invalidate old caches
 
@@ -51,8 +55,52 @@ def events_to_frames(
     return np.minimum(counts, 255).astype(np.uint8).reshape(n_bins, n_pol, height, width)
 
 
-def _folder_identity(dataset: NMNISTFolder) -> dict:
-    """What identifies a split's data: its folder, its file list and the generator's meta.json."""
+def is_one_dimensional(sensor_size: tuple[int, int, int]) -> bool:
+    """A sensor ``(F, 1, 1)`` (one row of channels, one polarity) is binned to ``[T, F]``."""
+    return sensor_size[1] == 1 and sensor_size[2] == 1
+
+
+def events_to_counts(events: np.ndarray, num_channels: int, time_window_us: int, dt_us: int) -> np.ndarray:
+    """Count events per (time bin, channel) for a one-dimensional sensor.
+
+    Args:
+        events: structured array with fields x (channel, ``0 <= x < num_channels``) and t (µs).
+        num_channels: ``F``.
+        time_window_us, dt_us: as in :func:`events_to_frames`.
+
+    Returns:
+        uint8 ``[T, F]`` counts clipped at 255.
+    """
+    n_bins = num_bins(time_window_us, dt_us)
+    t = np.asarray(events["t"], dtype=np.int64)
+    keep = (t >= 0) & (t < time_window_us)
+    x = np.asarray(events["x"][keep], dtype=np.int64)
+    if not ((x >= 0) & (x < num_channels)).all():
+        raise ValueError(f"events outside the {num_channels} channels")
+    counts = np.bincount((t[keep] // dt_us) * num_channels + x, minlength=n_bins * num_channels)
+    return np.minimum(counts, 255).astype(np.uint8).reshape(n_bins, num_channels)
+
+
+def bin_events(events: np.ndarray, sensor_size: tuple[int, int, int], time_window_us: int, dt_us: int) -> np.ndarray:
+    """``[T, F]`` counts for a one-dimensional sensor, else ``[T, P, H, W]`` frames."""
+    if is_one_dimensional(sensor_size):
+        return events_to_counts(events, sensor_size[0], time_window_us, dt_us)
+    return events_to_frames(events, sensor_size, time_window_us, dt_us)
+
+
+def binned_shape(sensor_size: tuple[int, int, int], time_window_us: int, dt_us: int) -> tuple[int, ...]:
+    """Shape of one binned sample: ``(T, F)`` or ``(T, P, H, W)``."""
+    width, height, n_pol = sensor_size
+    if is_one_dimensional(sensor_size):
+        return (num_bins(time_window_us, dt_us), width)
+    return (num_bins(time_window_us, dt_us), n_pol, height, width)
+
+
+def _folder_identity(dataset) -> dict:
+    """What identifies a split's data: its folder, its file list and the generator's meta.json
+    (or the source's own ``identity()``)."""
+    if hasattr(dataset, "identity"):
+        return dataset.identity()
     file_list = "\n".join(str(f.relative_to(dataset.root)) for f in dataset.files)
     identity = {
         "folder": str(dataset.root.resolve()),
@@ -67,7 +115,7 @@ def _folder_identity(dataset: NMNISTFolder) -> dict:
     return identity
 
 
-def frame_cache_path(name: str, dataset: NMNISTFolder, cache_dir: Path, time_window_us: int, dt_us: int) -> Path:
+def frame_cache_path(name: str, dataset, cache_dir: Path, time_window_us: int, dt_us: int) -> Path:
     """Cache file for a split's frames: the name hashes the data set's identity and every binning
     parameter, so a change of either gives a new file."""
     key = {
@@ -80,14 +128,14 @@ def frame_cache_path(name: str, dataset: NMNISTFolder, cache_dir: Path, time_win
         "T": num_bins(time_window_us, dt_us),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    split = key["data"]["split"]
+    split = key["data"].get("split", "all")
     return Path(cache_dir) / f"{name}-{split}-T{key['T']}-dt{dt_us}us-{digest}.npy"
 
 
-def cached_frames(name: str, dataset: NMNISTFolder, cache_dir: str | Path, time_window_us: int, dt_us: int) -> Path:
+def cached_frames(name: str, dataset, cache_dir: str | Path, time_window_us: int, dt_us: int) -> Path:
     """Convert a whole split to frames once and return the cache file's path.
 
-    The file holds uint8 ``[N, T, P, H, W]`` (sample order = ``dataset.files``); open it with
+    The file holds uint8 ``[N, T, P, H, W]`` (``[N, T, F]`` for one-dimensional sensors) (sample order = ``dataset.files``); open it with
     ``np.load(path, mmap_mode="r")``. It is written to a temporary file and moved into place with
     ``os.replace``, so readers never see a partial file.
     """
@@ -95,13 +143,12 @@ def cached_frames(name: str, dataset: NMNISTFolder, cache_dir: str | Path, time_
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    width, height, n_pol = dataset.sensor_size
-    shape = (len(dataset), num_bins(time_window_us, dt_us), n_pol, height, width)
+    shape = (len(dataset), *binned_shape(dataset.sensor_size, time_window_us, dt_us))
     tmp = path.with_name(f".{path.stem}-{uuid.uuid4().hex}.tmp.npy")
     try:
         frames = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         for i in range(len(dataset)):
-            frames[i] = events_to_frames(dataset[i][0], dataset.sensor_size, time_window_us, dt_us)
+            frames[i] = bin_events(dataset[i][0], dataset.sensor_size, time_window_us, dt_us)
         frames.flush()
         del frames
         os.replace(tmp, path)

@@ -355,3 +355,32 @@ def ensure_ndigits(root: str | Path, seed: int = 0) -> Path:
             f"remove the folder to regenerate it, or use seed {found}"
         )
     return target
+
+
+def _open_ndigits(data_dir: Path, download: bool):
+    from mambaspike.data.nmnist import NMNISTFolder
+
+    root = ensure_ndigits(data_dir)
+    return NMNISTFolder(root, train=True), NMNISTFolder(root, train=False)
+
+
+def _entry():
+    from mambaspike.data.nmnist import LAYOUT
+    from mambaspike.data.registry import DatasetEntry
+
+    return DatasetEntry(
+        name="ndigits",
+        summary="N-Digits (embedded): sklearn's 1,797 digits moved through 3 saccades before a simulated "
+        "DVS pixel, 34x34x2, 10 classes",
+        layout=f"{LAYOUT} with ROOT = DATA_DIR/{FOLDER_NAME} (generated on first use, seconds)",
+        source="generated offline by mambaspike (no download)",
+        open=_open_ndigits,
+        class_names=tuple(str(d) for d in range(10)),
+        time_window_us=300_000,
+        dt_us=10_000,
+        generated=True,
+        folder=FOLDER_NAME,
+    )
+
+
+ENTRY = _entry()

@@ -121,3 +121,37 @@ class NMNISTFolder:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         return read_nmnist_file(self.files[index], self.sensor_size), int(self.targets[index])
+
+
+def _open_nmnist(data_dir: Path, download: bool) -> tuple[NMNISTFolder, NMNISTFolder]:
+    from mambaspike.data.registry import missing
+    from mambaspike.data.sources import tonic_download
+
+    for root in (data_dir / "NMNIST", data_dir):
+        if (root / "Train").is_dir() and (root / "Test").is_dir():
+            return NMNISTFolder(root, train=True), NMNISTFolder(root, train=False)
+    if download:
+        tonic_download("NMNIST", data_dir, train=True)
+        tonic_download("NMNIST", data_dir, train=False)
+        return _open_nmnist(data_dir, download=False)
+    raise missing("nmnist", data_dir, "N-MNIST not found")
+
+
+def _entry():
+    from mambaspike.data.registry import Augment, DatasetEntry
+
+    return DatasetEntry(
+        name="nmnist",
+        summary="N-MNIST (Orchard et al. 2015): saccading ATIS recordings of MNIST, 34x34x2, 10 classes, 60k/10k",
+        layout=f"{LAYOUT} with ROOT = DATA_DIR/NMNIST (or DATA_DIR itself)",
+        source=NMNIST_URL,
+        open=_open_nmnist,
+        class_names=tuple(str(d) for d in range(10)),
+        time_window_us=300_000,
+        dt_us=10_000,
+        augment=Augment(max_shift=2, flip_x=False, drop=0.1),
+        can_download=True,
+    )
+
+
+ENTRY = _entry()
