@@ -30,8 +30,9 @@ def shared_data_dir(tmp_path_factory):
 
 def test_names_and_defaults():
     assert dataset_names()[0] == "ndigits" and "nmnist" in dataset_names()
-    for name in dataset_names():
+    for name in ("ndigits", "nmnist"):
         assert dataset_defaults(name) == {"time_window_us": 300_000, "dt_us": 10_000}
+    assert dataset_defaults("digits") == {"time_window_us": None, "dt_us": None}  # static images
 
 
 def test_unknown_name_lists_the_available_ones(tmp_path):

@@ -8,6 +8,7 @@ float32 ``[T, C, H, W]`` (event counts per ``dt_us`` bin, C = polarity: 0 = OFF,
 
 - ``ndigits`` (default): N-Digits, generated under ``DATA_DIR/N-Digits`` on first use (seconds).
 - ``nmnist``: N-MNIST from ``DATA_DIR/NMNIST/{Train,Test}`` (or ``DATA_DIR/{Train,Test}``).
+- ``digits``: scikit-learn's 8x8 digits as static images ``[1, 1, 8, 8]`` (T = 1), see ``digits.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
+from mambaspike.data.digits import get_digits
 from mambaspike.data.errors import DatasetError
 from mambaspike.data.frames import cached_frames, num_bins
 from mambaspike.data.ndigits import ensure_ndigits
@@ -88,9 +90,13 @@ _REGISTRY = {
 }
 
 
+# Static-image data sets: name -> get_datasets-like loader (no binning; see each module).
+_STATIC = {"digits": get_digits}
+
+
 def dataset_names() -> list[str]:
     """Names accepted by :func:`get_datasets`; the first is the default."""
-    return list(_REGISTRY)
+    return list(_REGISTRY) + list(_STATIC)
 
 
 def _spec(name: str) -> _Spec:
@@ -100,7 +106,9 @@ def _spec(name: str) -> _Spec:
 
 
 def dataset_defaults(name: str) -> dict:
-    """Default binning of a data set: ``{"time_window_us": ..., "dt_us": ...}``."""
+    """Default binning of a data set: ``{"time_window_us": ..., "dt_us": ...}`` (``None`` for static images)."""
+    if name in _STATIC:
+        return {"time_window_us": None, "dt_us": None}
     spec = _spec(name)
     return {"time_window_us": spec.time_window_us, "dt_us": spec.dt_us}
 
@@ -183,6 +191,9 @@ def get_datasets(
     Returns:
         ``(train, val, test, info)``; samples are ``(float32 [T, C, H, W], int label)``.
     """
+    if name in _STATIC:
+        return _STATIC[name](data_dir, time_window_us=time_window_us, dt_us=dt_us, subset=subset, seed=seed,
+                             val_fraction=val_fraction)  # fmt: skip
     spec = _spec(name)
     time_window_us = spec.time_window_us if time_window_us is None else time_window_us
     dt_us = spec.dt_us if dt_us is None else dt_us
