@@ -4,12 +4,15 @@ Everything is time-first: a token sequence is ``[T, B, L, D]`` (T time steps, B 
 D channels). Linear layers act on the last dimension; batch norms normalise each channel over
 ``T * B * L``; every spiking neuron is a :class:`mambaspike.neurons.LIF` run over the T steps.
 
-Neurons use spikingjelly's ``LIFNode`` defaults as Spikformer does: ``tau = 2`` steps (``dt = 1``),
-the input decayed (``h = v / 2 + x / 2``), hard reset to 0, threshold 1, so a neuron fires at once
-for an input of at least 2 and integrates smaller inputs over steps.
+Neurons are LIFs with the membrane halved each step (``beta = 1/2``, spikingjelly's ``tau = 2``;
+our ``LIF`` uses the exact decay ``exp(-dt / tau)``, hence ``tau = 1 / ln 2`` steps), the input not
+decayed (``h = v / 2 + x``, snnTorch's ``Leaky(beta=0.5)``), hard reset to 0, threshold 1: a neuron
+fires at once for an input of at least 1 and integrates smaller inputs over a few steps.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -17,15 +20,18 @@ from torch import nn
 from ..neurons import LIF
 from ..ssm.spiking_scan import spiking_scan
 
-SPIKE_TAU = 2.0  # steps (dt = 1)
-# Threshold of neurons fed by sums/products of spikes (SEW add, Δ·A, Δ·B): 0.5 fires on a single
-# input spike at a fresh membrane (h = 0.5), so "add, then LIF" is an OR and "product, then LIF" an AND.
+SPIKE_TAU = 1 / math.log(2)  # steps (dt = 1): beta = exp(-1 / tau) = 1/2
+# Threshold of neurons fed by sums/products of spikes (SEW add, Δ·A, Δ·B): 0.5 fires on every input
+# spike (h >= 1), so "add, then LIF" is an OR and "product, then LIF" an AND of its input spikes.
 SPIKE_SUM_THRESHOLD = 0.5
 
 
 def lif(v_threshold: float = 1.0, learn_threshold: bool = False) -> LIF:
-    """The paper's spiking neuron SN: LIF, tau = 2 steps, fixed time constant."""
-    return LIF(tau=SPIKE_TAU, dt=1.0, v_threshold=v_threshold, learn_tau=False, learn_threshold=learn_threshold)
+    """The paper's spiking neuron SN: LIF, membrane halved per step, input not decayed, fixed tau."""
+    return LIF(
+        tau=SPIKE_TAU, dt=1.0, v_threshold=v_threshold, decay_input=False, learn_tau=False,
+        learn_threshold=learn_threshold,
+    )  # fmt: skip
 
 
 def spikes(neuron: LIF, x: torch.Tensor) -> torch.Tensor:
@@ -100,9 +106,9 @@ class SpikingS6(nn.Module):
         self.x_proj = nn.Linear(d_inner, 3 * d_state, bias=False)  # -> (B, C, Δ) pre-activations
         self.x_norm = ChannelNorm(3 * d_state)
         self.dt_bias = nn.Parameter(torch.full((d_state,), 1.0))
-        # parameters start above the LIF's firing input (2) so A and K begin "on"; they can learn off
-        self.A_param = nn.Parameter(2.5 + 0.5 * torch.rand(d_inner, d_state))
-        self.K_param = nn.Parameter(2.5 + 0.5 * torch.rand(d_inner))
+        # parameters start above the firing threshold (1) so A and K begin "on"; they can learn off
+        self.A_param = nn.Parameter(1.5 + 0.5 * torch.rand(d_inner, d_state))
+        self.K_param = nn.Parameter(1.5 + 0.5 * torch.rand(d_inner))
         self.sn_A, self.sn_K = lif(), lif()
         self.sn_B, self.sn_C, self.sn_dt = lif(), lif(), lif()
         self.sn_Abar, self.sn_Bbar = lif(SPIKE_SUM_THRESHOLD), lif(SPIKE_SUM_THRESHOLD)

@@ -75,11 +75,10 @@ def encode_static(x: torch.Tensor, T: int, method: str, training: bool) -> torch
 
 
 class SpikingMamba(nn.Module):
-    def __init__(self, cfg, pattern: str | None = None):
+    def __init__(self, cfg):
         super().__init__()
-        pattern = pattern if cfg.pattern is None else cfg.pattern
-        pattern = pattern or FAMILY_PATTERNS.get(cfg.name, "MM")
-        if not pattern or set(pattern) - {"M", "T"}:
+        pattern = FAMILY_PATTERNS.get(cfg.name, "MM") if cfg.pattern is None else cfg.pattern
+        if not isinstance(pattern, str) or not pattern or set(pattern) - {"M", "T"}:
             raise ConfigError(f"pattern must be a non-empty string of 'M' (Mamba) and 'T' (attention), got {pattern!r}")
         if cfg.input_encoding not in ENCODINGS:
             raise ConfigError(f"input_encoding must be one of {ENCODINGS}, got {cfg.input_encoding!r}")
