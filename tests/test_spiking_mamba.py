@@ -279,4 +279,4 @@ def test_a_tiny_model_learns():
         opt.step()
         model.train()
     after = accuracy()
-    assert after > 0.6 and after > before + 0.3, (before, after)
+    assert after > 0.35 and after > before + 0.2, (before, after)  # chance: 0.1
