@@ -34,6 +34,8 @@ def test_digits_splits_are_disjoint_stratified_and_seeded():
 def test_binning_options_are_refused_for_static_images(option):
     flag = {"time_window_us": "--time-window", "dt_us": "--dt"}[option]
     with pytest.raises(DatasetError, match=f"{flag} does not apply to 'digits'"):
-        get_datasets("digits", **{option: 1000})
+        get_datasets("digits", **{option: 5000})
+    # the nominal single step that a saved run records is accepted (eval / resume repeat it)
+    assert get_datasets("digits", **{option: 1000})[3].dt_us == 1000
     with pytest.raises(DatasetError, match="--subset must be a positive integer"):
         get_datasets("digits", subset=0)

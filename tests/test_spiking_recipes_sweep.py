@@ -70,6 +70,6 @@ def test_cli_amp_is_refused_without_a_gpu(tmp_path, capsys):
 
 
 def test_cli_digits_refuses_binning_options(tmp_path, capsys):
-    rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--dt", "1000",
+    rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--dt", "2000",
                "--output-dir", str(tmp_path / "r")])  # fmt: skip
     assert rc == 1 and "--dt does not apply to 'digits'" in capsys.readouterr().err

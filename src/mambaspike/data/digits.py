@@ -60,13 +60,14 @@ def get_digits(
     val_fraction: float = 0.1,
 ):
     """``(train, val, test, info)`` of the digits images (``data_dir`` is not used: nothing is read
-    from disk). ``--time-window`` / ``--dt`` do not apply to static images and are refused."""
+    from disk). ``--time-window`` / ``--dt`` do not apply to static images and are refused, except
+    for the nominal single step (``STEP_US``) that ``info`` reports and a saved run repeats."""
     from sklearn.model_selection import train_test_split
 
     from mambaspike.data import DataInfo, stratified_subset
 
     for option, value in (("--time-window", time_window_us), ("--dt", dt_us)):
-        if value is not None:
+        if value is not None and value != STEP_US:
             raise DatasetError(f"{option} does not apply to '{NAME}' (static images, one time step); leave it out")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, Integral) or subset <= 0):
         raise DatasetError(f"--subset must be a positive integer number of samples per split, got {subset!r}")
