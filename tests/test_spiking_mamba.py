@@ -182,7 +182,8 @@ def test_decoder_counts_spikes_and_model_protocol():
     assert spike_count_decode(out).tolist() == [[2.0, 0.0, 3.0]]
     model = build_model(ModelConfig(name="spiking-mamba", input_shape=(1, 8, 8), embed_dim=16, spike_loss="count"))
     assert model_scores(model, out).argmax(1).tolist() == [2]  # most spikes
-    assert float(model_loss(model, out, torch.tensor([2]))) == pytest.approx(float(spike_count_loss(out, torch.tensor([2]))))
+    target = torch.tensor([2])
+    assert float(model_loss(model, out, target)) == pytest.approx(float(spike_count_loss(out, target)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def test_cli_amp_is_refused_without_a_gpu(tmp_path, capsys):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--amp", "--output-dir", str(tmp_path / "r")])
+    rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--amp",
+               "--output-dir", str(tmp_path / "r")])  # fmt: skip
     assert rc == 1 and "--amp: bf16 mixed precision needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -73,3 +74,13 @@ def test_cli_digits_refuses_binning_options(tmp_path, capsys):
     rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--dt", "2000",
                "--output-dir", str(tmp_path / "r")])  # fmt: skip
     assert rc == 1 and "--dt does not apply to 'digits'" in capsys.readouterr().err
+
+
+def test_cli_sweep_and_models(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--help"])
+    assert e.value.code == 0 and "--grid" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert "spiking-mamba" in help_text and "spiking-hybrid" in help_text and "--amp" in help_text
