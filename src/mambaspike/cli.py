@@ -222,10 +222,15 @@ def _add_sweep(sub) -> None:
 def _cmd_sweep(args) -> int:
     from .sweep import run_sweep
 
-    run_sweep(
-        args.dataset, args.output_dir, grid=args.grid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        embed_dim=args.embed_dim, seed=args.seed, subset=args.subset, data_dir=args.data_dir, threads=args.threads,
-    )  # fmt: skip
+    try:
+        run_sweep(
+            args.dataset, args.output_dir, grid=args.grid, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, embed_dim=args.embed_dim, seed=args.seed, subset=args.subset, data_dir=args.data_dir,
+            threads=args.threads,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"stopped; the rows finished so far are in {args.output_dir}/sweep.csv", file=sys.stderr)
+        return 130
     print(f"wrote {args.output_dir}/sweep.csv and {args.output_dir}/sweep.md")
     return 0
 
