@@ -33,7 +33,7 @@ def test_names_and_defaults():
     for name in ("ndigits", "nmnist"):
         assert dataset_defaults(name) == {"time_window_us": 300_000, "dt_us": 10_000}
     assert {"dvsgesture", "cifar10dvs", "shd", "ntidigits", "smnist", "psmnist", "mnist", "cifar10",
-            "cifar100"} <= set(dataset_names())
+            "cifar100", "digits"} <= set(dataset_names())
 
 
 def test_unknown_name_lists_the_available_ones(tmp_path):

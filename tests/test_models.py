@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mambaspike.evaluate import SpikeCounter
-from mambaspike.models import ModelConfig, build_model, count_parameters, model_names
+from mambaspike.models import ModelConfig, build_model, count_parameters, model_names, model_scores
 from mambaspike.models.baselines import matched_hidden, rnn_params
 from mambaspike.models.frontend import SpikingFrontEnd, temporal_pool
 from mambaspike.models.interface import SpikeInterface, window_sum
@@ -14,9 +14,10 @@ def test_forward_shapes_of_every_registered_model(name):
     cfg = ModelConfig(name=name, input_shape=(2, 34, 34), num_classes=10, dt_ms=5.0)
     model = build_model(cfg)
     x = (torch.rand(12, 3, 2, 34, 34) < 0.05).float()
-    logits = model(x)
+    output = model(x)
+    logits = model_scores(model, output)  # spiking models decode [T, B, classes] spikes to counts
     assert logits.shape == (3, 10) and torch.isfinite(logits).all()
-    logits.sum().backward()
+    output.sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None for g in grads)
     assert 50_000 < count_parameters(model) < 5_000_000

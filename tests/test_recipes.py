@@ -14,7 +14,7 @@ from mambaspike.recipes import load_recipe, recipe_paths
 INPUT_SHAPES = {
     "ndigits": (2, 34, 34), "nmnist": (2, 34, 34), "dvsgesture": (2, 128, 128), "cifar10dvs": (2, 128, 128),
     "shd": (700,), "ntidigits": (64,), "tidigits": (64,), "spoken-digits": (64,), "smnist": (1,), "psmnist": (1,), "smnist-rate": (1, 28, 28),
-    "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
+    "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "digits": (1, 8, 8),
 }  # fmt: skip
 
 

@@ -118,6 +118,8 @@ def _add_train(sub) -> None:
                    help="steps between mid-epoch checkpoints")  # fmt: skip
     t.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--amp", action="store_true",
+                   help="bf16 mixed precision (autocast) on a CUDA GPU; refused on CPU. Untested on GPU")  # fmt: skip
 
 
 def _add_eval(sub) -> None:
@@ -166,6 +168,7 @@ def _cmd_train(args) -> int:
         threads=args.threads,
         augment=args.augment,
         download=args.download,
+        amp=args.amp,
     )
     if args.config:
         from .recipes import load_recipe
@@ -466,6 +469,47 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+def _add_sweep(sub) -> None:
+    from .data import dataset_names
+    from .sweep import GRIDS
+
+    w = sub.add_parser(
+        "sweep",
+        help="run the Spiking Mamba paper's hyper-parameter ablation grid (Table 1) and tabulate it",
+        description="Train the spiking-mamba model once per row of the paper's MNIST ablation grid "
+        "(channels, time steps, patchifier blocks, block composition, state size) on --dataset and "
+        "write sweep.csv and sweep.md (parameters, training time, test accuracy) to --output-dir.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    w.add_argument("--dataset", default="digits", choices=dataset_names(), help="data set")
+    w.add_argument("--grid", default="paper", choices=sorted(GRIDS), help="'paper': Table 1; 'tiny': a smoke test")
+    w.add_argument("--epochs", type=_positive_int, default=2, help="epochs per run (paper: 2)")
+    w.add_argument("--batch-size", type=_positive_int, default=256, help="batch size (paper: 256)")
+    w.add_argument("--lr", type=_positive_float, default=2e-3, help="peak learning rate")
+    w.add_argument("--embed-dim", type=_positive_int, default=64, help="embedding size (paper: 64)")
+    w.add_argument("--subset", type=_positive_int, default=None, metavar="N", help="at most N samples per split")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--data-dir", default=None, help="where data sets live")
+    w.add_argument("--output-dir", default="outputs/sweep", help="where the tables and the runs go")
+    w.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    try:
+        run_sweep(
+            args.dataset, args.output_dir, grid=args.grid, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, embed_dim=args.embed_dim, seed=args.seed, subset=args.subset, data_dir=args.data_dir,
+            threads=args.threads,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"stopped; the rows finished so far are in {args.output_dir}/sweep.csv", file=sys.stderr)
+        return 130
+    print(f"wrote {args.output_dir}/sweep.csv and {args.output_dir}/sweep.md")
+    return 0
+
+
 # Every subcommand: name -> (adds its parser to the subparsers, runs it and returns the exit status).
 COMMANDS = {
     "train": (_add_train, _cmd_train),
@@ -476,6 +520,7 @@ COMMANDS = {
     "ablate": (_add_ablate, _cmd_ablate),
     "export": (_add_export, _cmd_export),
     "datasets": (_add_datasets, _cmd_datasets),
+    "sweep": (_add_sweep, _cmd_sweep),
 }
 
 

@@ -15,6 +15,7 @@ included, and ends with the same weights as an uninterrupted run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import json
 import math
@@ -58,6 +59,7 @@ class TrainConfig:
     save_every: int = 50  # steps between mid-epoch checkpoints
     threads: int | None = None
     progress: bool = True
+    amp: bool = False  # bf16 autocast of forward + loss on a CUDA GPU (refused without one)
     model_overrides: dict = field(default_factory=dict)
     augment: bool = False  # the data set's train-split augmentation (DatasetEntry.augment)
     download: bool = False  # let tonic fetch a missing data set (where it can)
@@ -188,11 +190,23 @@ def prepare_run(cfg: TrainConfig, resume: bool, overwrite: bool = False) -> tupl
     return cfg, out
 
 
+def _autocast(amp: bool):
+    """Mixed precision: bf16 autocast on CUDA (Miao §6.1: 16-bit training was 1.5-2x faster). It acts
+    on tensors that live on the GPU. Untested on a GPU so far; on CPU ``--amp`` is refused."""
+    if not amp:
+        return contextlib.nullcontext()
+    if not torch.cuda.is_available():
+        raise ConfigError("--amp: bf16 mixed precision needs a CUDA GPU and none is available; train without --amp")
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=print) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset``; returns the final metrics (also in metrics.json)."""
     from .data import get_datasets
 
+    _autocast(cfg.amp)  # refuse --amp without a GPU before touching the output directory
     cfg, out = prepare_run(cfg, resume, overwrite)
+    autocast = _autocast(cfg.amp)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt_dir = out / "checkpoints"
@@ -257,8 +271,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
                 lr = lr_at(state["global_step"], total_steps, warmup_steps, cfg.lr)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
-                output = model(x)
-                loss = model_loss(model, output, y)
+                with autocast:
+                    output = model(x)
+                    loss = model_loss(model, output, y)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"loss became {loss.item()} at epoch {epoch + 1}, step {state['global_step']}; "

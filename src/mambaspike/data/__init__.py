@@ -7,7 +7,7 @@ lists them; ``mambaspike datasets`` prints them with their expected layouts). A 
 - event data (``ndigits`` default, ``nmnist``, ``dvsgesture``, ``cifar10dvs``): ``[T, P, H, W]`` event
   counts per ``dt_us`` bin (P = polarity, 0 = OFF, 1 = ON), ``input_shape = (P, H, W)``;
 - one-dimensional event data (``shd``, ``ntidigits``): ``[T, F]`` spike counts, ``input_shape = (F,)``;
-- sequences (``smnist``, ``psmnist``): ``[784, 1]``; static images (``mnist``, ``cifar10``,
+- sequences (``smnist``, ``psmnist``): ``[784, 1]``; static images (``mnist``, ``cifar10``, ``digits``,
   ``cifar100``): ``[1, C, H, W]`` (T = 1; spiking models encode them over time themselves).
 
 Event data are binned once and cached on disk under ``DATA_DIR/cache/`` (``frames.py``; the cache key

@@ -60,6 +60,7 @@ class DatasetEntry:
 # Modules defining ``ENTRY`` (or ``ENTRIES``), in listing order; the first entry is the default.
 _MODULES = [
     "ndigits", "nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "tidigits", "spoken_digits", "mnist", "cifar",
+    "digits",
 ]  # fmt: skip
 
 _REGISTRY: dict[str, DatasetEntry] = {}

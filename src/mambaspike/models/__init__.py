@@ -13,12 +13,15 @@ from torch import nn
 
 from .baselines import MambaBaseline, RNNBaseline
 from .mamba_spike import MambaSpike, ModelConfig
+from .spiking_mamba import SpikingMamba
 
 MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "mambaspike": MambaSpike,
     "mamba": MambaBaseline,
     "lstm": lambda cfg: RNNBaseline(cfg, "lstm"),
     "gru": lambda cfg: RNNBaseline(cfg, "gru"),
+    "spiking-mamba": SpikingMamba,
+    "spiking-hybrid": SpikingMamba,
 }
 
 DESCRIPTIONS = {
@@ -26,6 +29,8 @@ DESCRIPTIONS = {
     "mamba": "baseline: the same Mamba backbone after a non-spiking conv stem",
     "lstm": "baseline: LSTM after the non-spiking conv stem (parameters matched to the Mamba backbone)",
     "gru": "baseline: GRU after the non-spiking conv stem (parameters matched to the Mamba backbone)",
+    "spiking-mamba": "Spiking Mamba (Miao): spiking patch generator + fully spiking Mamba blocks, spike-count output",
+    "spiking-hybrid": "Spiking Mamba with spiking self-attention blocks interleaved (pattern 'MT' unless set)",
 }
 
 
@@ -59,5 +64,5 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "MODELS", "ModelConfig", "build_model", "model_names", "count_parameters", "model_loss", "model_scores",
-    "MambaSpike",
+    "MambaSpike", "SpikingMamba",
 ]  # fmt: skip

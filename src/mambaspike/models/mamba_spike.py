@@ -45,6 +45,21 @@ class ModelConfig:
     scan_backend: str = "reference"
     # recurrent baselines (None: matched to the Mamba backbone's parameter count)
     rnn_hidden: int | None = None
+    # Spiking Mamba / Transformer (models "spiking-mamba", "spiking-hybrid"; Miao §4). Shares
+    # d_state (state size N) and expand (E = expand * D) with the Mamba backbone above.
+    pattern: str | None = None  # blocks in order, "M" Mamba / "T" attention; None: "MM" / "MT" by family
+    embed_dim: int = 64  # D, the token embedding size
+    time_steps: int = 4  # T over which static images (T = 1 input) are encoded
+    input_encoding: str = "rate"  # static images: rate | latency | direct (paper's default: rate)
+    patch_blocks: int = 2
+    patch_channels: int | None = None  # first patch block's channels (Table 1/2 "channels"); None: D / 2^(blocks-1)
+    patch_rpe: bool = True  # Spikformer-style position-embedding conv after the patch generator
+    conv_layers: int = 1
+    mlp_layers: int = 1
+    shortcut: str = "sew"  # sew | membrane
+    attn_heads: int = 8
+    spike_loss: str = "rate"  # rate (CE per step, summed) | count (CE on spike counts)
+    spiking_scan_backend: str = "parallel"  # parallel | reference
     extra: dict = field(default_factory=dict)
 
     def mamba_config(self) -> MambaConfig:
