@@ -42,7 +42,7 @@ class ModelConfig:
     d_state: int = 16
     d_conv: int = 4
     expand: int = 2
-    scan_backend: str = "reference"
+    scan_backend: str = "auto"  # see mambaspike.ssm.scan.BACKENDS
     # recurrent baselines (None: matched to the Mamba backbone's parameter count)
     rnn_hidden: int | None = None
     extra: dict = field(default_factory=dict)

@@ -33,7 +33,7 @@ class MambaConfig:
     dt_scale: float = 1.0
     bias: bool = False
     conv_bias: bool = True
-    scan_backend: str = "reference"
+    scan_backend: str = "auto"  # see mambaspike.ssm.scan.BACKENDS
 
     @property
     def d_inner(self) -> int:
