@@ -138,14 +138,20 @@ class MambaBlock(nn.Module):
             xc = xc + self.conv1d.bias
         xc = F.silu(xc)
         dt, Bm, Cm = torch.split(self.x_proj(xc), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
-        cd = torch.float64 if xc.dtype == torch.float64 else torch.float32
-        delta = F.softplus(self.dt_proj(dt).to(cd))  # (B, ED)
-        A = -torch.exp(self.A_log.to(cd))  # (ED, N)
-        h = ssm_state.to(cd) if ssm_state is not None else xc.new_zeros(xc.shape[0], cfg.d_inner, cfg.d_state, dtype=cd)
-        u = xc.to(cd)
-        h = torch.exp(delta[:, :, None] * A) * h + (delta * u)[:, :, None] * Bm.to(cd)[:, None, :]  # (B, ED, N)
-        y = (h * Cm.to(cd)[:, None, :]).sum(-1) + self.D.to(cd) * u  # (B, ED)
-        y = (y * F.silu(z.to(cd))).to(x.dtype)
+        cd = xc.dtype if xc.dtype in (torch.float32, torch.float64) else torch.float32  # SSM in >= fp32
+
+        def as_cd(t):
+            return t if t.dtype == cd else t.to(cd)
+
+        delta = F.softplus(as_cd(self.dt_proj(dt)))  # (B, ED)
+        A = -torch.exp(as_cd(self.A_log))  # (ED, N)
+        h = as_cd(ssm_state) if ssm_state is not None else xc.new_zeros(xc.shape[0], cfg.d_inner, cfg.d_state, dtype=cd)
+        u = as_cd(xc)
+        h = torch.exp(delta[:, :, None] * A) * h + (delta * u)[:, :, None] * as_cd(Bm)[:, None, :]  # (B, ED, N)
+        y = (h * as_cd(Cm)[:, None, :]).sum(-1) + as_cd(self.D) * u  # (B, ED)
+        y = y * F.silu(as_cd(z))
+        if y.dtype != x.dtype:
+            y = y.to(x.dtype)
         return self.out_proj(y), (conv_in[:, :, 1:], h)
 
 

@@ -92,6 +92,7 @@ def _numba_kernels():
         return _NUMBA["kernels"]
     if "error" in _NUMBA:
         return None
+    torch_threads = torch.get_num_threads()  # numba's OpenMP layer resets it when it starts
     try:
         from . import _scan_numba as k
 
@@ -101,8 +102,10 @@ def _numba_kernels():
             z2 = torch.zeros(1, 1, dtype=dt).numpy()
             k.scan_fwd(z3, z3, z2, z3, z3, z3, z3.copy(), z3.copy())
         _NUMBA["kernels"] = k
+        torch.set_num_threads(torch_threads)
         return k
     except Exception as e:  # ImportError, numba.errors.*, LLVM failures
+        torch.set_num_threads(torch_threads)
         _NUMBA["error"] = f"{type(e).__name__}: {e}"
         warnings.warn(
             f"selective_scan: the compiled 'numba' backend is unavailable ({_NUMBA['error']}); "
