@@ -121,31 +121,55 @@ def numba_available() -> bool:
 
 
 class _NumbaScanFn(torch.autograd.Function):
-    """``(u, dt [B, D, L], A [D, N], B, C [B, N, L], x0 [B, D, N]) -> (y [B, D, L], last [B, D, N])``,
-    all of one dtype (float32/float64), CPU; ``dt`` already biased and softplus-ed."""
+    """The whole selective scan on CPU, in one dtype (float32/float64)::
+
+        dt = softplus(delta + delta_bias)  (or without softplus / bias)
+        y  = (scan(u, dt, A, B, C, x0) + D * u) * silu(z)
+
+    Inputs ``u, delta, z [B, D, L]``, ``A [D, N]``, ``B, C [B, N, L]``, ``D, delta_bias [D]``,
+    ``x0 [B, D, N]`` (``D``, ``z``, ``delta_bias`` may be ``None``). Outputs ``(y [B, D, L],
+    last [B, D, N])``. Only the inputs and ``y`` before gating are kept for backward; ``dt`` and
+    ``silu(z)`` are recomputed, the states inside the kernel."""
 
     @staticmethod
-    def forward(ctx, u, dt, A, B, C, x0):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, x0, softplus: bool):
         k = _NUMBA["kernels"]
-        u, dt, A, x0 = (t.detach().contiguous() for t in (u, dt, A, x0))
+        u, delta, A, x0 = (t.detach().contiguous() for t in (u, delta, A, x0))
+        D, z, delta_bias = (t.detach() if t is not None else None for t in (D, z, delta_bias))
+        dt = _delta(delta, delta_bias, softplus)  # (B, D, L)
         Bt = B.detach().transpose(1, 2).contiguous()  # (B, L, N)
         Ct = C.detach().transpose(1, 2).contiguous()  # (B, L, N)
         y = torch.empty_like(u)
         last = torch.empty_like(x0)
         k.scan_fwd(u.numpy(), dt.numpy(), A.numpy(), Bt.numpy(), Ct.numpy(), x0.numpy(), y.numpy(), last.numpy())
-        ctx.save_for_backward(u, dt, A, Bt, Ct, x0)
-        return y, last
+        del dt
+        if D is not None:
+            y.addcmul_(u, D[:, None].expand_as(u))  # y + D * u, in place (y is ours)
+        ctx.softplus = softplus
+        ctx.has = (D is not None, z is not None, delta_bias is not None)
+        ctx.save_for_backward(u, delta, A, Bt, Ct, x0, D, z, delta_bias, y if z is not None else None)
+        out = y * F.silu(z) if z is not None else y
+        return out, last
 
     @staticmethod
-    def backward(ctx, gy, glast):
+    def backward(ctx, gout, glast):
         import numba
 
         k = _NUMBA["kernels"]
-        u, dt, A, Bt, Ct, x0 = ctx.saved_tensors
+        u, delta, A, Bt, Ct, x0, D, z, delta_bias, ypd = ctx.saved_tensors
         nb, nd, L = u.shape
         N = A.shape[1]
-        gy = torch.zeros_like(u) if gy is None else gy.to(u.dtype).contiguous()
+        gout = torch.zeros_like(u) if gout is None else gout.to(u.dtype)
         glast = torch.zeros_like(x0) if glast is None else glast.to(u.dtype).contiguous()
+        dz = None
+        if z is not None:
+            sz = torch.sigmoid(z)
+            dz = gout * ypd * (sz * (1 + z * (1 - sz)))  # d silu(z) / dz = s (1 + z (1 - s))
+            gy = (gout * (z * sz)).contiguous()  # dLoss / d(scan + D u)
+            del sz
+        else:
+            gy = gout.contiguous()
+        dt = _delta(delta, delta_bias, ctx.softplus)
         groups = max(1, min(nd, 2 * numba.get_num_threads()))
         du, ddt = torch.empty_like(u), torch.empty_like(u)
         dA_rows = torch.empty(nb, nd, N, dtype=u.dtype)
@@ -154,9 +178,22 @@ class _NumbaScanFn(torch.autograd.Function):
         dx0 = torch.empty_like(x0)
         k.scan_bwd(u.numpy(), dt.numpy(), A.numpy(), Bt.numpy(), Ct.numpy(), x0.numpy(), gy.numpy(), glast.numpy(),
                    groups, du.numpy(), ddt.numpy(), dA_rows.numpy(), dB_part.numpy(), dC_part.numpy(), dx0.numpy())  # fmt: skip
+        del dt
+        dD = None
+        if D is not None:
+            dD = (gy * u).sum(dim=(0, 2))
+            du.addcmul_(gy, D[:, None].expand_as(u))
+        if ctx.softplus:  # d softplus(x) / dx = sigmoid(x)
+            ddt.mul_(torch.sigmoid(delta + delta_bias[:, None] if delta_bias is not None else delta))
+        dbias = ddt.sum(dim=(0, 2)) if delta_bias is not None else None
         dB = dB_part.sum(1).transpose(1, 2)  # (B, N, L)
         dC = dC_part.sum(1).transpose(1, 2)  # (B, N, L)
-        return du, ddt, dA_rows.sum(0), dB, dC, dx0
+        return du, ddt, dA_rows.sum(0), dB, dC, dD, dz, dbias, dx0, None
+
+
+def _delta(delta, delta_bias, softplus):
+    dt = delta + delta_bias[:, None] if delta_bias is not None else delta
+    return (F.softplus(dt) if softplus else dt).contiguous()
 
 
 def selective_scan_numba(
@@ -168,18 +205,14 @@ def selective_scan_numba(
         raise ValueError(f"selective_scan: backend 'numba' needs CPU tensors, got {u.device}")
     dtype_in = u.dtype
     cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+
+    def as_cd(t):
+        return None if t is None else (t if t.dtype == cd else t.to(cd))
+
     with torch.autocast("cpu", enabled=False):
-        uf, delta = u.to(cd), delta.to(cd)
-        if delta_bias is not None:
-            delta = delta + delta_bias[..., None].to(cd)
-        if delta_softplus:
-            delta = F.softplus(delta)
-        x0 = initial_state.to(cd) if initial_state is not None else uf.new_zeros(u.shape[0], u.shape[1], A.shape[1])
-        y, last = _NumbaScanFn.apply(uf, delta, A.to(cd), B.to(cd), C.to(cd), x0)
-        if D is not None:
-            y = y + uf * D[:, None].to(cd)
-        if z is not None:
-            y = y * F.silu(z.to(cd))
+        x0 = as_cd(initial_state) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=cd)
+        y, last = _NumbaScanFn.apply(as_cd(u), as_cd(delta), as_cd(A), as_cd(B), as_cd(C), as_cd(D), as_cd(z),
+                                     as_cd(delta_bias), x0, bool(delta_softplus))  # fmt: skip
     y = y.to(dtype_in)
     return (y, last) if return_last_state else y
 
