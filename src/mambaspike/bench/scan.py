@@ -102,9 +102,19 @@ def _peak_mb(which: str, args, L: int, pass_: str) -> float | None:
     if args.no_memory:
         return None
     import multiprocessing
+    import os
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_peak_child, (which, args.batch, args.d_inner, args.d_state, L, pass_, torch.get_num_threads()))
+    # glibc: serve every allocation >= 64 KiB by mmap, so freed tensors leave the resident set at once
+    old = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    try:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(_peak_child, (which, args.batch, args.d_inner, args.d_state, L, pass_, torch.get_num_threads()))
+    finally:
+        if old is None:
+            del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = old
 
 
 def _mambapy_available() -> bool:
