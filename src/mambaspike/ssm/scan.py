@@ -21,6 +21,9 @@ Backends (``backend=``):
 - ``auto`` (the default of ``MambaConfig``): ``cuda`` for GPU tensors when available, else ``numba``
   on CPU when it compiles, else ``reference``.
 
+The ``numba`` kernels use as many threads as torch (``torch.get_num_threads()``), at most
+``NUMBA_NUM_THREADS``.
+
 All backends compute in float32 (float64 when ``u`` is float64), parameters included, also under
 autocast; ``y`` is returned in ``u``'s dtype, the last state in the compute dtype.
 """
@@ -120,6 +123,17 @@ def numba_available() -> bool:
     return _numba_kernels() is not None
 
 
+def _numba_threads() -> int:
+    """Run the kernels on as many threads as torch uses (``torch.set_num_threads``, ``--threads``),
+    at most ``NUMBA_NUM_THREADS``, so one setting governs both."""
+    import numba
+
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    return n
+
+
 class _NumbaScanFn(torch.autograd.Function):
     """The whole selective scan on CPU, in one dtype (float32/float64)::
 
@@ -141,6 +155,7 @@ class _NumbaScanFn(torch.autograd.Function):
         Ct = C.detach().transpose(1, 2).contiguous()  # (B, L, N)
         y = torch.empty_like(u)
         last = torch.empty_like(x0)
+        _numba_threads()
         k.scan_fwd(u.numpy(), dt.numpy(), A.numpy(), Bt.numpy(), Ct.numpy(), x0.numpy(), y.numpy(), last.numpy())
         del dt
         if D is not None:
@@ -153,8 +168,6 @@ class _NumbaScanFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout, glast):
-        import numba
-
         k = _NUMBA["kernels"]
         u, delta, A, Bt, Ct, x0, D, z, delta_bias, ypd = ctx.saved_tensors
         nb, nd, L = u.shape
@@ -170,7 +183,7 @@ class _NumbaScanFn(torch.autograd.Function):
         else:
             gy = gout.contiguous()
         dt = _delta(delta, delta_bias, ctx.softplus)
-        groups = max(1, min(nd, 2 * numba.get_num_threads()))
+        groups = max(1, min(nd, 2 * _numba_threads()))
         du, ddt = torch.empty_like(u), torch.empty_like(u)
         dA_rows = torch.empty(nb, nd, N, dtype=u.dtype)
         dB_part = torch.zeros(nb, groups, L, N, dtype=u.dtype)
