@@ -138,3 +138,14 @@ def test_missing_compiler_falls_back_with_one_warning(monkeypatch):
     assert len([x for x in w if "unavailable" in str(x.message)]) == 1
     assert_same(run("reference", t), y1, 0, 0)
     assert_same(y1, y2, 0, 0)
+
+
+def test_cuda_backend_explains_what_it_needs():
+    from mambaspike.ssm.scan import _mamba_ssm_fn
+
+    if _mamba_ssm_fn() is None:
+        with pytest.raises(ImportError, match="mamba-ssm"):
+            resolve_backend("cuda", "cpu")
+    else:
+        with pytest.raises(ValueError, match="GPU tensors"):
+            resolve_backend("cuda", "cpu")

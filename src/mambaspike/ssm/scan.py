@@ -16,8 +16,8 @@ Backends (``backend=``):
 - ``numba``: compiled CPU kernels, forward and backward (a custom autograd Function; the backward
   recomputes states instead of storing ``[B, D, L, N]``). Falls back to ``reference`` with one
   warning where numba is missing or cannot compile;
-- ``cuda``: mamba-ssm's ``selective_scan_fn`` when ``mamba_ssm`` is importable and the tensors are on
-  a GPU (it has no ``initial_state``; calls that pass one use the reference);
+- ``cuda``: mamba-ssm's ``selective_scan_fn`` (needs ``mamba_ssm`` and GPU tensors, else an error
+  that says so; it has no ``initial_state``, so calls that pass one use the reference);
 - ``auto`` (the default of ``MambaConfig``): ``cuda`` for GPU tensors when available, else ``numba``
   on CPU when it compiles, else ``reference``.
 
@@ -266,8 +266,14 @@ def resolve_backend(backend: str, device: torch.device | str = "cpu") -> str:
         return "reference"
     if backend == "numba" and not numba_available():
         return "reference"
-    if backend == "cuda" and (dev != "cuda" or _mamba_ssm_fn() is None):
-        return "reference"
+    if backend == "cuda":
+        if _mamba_ssm_fn() is None:
+            raise ImportError(
+                "selective_scan: backend 'cuda' needs mamba-ssm (pip install mamba-ssm on a CUDA machine); "
+                "backend 'auto' uses the fastest one available"
+            )
+        if dev != "cuda":
+            raise ValueError(f"selective_scan: backend 'cuda' needs GPU tensors, got {dev}; use backend 'auto'")
     return backend
 
 
