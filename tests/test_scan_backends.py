@@ -149,3 +149,22 @@ def test_cuda_backend_explains_what_it_needs():
     else:
         with pytest.raises(ValueError, match="GPU tensors"):
             resolve_backend("cuda", "cpu")
+
+
+def test_models_default_to_auto_and_match_the_reference_backend():
+    from mambaspike.models import ModelConfig, build_model
+    from mambaspike.ssm.mamba import MambaConfig
+
+    assert MambaConfig().scan_backend == "auto" and ModelConfig().scan_backend == "auto"
+    x = torch.rand(12, 2, 3)
+    outs = []
+    for backend in ("reference", "auto"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(name="mamba", input_shape=(3,), channels=(8,), d_model=16, n_layers=2,
+                                        scan_backend=backend))  # fmt: skip
+        y = model(x)
+        y.square().sum().backward()
+        outs.append((y.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-4, atol=1e-5)
+    for name, g in outs[0][1].items():
+        torch.testing.assert_close(outs[1][1][name], g, rtol=1e-4, atol=1e-5, msg=name)
