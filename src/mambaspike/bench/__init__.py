@@ -23,7 +23,11 @@ from collections.abc import Callable
 import torch
 
 # kind -> module (imported on use, so a missing optional dependency only affects its own kind)
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "scan": "mambaspike.bench.scan",
+    "model": "mambaspike.bench.model",
+    "stream": "mambaspike.bench.stream",
+}
 
 
 def load(kind: str):

@@ -2,7 +2,8 @@
 
 All three share the non-spiking ``ConvStem`` and the windowing interface (window means, no spike
 normalisation), so the comparison isolates the spiking front-end (``mamba``) or the sequence model
-(``lstm``, ``gru``). ``forward(frames [T, B, C, H, W]) -> logits [B, classes]``.
+(``lstm``, ``gru``). ``forward(frames [T, B, C, H, W]) -> logits [B, classes]`` (or ``x [T, B, F]``
+for a 1-D ``input_shape``, through the dense stem). All stream (``step`` / ``finish``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from ..ssm.mamba import MambaBackbone
 from .frontend import ConvStem
 from .interface import SpikeInterface
 from .mamba_spike import ClassifierHead, ModelConfig
+from .stream import StreamMixin
 
 
 def _stem_and_interface(cfg: ModelConfig) -> tuple[ConvStem, SpikeInterface]:
-    stem = ConvStem(cfg.input_shape[0], cfg.channels, cfg.temporal_pool, cfg.spatial_out)
-    feats = stem.out_channels * cfg.spatial_out**2
+    stem = ConvStem(cfg.input_shape[0], cfg.channels, cfg.temporal_pool, cfg.spatial_out, spatial=cfg.spatial)
+    feats = stem.out_features
     interface = SpikeInterface(feats, cfg.d_model, cfg.window, cfg.dt_ms * cfg.temporal_pool, rate_norm=False)
     return stem, interface
 
 
-class MambaBaseline(nn.Module):
+class MambaBaseline(StreamMixin, nn.Module):
     """``mamba``: ConvStem -> window means -> the same Mamba backbone and head as Mamba-Spike."""
 
     def __init__(self, cfg: ModelConfig):
@@ -37,6 +39,13 @@ class MambaBaseline(nn.Module):
         feats, _ = self.stem(x)  # (T', B, C, s, s)
         h, _ = self.backbone(self.interface(feats))  # (B, L, D)
         return self.head(h)
+
+    @property
+    def front(self):
+        return self.stem
+
+    def _seq_step(self, a, state):
+        return self.backbone.step(a, state)
 
 
 def rnn_params(kind: str, d_in: int, hidden: int, layers: int) -> int:
@@ -53,7 +62,7 @@ def matched_hidden(kind: str, d_in: int, layers: int, target_params: int) -> int
     return min(range(8, 4 * d_in + 1), key=lambda h: abs(rnn_params(kind, d_in, h, layers) - target_params))
 
 
-class RNNBaseline(nn.Module):
+class RNNBaseline(StreamMixin, nn.Module):
     """``lstm`` / ``gru``: ConvStem -> window means -> multi-layer LSTM/GRU -> head.
 
     The hidden size defaults to the one that matches the Mamba backbone's parameter count.
@@ -76,3 +85,11 @@ class RNNBaseline(nn.Module):
         feats, _ = self.stem(x)
         h, _ = self.rnn(self.interface(feats))  # (B, L, H)
         return self.head(h)
+
+    @property
+    def front(self):
+        return self.stem
+
+    def _seq_step(self, a, state):
+        h, state = self.rnn(a[:, None], state)  # (B, 1, H)
+        return h[:, 0], state

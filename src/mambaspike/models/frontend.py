@@ -1,7 +1,14 @@
 """The spiking front-end (Mamba-Spike §3.1) and the non-spiking conv stem of the baselines.
 
 Both take time-first frames ``[T, B, C, H, W]`` and return time-first features
-``[T', B, C', h, w]`` with ``T' = ceil(T / temporal_pool)`` and ``h = w = spatial_out``.
+``[T', B, C', h, w]`` with ``T' = ceil(T / temporal_pool)`` and ``h = w = spatial_out``. With
+``spatial=False`` they take 1-D input ``[T, B, F]`` (F features per bin: Sequential MNIST's pixel,
+audio channels) and use dense layers (linear -> BatchNorm1d -> LIF / ReLU) in place of convolutions
+and no spatial pooling: ``[T, B, F] -> [T', B, C']``.
+
+Streaming: ``step(x [B, ...], state=None) -> (out | None, state)`` takes one input bin and emits a
+pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last incomplete window
+(or ``None``), exactly what ``forward`` gives for it.
 
 SpikingFrontEnd, per block: spiking convolution (conv 3x3 -> BatchNorm -> LIF), the last block with
 a recurrent connection (a 1x1 convolution of the block's own spikes at t-1 added to its input current
@@ -91,7 +98,54 @@ class SpikingConvBlock(nn.Module):
         return _per_bin(self.pool, spikes), new_state
 
 
-class SpikingFrontEnd(nn.Module):
+class SpikingDenseBlock(SpikingConvBlock):
+    """The 1-D block: linear -> BatchNorm1d -> LIF (optionally recurrent through a linear map of the
+    block's spikes at t-1). ``[T, B, F_in] -> [T, B, F_out]``."""
+
+    def __init__(self, f_in: int, f_out: int, lif_kwargs: dict, recurrent: bool = False, neuron: str = "lif"):
+        super().__init__(1, 1, lif_kwargs, recurrent=False, pool=nn.Identity(), neuron=neuron)
+        self.conv = nn.Linear(f_in, f_out, bias=False)
+        self.bn = nn.BatchNorm1d(f_out)
+        self.recurrent = nn.Linear(f_out, f_out, bias=False) if recurrent else None
+
+
+def _pool_push(acc: torch.Tensor | None, y: torch.Tensor, mode: str) -> torch.Tensor:
+    """Add bin ``y`` to a temporal-pool accumulator (running max, or running sum for ``avg``)."""
+    if acc is None:
+        return y
+    return torch.maximum(acc, y) if mode == "max" else acc + y
+
+
+def _pool_value(acc: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    return acc if mode == "max" else acc / n
+
+
+class _PooledStream:
+    """Streaming for a stack whose first stage runs per input bin and the rest per pooled bin.
+
+    Subclasses define ``_first(x [1, B, ...], s)`` and ``_rest(y [1, B, ...], states)``, both
+    returning ``(out, state)``, and ``temporal_pool`` / ``_pool_mode``. The state is
+    ``(first_state, rest_states, pool_accumulator, bins_in_accumulator)``.
+    """
+
+    def step(self, x: torch.Tensor, state=None):
+        s0, rest, acc, n = state if state is not None else (None, None, None, 0)
+        y, s0 = self._first(x[None], s0)  # (1, B, ...)
+        acc, n = _pool_push(acc, y[0], self._pool_mode), n + 1
+        if n < self.temporal_pool:
+            return None, (s0, rest, acc, n)
+        out, rest = self._rest(_pool_value(acc, n, self._pool_mode)[None], rest)
+        return out[0], (s0, rest, None, 0)
+
+    def finish(self, state):
+        if state is None or state[2] is None:
+            return None
+        _, rest, acc, n = state
+        out, _ = self._rest(_pool_value(acc, n, self._pool_mode)[None], rest)
+        return out[0]
+
+
+class SpikingFrontEnd(_PooledStream, nn.Module):
     """Events/frames ``[T, B, C, H, W]`` -> binary spikes ``[T', B, C_last, s, s]``."""
 
     def __init__(
@@ -107,6 +161,7 @@ class SpikingFrontEnd(nn.Module):
         temporal_pool_mode: str = "max",
         spatial_out: int = 4,
         neuron: str = "lif",
+        spatial: bool = True,
     ):
         super().__init__()
         self.temporal_pool = temporal_pool
@@ -117,12 +172,18 @@ class SpikingFrontEnd(nn.Module):
             last = i == len(channels) - 1
             bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
             lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
-            pool = nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)
-            blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=recurrent and last, pool=pool, neuron=neuron))
+            rec = recurrent and last
+            if spatial:
+                pool = nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)
+                blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=rec, pool=pool, neuron=neuron))
+            else:
+                blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, recurrent=rec, neuron=neuron))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = c_prev
+        self.out_features = c_prev * spatial_out**2 if spatial else c_prev  # per output bin
         self.out_bin_ms = dt_ms * temporal_pool
+        self._pool_mode = temporal_pool_mode
 
     def forward(self, x: torch.Tensor, state=None):
         states = []
@@ -133,30 +194,52 @@ class SpikingFrontEnd(nn.Module):
                 x = temporal_pool(x, self.temporal_pool, self.temporal_pool_mode)
         return x, states
 
+    def _first(self, x, s):
+        return self.blocks[0](x, s)
 
-class ConvStem(nn.Module):
+    def _rest(self, x, states):
+        out = []
+        for i, block in enumerate(self.blocks[1:]):
+            x, s = block(x, None if states is None else states[i])
+            out.append(s)
+        return x, out
+
+
+class ConvStem(_PooledStream, nn.Module):
     """The baselines' non-spiking stem: same convolutions and pooling as ``SpikingFrontEnd`` with ReLU
     in place of LIF neurons and no recurrence (the sequence model after it handles time).
-    ``[T, B, C, H, W] -> [T', B, C_last, s, s]`` real-valued (temporal average-pooling)."""
+    ``[T, B, C, H, W] -> [T', B, C_last, s, s]`` real-valued (temporal average-pooling); with
+    ``spatial=False`` dense layers, ``[T, B, F] -> [T', B, C_last]``."""
 
-    def __init__(self, in_channels: int, channels=(16, 32, 64), temporal_pool: int = 2, spatial_out: int = 4):
+    def __init__(
+        self, in_channels: int, channels=(16, 32, 64), temporal_pool: int = 2, spatial_out: int = 4,
+        spatial: bool = True,
+    ):  # fmt: skip
         super().__init__()
         layers = []
         c_prev = in_channels
         for i, c in enumerate(channels):
             last = i == len(channels) - 1
-            layers.append(
-                nn.Sequential(
-                    nn.Conv2d(c_prev, c, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(c),
-                    nn.ReLU(),
-                    nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2),
-                )
-            )
+            if spatial:
+                layer = [nn.Conv2d(c_prev, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                         nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)]  # fmt: skip
+            else:
+                layer = [nn.Linear(c_prev, c, bias=False), nn.BatchNorm1d(c), nn.ReLU()]
+            layers.append(nn.Sequential(*layer))
             c_prev = c
         self.layers = nn.ModuleList(layers)
         self.temporal_pool = temporal_pool
         self.out_channels = c_prev
+        self.out_features = c_prev * spatial_out**2 if spatial else c_prev
+        self._pool_mode = "avg"
+
+    def _first(self, x, s):
+        return _per_bin(self.layers[0], x), None
+
+    def _rest(self, x, states):
+        for layer in self.layers[1:]:
+            x = _per_bin(layer, x)
+        return x, None
 
     def forward(self, x: torch.Tensor, state=None):
         for i, layer in enumerate(self.layers):
@@ -166,4 +249,4 @@ class ConvStem(nn.Module):
         return x, None
 
 
-__all__ = ["SpikingFrontEnd", "SpikingConvBlock", "ConvStem", "temporal_pool"]
+__all__ = ["SpikingFrontEnd", "SpikingConvBlock", "SpikingDenseBlock", "ConvStem", "temporal_pool"]

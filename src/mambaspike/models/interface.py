@@ -93,6 +93,34 @@ class SpikeInterface(nn.Module):
             mean_rate = self.running_rate
         return r / mean_rate.clamp(min=self.min_rate)
 
+    def _activation(self, sums: torch.Tensor, bins: int, index: int) -> torch.Tensor:
+        """One window: spike sums ``[B, F]`` over ``bins`` bins, window number ``index`` -> ``[B, D]``
+        (eval statistics, as ``forward`` in eval mode)."""
+        r = sums / bins
+        if self.rate_norm:
+            r = r / self.running_rate.clamp(min=self.min_rate)
+        t_ms = torch.tensor([(index + 0.5) * self.window * self.bin_ms], device=r.device)
+        return self.proj(r) + sinusoidal_time_encoding(t_ms, self.d_model)[0].to(r.dtype)
+
+    def step(self, x: torch.Tensor, state=None):
+        """One bin ``x [B, ...]`` -> ``(a [B, d_model] when it completes a window, else None, state)``.
+        Streaming uses the running firing rate (eval mode). State: ``(sums [B, F], bins, window index)``."""
+        if self.training and self.rate_norm:
+            raise ValueError("SpikeInterface.step: streaming needs eval mode (model.eval()), which uses the running rate")
+        sums, n, idx = state if state is not None else (None, 0, 0)
+        xf = x.flatten(1)  # (B, F)
+        sums, n = (xf if sums is None else sums + xf), n + 1
+        if n < self.window:
+            return None, (sums, n, idx)
+        return self._activation(sums, n, idx), (None, 0, idx + 1)
+
+    def finish(self, state):
+        """The last, incomplete window's activation ``[B, d_model]``, or ``None``."""
+        if state is None or state[0] is None:
+            return None
+        sums, n, idx = state
+        return self._activation(sums, n, idx)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.rates(x).transpose(0, 1)  # (B, L, F): spiking layout -> sequence layout
         L = a.shape[1]

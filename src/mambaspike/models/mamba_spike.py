@@ -1,6 +1,8 @@
 """Mamba-Spike (Qin & Liu, arXiv 2408.11823): SpikingFrontEnd -> SpikeInterface -> Mamba -> head.
 
-``forward(frames [T, B, C, H, W]) -> logits [B, num_classes]``.
+``forward(frames [T, B, C, H, W]) -> logits [B, num_classes]``; with a 1-D ``input_shape = (F,)``
+(Sequential MNIST, audio) ``forward(x [T, B, F])`` through dense spiking layers. Streams one bin at a
+time through ``step`` / ``finish`` (see :mod:`mambaspike.models.stream`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..ssm.mamba import MambaBackbone, MambaConfig
 from .frontend import SpikingFrontEnd
 from .interface import SpikeInterface
+from .stream import StreamMixin
 
 
 @dataclass
@@ -20,7 +24,7 @@ class ModelConfig:
     """Everything needed to rebuild a model of any registered family (saved with checkpoints)."""
 
     name: str = "mambaspike"
-    input_shape: tuple = (2, 34, 34)  # (C, H, W) of one time bin
+    input_shape: tuple = (2, 34, 34)  # (C, H, W) of one time bin, or (F,) features per bin
     num_classes: int = 10
     dt_ms: float = 5.0  # bin width of the input frames
     # front-end / stem
@@ -42,7 +46,7 @@ class ModelConfig:
     d_state: int = 16
     d_conv: int = 4
     expand: int = 2
-    scan_backend: str = "reference"
+    scan_backend: str = "auto"  # see mambaspike.ssm.scan.BACKENDS
     # recurrent baselines (None: matched to the Mamba backbone's parameter count)
     rnn_hidden: int | None = None
     # Spiking Mamba / Transformer (models "spiking-mamba", "spiking-hybrid"; Miao §4). Shares
@@ -72,6 +76,17 @@ class ModelConfig:
             scan_backend=self.scan_backend,
         )
 
+    @property
+    def spatial(self) -> bool:
+        """True for frames ``(C, H, W)``, False for 1-D input ``(F,)``."""
+        if len(self.input_shape) == 3:
+            return True
+        if len(self.input_shape) == 1:
+            return False
+        raise ConfigError(
+            f"ModelConfig.input_shape: expected (C, H, W) frames or (F,) features per bin, got {tuple(self.input_shape)}"
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -95,12 +110,16 @@ class ClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.norm(x.mean(dim=1)))
 
+    def from_sum(self, h_sum: torch.Tensor, n: int) -> torch.Tensor:
+        """Streaming: logits from the running sum ``[B, D]`` of ``n`` steps' features."""
+        return self.fc(self.norm(h_sum / n))
 
-class MambaSpike(nn.Module):
+
+class MambaSpike(StreamMixin, nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        c, _, _ = cfg.input_shape
+        c = cfg.input_shape[0]
         self.frontend = SpikingFrontEnd(
             c,
             cfg.channels,
@@ -113,8 +132,9 @@ class MambaSpike(nn.Module):
             temporal_pool_mode=cfg.temporal_pool_mode,
             spatial_out=cfg.spatial_out,
             neuron=cfg.neuron,
+            spatial=cfg.spatial,
         )
-        feats = self.frontend.out_channels * cfg.spatial_out**2
+        feats = self.frontend.out_features
         self.interface = SpikeInterface(feats, cfg.d_model, cfg.window, self.frontend.out_bin_ms, rate_norm=cfg.rate_norm)
         self.backbone = MambaBackbone(cfg.mamba_config())
         self.head = ClassifierHead(cfg.d_model, cfg.num_classes)
@@ -124,3 +144,10 @@ class MambaSpike(nn.Module):
         seq = self.interface(spikes)  # (B, L, D)
         h, _ = self.backbone(seq)  # (B, L, D)
         return self.head(h)  # (B, classes)
+
+    @property
+    def front(self):
+        return self.frontend
+
+    def _seq_step(self, a, state):
+        return self.backbone.step(a, state)

@@ -5,6 +5,9 @@ with ``state=None`` it runs a whole sequence from rest; given the state returned
 it continues where that call stopped, so a sequence cut into chunks (down to ``L = 1``) gives the same
 output as the whole. A block's state is ``(conv_state [B, D_inner, d_conv - 1], ssm_state
 [B, D_inner, N])``.
+
+Streaming: every module also has ``step(x [B, D], state=None) -> (y [B, D], state)``, one time step
+with the same state, in O(1) memory; a sequence fed step by step gives the full forward's output.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class MambaConfig:
     dt_scale: float = 1.0
     bias: bool = False
     conv_bias: bool = True
-    scan_backend: str = "reference"
+    scan_backend: str = "auto"  # see mambaspike.ssm.scan.BACKENDS
 
     @property
     def d_inner(self) -> int:
@@ -119,6 +122,38 @@ class MambaBlock(nn.Module):
         out = self.out_proj(y.transpose(1, 2))  # (B, L, d_model)
         return out, (new_conv_state, last)
 
+    def step(self, x: torch.Tensor, state=None):
+        """One time step: ``x [B, d_model]`` -> ``(y [B, d_model], (conv_state, ssm_state))``; the
+        same states as ``forward`` (``None``: from rest)."""
+        cfg = self.cfg
+        xc, z = self.in_proj(x).chunk(2, dim=-1)  # (B, ED) each
+        if state is None:
+            conv_state = xc.new_zeros(xc.shape[0], cfg.d_inner, cfg.d_conv - 1)
+            ssm_state = None
+        else:
+            conv_state, ssm_state = state
+        conv_in = torch.cat([conv_state, xc[:, :, None]], dim=2)  # (B, ED, d_conv)
+        xc = (conv_in * self.conv1d.weight[:, 0, :]).sum(-1)  # (B, ED), depthwise causal conv
+        if self.conv1d.bias is not None:
+            xc = xc + self.conv1d.bias
+        xc = F.silu(xc)
+        dt, Bm, Cm = torch.split(self.x_proj(xc), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
+        cd = xc.dtype if xc.dtype in (torch.float32, torch.float64) else torch.float32  # SSM in >= fp32
+
+        def as_cd(t):
+            return t if t.dtype == cd else t.to(cd)
+
+        delta = F.softplus(as_cd(self.dt_proj(dt)))  # (B, ED)
+        A = -torch.exp(as_cd(self.A_log))  # (ED, N)
+        h = as_cd(ssm_state) if ssm_state is not None else xc.new_zeros(xc.shape[0], cfg.d_inner, cfg.d_state, dtype=cd)
+        u = as_cd(xc)
+        h = torch.exp(delta[:, :, None] * A) * h + (delta * u)[:, :, None] * as_cd(Bm)[:, None, :]  # (B, ED, N)
+        y = (h * as_cd(Cm)[:, None, :]).sum(-1) + as_cd(self.D) * u  # (B, ED)
+        y = y * F.silu(as_cd(z))
+        if y.dtype != x.dtype:
+            y = y.to(x.dtype)
+        return self.out_proj(y), (conv_in[:, :, 1:], h)
+
 
 class ResidualBlock(nn.Module):
     """Pre-norm residual: ``x + Mamba(RMSNorm(x))``."""
@@ -130,6 +165,10 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         y, state = self.mixer(self.norm(x), state)
+        return x + y, state
+
+    def step(self, x: torch.Tensor, state=None):
+        y, state = self.mixer.step(self.norm(x), state)
         return x + y, state
 
 
@@ -146,5 +185,13 @@ class MambaBackbone(nn.Module):
         states = []
         for i, layer in enumerate(self.layers):
             x, s = layer(x, None if state is None else state[i])
+            states.append(s)
+        return self.norm_f(x), states
+
+    def step(self, x: torch.Tensor, state=None):
+        """One time step ``[B, D] -> [B, D]`` with the per-layer states of ``forward``."""
+        states = []
+        for i, layer in enumerate(self.layers):
+            x, s = layer.step(x, None if state is None else state[i])
             states.append(s)
         return self.norm_f(x), states

@@ -1,0 +1,59 @@
+"""``mambaspike bench model``: training throughput and batch-1 latency of every model family.
+
+One row per (input, model): ``input`` (``smnist``: 784 steps x 1 feature; ``nmnist``: the N-MNIST
+recipe's [30, 2, 34, 34]), ``model``, ``params``, ``train_samples_per_s`` (forward + backward +
+AdamW step at ``--batch``), ``latency_ms`` (batch-1 eval forward, no grad). The LSTM/GRU hidden sizes
+are matched to the Mamba backbone's parameter count.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ..models import build_model, count_parameters, model_loss, model_names
+from . import time_it
+from .inputs import INPUTS, bench_config, bench_input
+
+DESCRIPTION = "models: training samples/s and batch-1 latency (ms) at matched parameter counts"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", nargs="+", choices=model_names(), default=model_names())
+    p.add_argument("--inputs", nargs="+", choices=list(INPUTS), default=["smnist", "nmnist"])
+    p.add_argument("--batch", type=int, default=16, help="training batch size")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
+    p.add_argument("--no-train", action="store_true", help="only measure latency")
+    p.add_argument("--T", type=int, default=None, help="override the number of time bins")
+
+
+def run(args):
+    for input_name in args.inputs:
+        for name in args.models:
+            cfg, T = bench_config(name, input_name)
+            T = args.T or T
+            torch.manual_seed(0)
+            model = build_model(cfg)
+            row = {"input": input_name, "T": T, "model": name, "params": count_parameters(model)}
+            if not args.no_train:
+                x = bench_input(cfg, T, args.batch)
+                y = torch.randint(0, cfg.num_classes, (args.batch,))
+                opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+                model.train()
+
+                def train_step():
+                    opt.zero_grad(set_to_none=True)
+                    model_loss(model, model(x), y).backward()
+                    opt.step()
+
+                row["train_samples_per_s"] = args.batch / time_it(train_step, repeats=args.repeats)
+            model.eval()
+            x1 = bench_input(cfg, T, 1)
+
+            def infer():
+                with torch.no_grad():
+                    model(x1)
+
+            row["latency_ms"] = 1e3 * time_it(infer, repeats=args.repeats)
+            yield row
