@@ -411,6 +411,9 @@ def _cmd_ablate(args) -> int:
     ablate(args.output_dir, _budget_config(args), seeds=args.seeds, neurons=args.neurons, taus=args.taus,
            learn_tau=args.learn_tau, parts=parts, latency_repeats=args.latency_repeats)  # fmt: skip
     print((Path(args.output_dir) / "ablation.md").read_text())
+    return 0
+
+
 def _block_range(s: str) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in s.split(":"))
@@ -446,6 +449,9 @@ def _cmd_export(args) -> int:
     from .export import export_run
 
     export_run(args.checkpoint, args.format, args.output, atol=args.atol, blocks=args.blocks, input_dt_s=args.bin_seconds)
+    return 0
+
+
 def _add_datasets(sub) -> None:
     d = sub.add_parser(
         "datasets",
