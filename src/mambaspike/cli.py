@@ -118,6 +118,9 @@ def _add_train(sub) -> None:
                    help="steps between mid-epoch checkpoints")  # fmt: skip
     t.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--device", default=d.device, metavar="DEVICE",
+                   help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank takes its "
+                        "local GPU")  # fmt: skip
     t.add_argument("--amp", action="store_true",
                    help="bf16 mixed precision (autocast) on a CUDA GPU; refused on CPU. Untested on GPU")  # fmt: skip
 
@@ -169,6 +172,7 @@ def _cmd_train(args) -> int:
         augment=args.augment,
         download=args.download,
         amp=args.amp,
+        device=args.device,
     )
     if args.config:
         from .recipes import load_recipe

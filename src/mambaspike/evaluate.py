@@ -83,30 +83,37 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def measure_latency(model: torch.nn.Module, sample: torch.Tensor, repeats: int = 30, warmup: int = 5) -> dict:
-    """Median wall time of one batch-1 forward pass. ``sample``: ``[T, 1, ...]``."""
+    """Median wall time of one batch-1 forward pass on the device ``sample`` lives on
+    (``sample``: ``[T, 1, ...]``; CUDA work is synchronised before each clock reading)."""
     model.eval()
+    cuda = sample.device.type == "cuda"
     for _ in range(warmup):
         model(sample)
     times = []
     for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize(sample.device)
         t0 = time.perf_counter()
         model(sample)
+        if cuda:
+            torch.cuda.synchronize(sample.device)
         times.append(time.perf_counter() - t0)
+    device = torch.cuda.get_device_name(sample.device) if cuda else f"cpu ({platform.processor() or platform.machine()})"
     return {
         "latency_ms_per_sample": 1000 * statistics.median(times),
         "latency_threads": torch.get_num_threads(),
-        "latency_device": f"cpu ({platform.processor() or platform.machine()})",
+        "latency_device": device,
         "latency_batch_size": 1,
     }
 
 
-def final_metrics(model, val_set, test_set, batch_size: int = 64, latency_repeats: int = 30) -> dict:
+def final_metrics(model, val_set, test_set, batch_size: int = 64, latency_repeats: int = 30, device="cpu") -> dict:
     """The metrics written to ``metrics.json`` (test, validation, spikes, latency, parameters)."""
-    test_logits, test_targets, spikes = run_inference(model, test_set, batch_size)
-    val_logits, val_targets, _ = run_inference(model, val_set, batch_size)
+    test_logits, test_targets, spikes = run_inference(model, test_set, batch_size, device)
+    val_logits, val_targets, _ = run_inference(model, val_set, batch_size, device)
     test = classification_metrics(test_logits, test_targets)
     val = classification_metrics(val_logits, val_targets)
-    sample = test_set[0][0].unsqueeze(1)  # (T, 1, C, H, W)
+    sample = test_set[0][0].unsqueeze(1).to(device)  # (T, 1, C, H, W)
     return {
         "test_accuracy": test["accuracy"],
         "test_macro_f1": test["macro_f1"],

@@ -17,7 +17,7 @@ from .errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/
 # Set by the data set and the trainer, never by a recipe:
 _DERIVED_MODEL_FIELDS = {"name", "input_shape", "num_classes", "dt_ms"}
-_RUN_ONLY_FIELDS = {"output_dir", "progress", "threads", "data_dir", "model_overrides", "download"}
+_RUN_ONLY_FIELDS = {"output_dir", "progress", "threads", "data_dir", "model_overrides", "download", "device"}
 
 
 def recipe_paths() -> list[Path]:

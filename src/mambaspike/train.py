@@ -5,6 +5,10 @@ cross-entropy, finiteness check, backward, gradient clipping, step, cosine-with-
 -> every epoch: validation, CSV (and TensorBoard) log, best-by-validation checkpoint -> at the end:
 the selected checkpoint's test metrics in ``OUTPUT_DIR/metrics.json``.
 
+Distributed: under ``torchrun`` every rank runs this same function (``distributed.py``): each takes its
+share of every global batch, DistributedDataParallel averages the gradients, rank 0 alone validates,
+writes checkpoints and logs.
+
 Resuming: ``checkpoints/last.json`` is written every ``save_every`` steps and at every epoch end
 (and when the run is stopped with Ctrl-C / SIGTERM). It holds the epoch, the number of batches done
 in it, the running epoch sums and the RNG state; the data order of an epoch is a pure function of
@@ -29,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import __version__
+from . import distributed
 from .checkpoint import atomic_write_json, load_optimizer_state, load_record, load_weights, read_json, save_checkpoint
 from .errors import ConfigError, TrainingError
 from .evaluate import classification_metrics, collate_time_first, final_metrics, run_inference, selection_info
@@ -60,6 +65,7 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     amp: bool = False  # bf16 autocast of forward + loss on a CUDA GPU (refused without one)
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
     model_overrides: dict = field(default_factory=dict)
     augment: bool = False  # the data set's train-split augmentation (DatasetEntry.augment)
     download: bool = False  # let tonic fetch a missing data set (where it can)
@@ -173,7 +179,7 @@ def prepare_run(cfg: TrainConfig, resume: bool, overwrite: bool = False) -> tupl
         if not run_json.is_file():
             raise ConfigError(f"--resume: {out} holds no run to resume (no run.json); train without --resume first")
         saved = TrainConfig.from_dict(read_json(run_json)["train"])
-        saved.epochs, saved.progress, saved.threads = cfg.epochs, cfg.progress, cfg.threads
+        saved.epochs, saved.progress, saved.threads, saved.device = cfg.epochs, cfg.progress, cfg.threads, cfg.device
         if cfg.data_dir is not None:
             saved.data_dir = cfg.data_dir
         saved.output_dir = str(out)
@@ -190,6 +196,12 @@ def prepare_run(cfg: TrainConfig, resume: bool, overwrite: bool = False) -> tupl
     return cfg, out
 
 
+def dist_backend(ctx: distributed.Context) -> str:
+    import torch.distributed as dist
+
+    return dist.get_backend() if ctx.enabled else "none"
+
+
 def _autocast(amp: bool):
     """Mixed precision: bf16 autocast on CUDA (Miao §6.1: 16-bit training was 1.5-2x faster). It acts
     on tensors that live on the GPU. Untested on a GPU so far; on CPU ``--amp`` is refused."""
@@ -201,19 +213,33 @@ def _autocast(amp: bool):
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=print) -> dict:
-    """Train ``cfg.model`` on ``cfg.dataset``; returns the final metrics (also in metrics.json)."""
+    """Train ``cfg.model`` on ``cfg.dataset``; returns the final metrics (also in metrics.json; on ranks
+    other than 0 of a distributed run, an empty dict)."""
+    ctx = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ctx, resume, overwrite, log if ctx.is_main else (lambda *a, **k: None))
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: bool, log) -> dict:
     from .data import get_datasets
 
     _autocast(cfg.amp)  # refuse --amp without a GPU before touching the output directory
-    cfg, out = prepare_run(cfg, resume, overwrite)
+    cfg, out = distributed.main_first(lambda: prepare_run(cfg, resume, overwrite), ctx)
     autocast = _autocast(cfg.amp)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt_dir = out / "checkpoints"
-    train_set, val_set, test_set, info = get_datasets(
-        cfg.dataset, cfg.data_dir, time_window_us=cfg.time_window_us, dt_us=cfg.dt_us, subset=cfg.subset, seed=cfg.seed,
-        augment=cfg.augment, download=cfg.download,
-    )
+
+    def load_data():
+        return get_datasets(
+            cfg.dataset, cfg.data_dir, time_window_us=cfg.time_window_us, dt_us=cfg.dt_us, subset=cfg.subset,
+            seed=cfg.seed, augment=cfg.augment, download=cfg.download,
+        )  # fmt: skip
+
+    data = distributed.main_first(load_data, ctx, share=False)  # rank 0 generates / caches first
+    train_set, val_set, test_set, info = data if data is not None else load_data()
     cfg.time_window_us, cfg.dt_us = info.time_window_us, info.dt_us
 
     torch.manual_seed(cfg.seed)
@@ -224,7 +250,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
         dt_ms=info.dt_us / 1000.0,
         **cfg.model_overrides,
     )
-    model = build_model(model_cfg)
+    model = build_model(model_cfg).to(ctx.device)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
@@ -238,9 +264,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
         optimizer.load_state_dict(load_optimizer_state(ckpt_dir, last))
         state.update({k: last[k] for k in state})
         _set_rng_state(last["rng_state"])
-        _trim_log(out / "log.csv", last["epochs_completed"])
+        if ctx.is_main:
+            _trim_log(out / "log.csv", last["epochs_completed"])
         log(f"resuming {out} at epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}")
-    else:
+    elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             out / "run.json",
@@ -251,7 +278,15 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
     n_params = count_parameters(model)
     log(f"{cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(train_set)} train / {len(val_set)} val / "
         f"{len(test_set)} test samples, T={info.T} bins of {info.dt_us / 1000:g} ms, {cfg.epochs} epochs -> {out}")  # fmt: skip
-    writer = _tensorboard(out / "tensorboard")
+    if ctx.enabled:
+        log(f"distributed: {ctx.world_size} processes ({dist_backend(ctx)}), global batch {cfg.batch_size}")
+    net = model
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    writer = _tensorboard(out / "tensorboard") if ctx.is_main else None
+    save = save_checkpoint if ctx.is_main else (lambda *a, **k: None)
 
     def record(epochs_completed: int) -> dict:
         return {**state, "epochs_completed": epochs_completed, "rng_state": _rng_state(),
@@ -263,48 +298,62 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
             t_epoch = time.perf_counter()
             model.train()
             order = epoch_order(len(train_set), cfg.seed, epoch)[state["batch_in_epoch"] * cfg.batch_size :]
-            loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=order, collate_fn=collate_time_first)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+            shards = [distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)]
+            weights = iter([w for _, w in shards])
+            loader = DataLoader(train_set, batch_sampler=[b for b, _ in shards], collate_fn=collate_time_first)
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and ctx.is_main),
                        initial=state["batch_in_epoch"], total=steps_per_epoch, leave=False, dynamic_ncols=True)  # fmt: skip
             t_chunk = time.perf_counter()
             for x, y in bar:
+                x, y, weight = x.to(ctx.device), y.to(ctx.device), next(weights)
                 lr = lr_at(state["global_step"], total_steps, warmup_steps, cfg.lr)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 with autocast:
-                    output = model(x)
+                    output = net(x)
                     loss = model_loss(model, output, y)
-                if not torch.isfinite(loss):
+                n = len(y) if weight > 0 else 0
+                correct = int((model_scores(model, output.detach()).argmax(1) == y).sum()) if n else 0
+                # summed over ranks: every rank sees the same statistics and takes the same decisions
+                loss_sum, correct, n, stop_votes = distributed.all_sum(
+                    [loss.item() * n, correct, n, float(stop.requested)], ctx
+                )
+                if not math.isfinite(loss_sum):
                     raise TrainingError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, step {state['global_step']}; "
+                        f"loss became {loss_sum / max(n, 1)} at epoch {epoch + 1}, step {state['global_step']}; "
                         f"stopped without writing a checkpoint (the last good one is in {ckpt_dir}). "
                         "Try a lower --lr or --grad-clip"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight).backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
 
                 state["global_step"] += 1
                 state["batch_in_epoch"] += 1
-                state["loss_sum"] += loss.item() * len(y)
-                state["correct"] += int((model_scores(model, output.detach()).argmax(1) == y).sum())
-                state["seen"] += len(y)
+                state["loss_sum"] += loss_sum
+                state["correct"] += int(correct)
+                state["seen"] += int(n)
                 bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
                                 acc=f"{state['correct'] / state['seen']:.3f}", lr=f"{lr:.2e}")  # fmt: skip
-                if stop.requested or state["global_step"] % cfg.save_every == 0:
+                if stop_votes or state["global_step"] % cfg.save_every == 0:
                     now = time.perf_counter()
                     state["train_seconds"] += now - t_chunk
                     t_chunk = now
-                    save_checkpoint(ckpt_dir, "last", model, record(epoch), optimizer.state_dict())
-                    if stop.requested:
+                    save(ckpt_dir, "last", model, record(epoch), optimizer.state_dict())
+                    if stop_votes:
                         bar.close()
                         log(f"stopped; resume with: mambaspike train --resume --output-dir {out}")
                         raise KeyboardInterrupt
             bar.close()
 
-            val_logits, val_targets, _ = run_inference(model, val_set, batch_size=max(64, cfg.batch_size))
+            if not ctx.is_main:  # rank 0 validates and writes; the others wait for it
+                state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
+                distributed.barrier(ctx)
+                continue
+            val_logits, val_targets, _ = run_inference(model, val_set, batch_size=max(64, cfg.batch_size),
+                                                       device=ctx.device)  # fmt: skip
             val = classification_metrics(val_logits, val_targets)
             train_loss, train_acc = state["loss_sum"] / state["seen"], state["correct"] / state["seen"]
             is_best = val["accuracy"] > state["best_val_accuracy"]
@@ -327,12 +376,15 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
             log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}{' (best)' if is_best else ''} | "
                 f"{float(row['epoch_seconds']):.1f} s")  # fmt: skip
+            distributed.barrier(ctx)
     if writer is not None:
         writer.close()
+    if not ctx.is_main:
+        return {}
 
     best = load_record(ckpt_dir, "best")
     load_weights(ckpt_dir, best, model)
-    metrics = final_metrics(model, val_set, test_set, batch_size=max(64, cfg.batch_size))
+    metrics = final_metrics(model, val_set, test_set, batch_size=max(64, cfg.batch_size), device=ctx.device)
     metrics.update(selection_info(read_json(out / "run.json"), best, load_record(ckpt_dir, "last")))
     atomic_write_json(out / "metrics.json", metrics)
     log(json.dumps(metrics, indent=2))
