@@ -231,7 +231,8 @@ def dataset_status(data_dir: str | Path) -> list[dict]:
     rows = []
     for name in dataset_names():
         entry = get_entry(name)
-        if entry.generated and not (data_dir / entry.folder / "meta.json").is_file():  # never generate just to list
+        if entry.generated and entry.folder and not (data_dir / entry.folder / "meta.json").is_file():
+            # never generate just to list
             status = "not generated yet (made on first use, seconds)"
         else:
             try:

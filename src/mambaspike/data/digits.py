@@ -66,5 +66,6 @@ ENTRY = DatasetEntry(
     time_window_us=STEP_US,
     dt_us=STEP_US,
     fixed_binning=True,
+    generated=True,  # bundled with scikit-learn: never missing
     to_sample=digit_image,
 )

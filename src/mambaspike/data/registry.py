@@ -52,7 +52,7 @@ class DatasetEntry:
     fixed_binning: bool = False  # True: --time-window / --dt do not apply (sample length is fixed)
     augment: Augment = field(default_factory=Augment)  # what --augment does for this data set
     can_download: bool = False  # tonic can fetch it (--download)
-    generated: bool = False  # embedded: generated on first use, never missing
+    generated: bool = False  # embedded (generated on first use into `folder`, or bundled): never missing
     folder: str = ""  # generated: its folder under the data directory
     to_sample: Callable | None = None  # "arrays": (uint8 item, seed, T) -> float32 [T, ...]
 
