@@ -27,6 +27,7 @@ BENCHES: dict[str, str] = {
     "scan": "mambaspike.bench.scan",
     "model": "mambaspike.bench.model",
     "stream": "mambaspike.bench.stream",
+    "lif": "mambaspike.bench.lif",
 }
 
 
