@@ -140,13 +140,12 @@ def load_run_model(run_dir: Path, tag: str = "best") -> tuple[torch.nn.Module, d
     return model, run, record
 
 
-def evaluate_run(run_dir: Path, data_dir: str | None = None, batch_size: int = 64) -> dict:
-    """Recompute the metrics of a finished (or interrupted) run from its saved files."""
+def load_run_data(run: dict, data_dir: str | None = None):
+    """``(train, val, test, info)`` of the data set a run was trained on, binned as it was."""
     from .data import get_datasets
 
-    model, run, record = load_run_model(run_dir)
     t = run["train"]
-    _, val_set, test_set, _ = get_datasets(
+    return get_datasets(
         t["dataset"],
         data_dir if data_dir is not None else t["data_dir"],
         time_window_us=t["time_window_us"],
@@ -154,6 +153,12 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, batch_size: int = 6
         subset=t["subset"],
         seed=t["seed"],
     )
+
+
+def evaluate_run(run_dir: Path, data_dir: str | None = None, batch_size: int = 64) -> dict:
+    """Recompute the metrics of a finished (or interrupted) run from its saved files."""
+    model, run, record = load_run_model(run_dir)
+    _, val_set, test_set, _ = load_run_data(run, data_dir)
     metrics = final_metrics(model, val_set, test_set, batch_size)
     metrics.update(selection_info(run, record, load_record(Path(run_dir) / "checkpoints", "last")))
     return metrics

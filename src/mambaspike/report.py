@@ -22,25 +22,10 @@ from torch.utils.data import DataLoader
 from .activity import ActivityMonitor
 from .checkpoint import atomic_write_json, load_record
 from .energy import OpCounter, footprint_bytes
-from .evaluate import collate_time_first, final_metrics, load_run_model, selection_info
+from .evaluate import collate_time_first, final_metrics, load_run_data, load_run_model, selection_info
 from .models import model_scores
 from .paper import SOURCE, paper_rows
 from .tables import fmt, markdown_table
-
-
-def load_run_data(run: dict, data_dir: str | None = None):
-    """``(train, val, test, info)`` of the data set a run was trained on, binned as it was."""
-    from .data import get_datasets
-
-    t = run["train"]
-    return get_datasets(
-        t["dataset"],
-        data_dir if data_dir is not None else t["data_dir"],
-        time_window_us=t["time_window_us"],
-        dt_us=t["dt_us"],
-        subset=t["subset"],
-        seed=t["seed"],
-    )
 
 
 @torch.no_grad()
