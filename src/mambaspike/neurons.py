@@ -839,7 +839,22 @@ class LIF(_LeakyNeuron):
             self.beta, self.v_threshold, self.v_reset, self.soft_reset, self.detach_reset, self.decay_input
         )
 
-    def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
+    def forward(self, x_seq: torch.Tensor, state=None, recurrent: torch.Tensor | None = None):
+        """``recurrent``: a ``[C, C]`` weight from the population's spikes at ``t - 1`` to its input at
+        ``t`` (channels on axis 2 of ``x_seq``); the state is then ``(v, s_prev)`` (see
+        :mod:`mambaspike.recurrent_lif`): the compiled kernel where it applies and the backend allows,
+        else the reference loop."""
+        if recurrent is not None:
+            from .recurrent_lif import fused_supported, rlif_multistep, rlif_multistep_fast
+
+            p = self.params()
+            if self.backend in ("auto", "numba", "cpu") and x_seq.shape[0] > 1:
+                why = fused_supported(x_seq, recurrent, p, self.spike_fn)
+                if why is None:
+                    return rlif_multistep_fast(x_seq, recurrent, state, p, self.spike_fn)
+                if self.backend != "auto":
+                    raise ValueError(f"LIF backend {self.backend!r} cannot run this recurrent call: {why}")
+            return rlif_multistep(x_seq, recurrent, state, p, self.spike_fn)
         return lif_multistep_fast(x_seq, state, self.params(), self.spike_fn, backend=self.backend)
 
     def step(self, x: torch.Tensor, state: torch.Tensor | None = None):

@@ -20,7 +20,8 @@ DESCRIPTION = "models: training samples/s and batch-1 latency (ms) at matched pa
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", choices=model_names(), default=model_names())
+    p.add_argument("--models", nargs="+", choices=model_names(), default=["mambaspike", "mamba", "lstm", "gru"],
+                   help="model families (default: Mamba-Spike and its three baselines)")
     p.add_argument("--inputs", nargs="+", choices=list(INPUTS), default=["smnist", "nmnist"])
     p.add_argument("--batch", type=int, default=16, help="training batch size")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")

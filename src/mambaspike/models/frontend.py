@@ -12,9 +12,11 @@ pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last
 
 SpikingFrontEnd, per block: spiking convolution (conv 3x3 -> BatchNorm -> LIF), the last block with
 a recurrent connection (a 1x1 convolution of the block's own spikes at t-1 added to its input current
-at t), spatial max-pooling (binary spikes stay binary). After the first block, temporal max-pooling
-over windows of ``temporal_pool`` bins (a spike if any bin of the window spiked); the bin width seen
-by later neurons grows accordingly, and since time constants are in ms their dynamics stay the same.
+at t; the whole sequence runs through the compiled recurrent LIF of :mod:`mambaspike.recurrent_lif`
+where it applies, else a loop over bins), spatial max-pooling (binary spikes stay binary). After the
+first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin of the
+window spiked); the bin width seen by later neurons grows accordingly, and since time constants are
+in ms their dynamics stay the same.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..neurons import NEURONS
+from ..neurons import LIF, NEURONS
 
 
 def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
@@ -84,6 +86,8 @@ class SpikingConvBlock(nn.Module):
         if self.recurrent is None:
             spikes, v = self.lif(current, state)
             new_state = v
+        elif self._fuse_recurrence(current):
+            spikes, new_state = self.lif(current, state, recurrent=self._recurrent_matrix())
         else:
             v, s_prev = state if state is not None else (None, None)
             out = []
@@ -96,6 +100,27 @@ class SpikingConvBlock(nn.Module):
             spikes = torch.stack(out)
             new_state = (v, s_prev)
         return _per_bin(self.pool, spikes), new_state
+
+    def _recurrent_matrix(self) -> torch.Tensor:
+        """The recurrent weight as ``[C, C]`` (a view: gradients reach the module's parameter)."""
+        w = self.recurrent.weight
+        return w if w.dim() == 2 else w[:, :, 0, 0]
+
+    def _fuse_recurrence(self, current: torch.Tensor) -> bool:
+        """Whether the whole recurrent sequence goes through the compiled recurrent LIF (one call,
+        no Python per bin) instead of the loop over bins: a plain ``LIF`` on the fused backends, more
+        than one bin, and nothing observing the recurrent layer call by call (operation counters'
+        hooks, tracing for export), which the loop serves. Both give the same results."""
+        if type(self.lif) is not LIF or self.lif.backend not in ("auto", "numba", "cpu") or current.shape[0] < 2:
+            return False
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False
+        rec = self.recurrent
+        if rec._forward_hooks or rec._forward_pre_hooks or nn.modules.module._global_forward_hooks:
+            return False
+        from ..recurrent_lif import fused_supported
+
+        return fused_supported(current, self._recurrent_matrix(), self.lif.params(), self.lif.spike_fn) is None
 
 
 class SpikingDenseBlock(SpikingConvBlock):
