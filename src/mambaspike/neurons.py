@@ -851,7 +851,13 @@ class LIF(_LeakyNeuron):
             if self.backend in ("auto", "numba", "cpu") and x_seq.shape[0] > 1:
                 why = fused_supported(x_seq, recurrent, p, self.spike_fn)
                 if why is None:
-                    return rlif_multistep_fast(x_seq, recurrent, state, p, self.spike_fn)
+                    try:
+                        return rlif_multistep_fast(x_seq, recurrent, state, p, self.spike_fn)
+                    except Exception as e:  # the kernel did not compile on this platform
+                        if self.backend != "auto" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
+                            raise
+                        _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
+                        _warn_fallback(_numba_state["error"])
                 if self.backend != "auto":
                     raise ValueError(f"LIF backend {self.backend!r} cannot run this recurrent call: {why}")
             return rlif_multistep(x_seq, recurrent, state, p, self.spike_fn)
