@@ -30,7 +30,7 @@ from numba import njit
 from numba.core import types
 from numba.extending import overload
 
-from ._scan_numba import FASTMATH, exp_f32
+from ._scan_numba import FASTMATH, _bits_as_f32, exp_f32
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath=FASTMATH)
 
@@ -83,6 +83,39 @@ def _exp_impl(v):
     return lambda v: math.exp(v)
 
 
+@njit(inline="always", **_OPTS)
+def exp2_neg_f32(v):  # pragma: no cover - compiled
+    """``2^v`` for float32 ``v <= 0`` (clamped at -126: 2^-126 stands for 0): ``v = k + f``,
+    ``|f| <= 1/2`` exact, a degree-6 near-minimax polynomial for ``2^f`` (error 2.6e-9), 2^k from its
+    IEEE bits; max relative error 1.1e-7 in float32. Fewer operations than :func:`exp_f32` (no
+    Cody-Waite reduction), for the innermost loop of the scan, whose ``A`` is pre-scaled by log2(e)."""
+    v = max(v, np.float32(-126.0))
+    k = np.floor(v + np.float32(0.5))
+    f = v - k
+    p = np.float32(0.00015469732170458883)
+    p = p * f + np.float32(0.0013400432653725147)
+    p = p * f + np.float32(0.00961802527308464)
+    p = p * f + np.float32(0.05550327152013779)
+    p = p * f + np.float32(0.24022650718688965)
+    p = p * f + np.float32(0.6931471824645996)
+    p = p * f + np.float32(1.0)
+    return p * _bits_as_f32((np.int32(k) + 127) << 23)
+
+
+def _exp_scaled(v):  # exp(dt * A) given v = dt * A_t, A_t as scan_gate expects it
+    return math.exp(v)
+
+
+@overload(_exp_scaled, inline="always", fastmath=FASTMATH)
+def _exp_scaled_impl(v):
+    if v == types.float32:
+        return lambda v: exp2_neg_f32(v)
+    return lambda v: math.exp(v)
+
+
+LOG2E = math.log2(math.e)  # float32: scan_gate's A_t is A * LOG2E (exp via exp2); float64: A itself
+
+
 @njit(**_OPTS)
 def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: no cover - compiled
     """``xz [B, L, 2E]`` (x half: channels ``[0, E)``), ``w_t [K, E]`` (tap-major), ``bias [E]``,
@@ -126,7 +159,7 @@ def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma:
 @njit(**_OPTS)
 def scan_gate(xz, xc, delta, x_dbl, R, A_t, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover - compiled
     """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc, delta [B, L, E]``, ``x_dbl [B, L, R+2N]``
-    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_t [N, E]``, ``D, dt_bias [E]``, ``h0 [B, E, N]``
+    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_t [N, E]`` (``A * LOG2E`` for float32), ``D, dt_bias [E]``, ``h0 [B, E, N]``
     -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks ``j = b * nbb + c`` of ``blk`` channels;
     inner loops over row slices as in :func:`conv_silu`."""
     nb, L, E = xc.shape
@@ -160,7 +193,7 @@ def scan_gate(xz, xc, delta, x_dbl, R, A_t, D, dt_bias, h0, y, last, blk, j0, j1
                 cn = xr[R + N + n]
                 hn, an = h[n], a[n]
                 for i in range(m):
-                    v = _exp(dtr[i] * an[i]) * hn[i] + dur[i] * bn
+                    v = _exp_scaled(dtr[i] * an[i]) * hn[i] + dur[i] * bn
                     hn[i] = v
                     yr[i] += v * cn
             zl, yl = xz[b, t, E + d0 : E + d1], y[b, t, d0:d1]

@@ -165,7 +165,8 @@ class MambaBlock(nn.Module):
         x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
         delta = x_dbl[..., : cfg.rank] @ self.dt_proj.weight.t()  # (B, L, E), bias added in the kernel
         # SSM parameters pass through fp32 as in forward_reference (then to the compute dtype)
-        A_t = (-torch.exp(self.A_log.float())).to(dtype).t().contiguous()  # (N, E)
+        a_scale = -k.LOG2E if dtype == torch.float32 else -1.0  # the float32 kernel takes A * log2(e)
+        A_t = (torch.exp(self.A_log.float()).to(dtype) * a_scale).t().contiguous()  # (N, E)
         D, dt_bias = self.D.float().to(dtype), self.dt_proj.bias.float().to(dtype)  # (E,) each
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
