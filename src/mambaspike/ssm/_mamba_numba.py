@@ -191,10 +191,9 @@ def scan_gate(xz, xc, delta, x_dbl, R, A_t, D, dt_bias, h0, y, last, blk, j0, j1
             for n in range(N):
                 bn = xr[R + n]
                 cn = xr[R + N + n]
-                hn, an = h[n], a[n]
                 for i in range(m):
-                    v = _exp_scaled(dtr[i] * an[i]) * hn[i] + dur[i] * bn
-                    hn[i] = v
+                    v = _exp_scaled(dtr[i] * a[n, i]) * h[n, i] + dur[i] * bn
+                    h[n, i] = v
                     yr[i] += v * cn
             zl, yl = xz[b, t, E + d0 : E + d1], y[b, t, d0:d1]
             for i in range(m):
