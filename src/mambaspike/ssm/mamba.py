@@ -8,6 +8,11 @@ output as the whole. A block's state is ``(conv_state [B, D_inner, d_conv - 1], 
 
 Streaming: every module also has ``step(x [B, D], state=None) -> (y [B, D], state)``, one time step
 with the same state, in O(1) memory; a sequence fed step by step gives the full forward's output.
+
+Fused inference: where no autograd graph is needed (CPU, float32/float64, scan backend ``auto`` or
+``numba``), ``MambaBlock.forward`` runs the compiled kernels of :mod:`._mamba_numba` between its GEMMs,
+time-major ``[B, L, E]`` throughout (conv + SiLU; softplus + scan + ``D`` skip + SiLU gate), instead
+of :meth:`MambaBlock.forward_reference`; same outputs and states, within float rounding.
 """
 
 from __future__ import annotations
