@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -218,24 +219,48 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def run_blocks(kernel, args: tuple, nblk: int, threads: int) -> None:
-    """Run ``kernel(*args, j0, j1)`` over the blocks ``[0, nblk)`` on ``threads`` threads: the calling
-    thread works too and blocks are handed out one at a time (balanced when other processes share the
-    cores). Idle Python threads block rather than spin."""
+    """Run ``kernel(*args, j0, j1)`` over the blocks ``[0, nblk)`` on up to ``threads`` threads.
+
+    The calling thread claims blocks one at a time and runs them; ``threads - 1`` pool workers join
+    in as soon as they are scheduled. The caller waits only for blocks a worker has claimed, never
+    for a worker to start: right after a GEMM, torch's OpenMP threads spin for milliseconds, and on
+    a loaded machine a worker may not get a core in time, in which case the caller does everything
+    (nearly) alone. Idle workers block rather than spin."""
     if threads <= 1 or nblk <= 1:
         kernel(*args, 0, nblk)
         return
     counter = itertools.count()
+    cv = threading.Condition()
+    busy = [0]  # blocks claimed by workers and not finished
+    errors: list = []
+
+    def claim(worker: bool) -> int:
+        with cv:
+            j = next(counter)
+            if worker and j < nblk:
+                busy[0] += 1
+            return j
 
     def work():
-        while (j := next(counter)) < nblk:
-            kernel(*args, j, j + 1)
+        while (j := claim(True)) < nblk:
+            try:
+                kernel(*args, j, j + 1)
+            except BaseException as e:  # raised in the caller below
+                errors.append(e)
+            finally:
+                with cv:
+                    busy[0] -= 1
+                    cv.notify_all()
 
-    futures = [_pool(threads - 1).submit(work) for _ in range(min(threads, nblk) - 1)]
-    try:
-        work()
-    finally:
-        for f in futures:
-            f.result()
+    pool = _pool(threads - 1)
+    for _ in range(min(threads, nblk) - 1):
+        pool.submit(work)
+    while (j := claim(False)) < nblk:
+        kernel(*args, j, j + 1)
+    with cv:
+        cv.wait_for(lambda: busy[0] == 0)
+    if errors:
+        raise errors[0]
 
 
 def warm_up() -> None:
