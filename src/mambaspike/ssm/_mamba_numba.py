@@ -138,7 +138,7 @@ def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma:
         for t in range(L):
             for i in range(m):
                 acc[i] = cb[i]
-            for k in range(K):
+            for k in range(K - 1):
                 s = t - (K - 1) + k  # input time of tap k
                 wk = w_t[k, d0:d1]
                 if s >= 0:
@@ -148,9 +148,10 @@ def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma:
                 else:
                     for i in range(m):
                         acc[i] += wk[i] * conv_state[b, d0 + i, s + K - 1]
-            out = xc[b, t, d0:d1]
+            wk, row, out = w_t[K - 1, d0:d1], xz[b, t, d0:d1], xc[b, t, d0:d1]  # the last tap reads x[t]
             for i in range(m):
-                out[i] = acc[i] / (one + _exp(-acc[i]))
+                v = acc[i] + wk[i] * row[i]
+                out[i] = v / (one + _exp(-v))
         for d in range(d0, d1):
             for i in range(K - 1):
                 s = L - (K - 1) + i

@@ -88,9 +88,10 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
 
 def _blocks(E: int, work: int, threads: int) -> tuple[int, int]:
     """``(blocks per batch element, channels per block)`` for a kernel over ``E`` channels: one block
-    (one thread) below ~100k inner-loop updates, where handing work to a thread costs more than it
-    saves, else about two blocks per thread, multiples of 16 channels (whole AVX-512 vectors)."""
-    if threads <= 1 or work < 100_000:
+    (one thread) below ~300k inner-loop updates (~100 µs on one core), where waking a worker costs
+    about what it saves, else about two blocks per thread, multiples of 16 channels (whole AVX-512
+    vectors)."""
+    if threads <= 1 or work < 300_000:
         return 1, E
     blk = max(16, -(-E // (2 * threads) // 16) * 16) if E >= 32 else E
     return -(-E // blk), blk
