@@ -139,3 +139,14 @@ def test_backbone_step_equals_fused_forward():
     for (c, s), (c_ref, s_ref) in zip(state, states):
         torch.testing.assert_close(c, c_ref, atol=1e-6, rtol=1e-6)
         torch.testing.assert_close(s, s_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_without_kernels_the_reference_path_runs(monkeypatch):
+    monkeypatch.setattr(mamba_mod, "_FUSED", {"error": "pretend numba failed"})
+    blk = make_block(16, 4, 4, torch.float32)
+    x = torch.randn(2, 7, 16)
+    with torch.no_grad():
+        assert not fused_kernels_used(blk, x)
+        y, (conv, ssm) = blk(x)
+        y_ref, (conv_ref, ssm_ref) = blk.forward_reference(x)
+    assert torch.equal(y, y_ref) and torch.equal(conv, conv_ref) and torch.equal(ssm, ssm_ref)

@@ -9,8 +9,9 @@ transposed or copied between the GEMMs:
 - :func:`scan_gate`: ``dt = softplus(delta + dt_bias)``, the recurrence
   ``h[n, d] = exp(dt A[d, n]) h[n, d] + dt u B[t, n]``, ``y = sum_n h C[t, n] + D u``, ``y *= silu(z)``.
   The state of a block of channels is held as ``[N, blk]``, so the innermost loop runs over channels
-  with unit stride and LLVM vectorises it, ``exp`` included (:func:`exp_f32` builds 2^k by bit
-  arithmetic, no table lookup).
+  with unit stride and LLVM vectorises it, ``exp`` included: float32 takes ``A * log2(e)`` and
+  computes ``exp(dt A)`` as :func:`exp2_neg_f32` (2^k from its IEEE bits, no table lookup), the
+  softplus with :func:`exp_f32` and :func:`log1p_small_f32`.
 
 Both kernels run a range of (batch, channel-block) pairs ``[j0, j1)`` and release the GIL; the caller
 runs ranges on ``torch.get_num_threads()`` threads (:func:`run_blocks`). They are not

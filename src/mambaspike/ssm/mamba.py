@@ -18,6 +18,7 @@ of :meth:`MambaBlock.forward_reference`; same outputs and states, within float r
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +82,12 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
                 _FUSED["kernels"] = k
             except Exception as e:  # numba.errors.*, LLVM failures: the reference path still works
                 _FUSED["error"] = f"{type(e).__name__}: {e}"
+                warnings.warn(
+                    f"MambaBlock: the fused inference kernels are unavailable ({_FUSED['error']}); "
+                    "using the unfused forward",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
         else:
             _FUSED["error"] = "numba unavailable"
     return _FUSED.get("kernels")
