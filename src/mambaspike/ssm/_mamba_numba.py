@@ -162,9 +162,10 @@ def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma:
 @njit(**_OPTS)
 def scan_gate(xz, xc, delta, x_dbl, R, A_t, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover - compiled
     """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc, delta [B, L, E]``, ``x_dbl [B, L, R+2N]``
-    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_t [N, E]`` (``A * LOG2E`` for float32), ``D, dt_bias [E]``, ``h0 [B, E, N]``
-    -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks ``j = b * nbb + c`` of ``blk`` channels;
-    inner loops over row slices as in :func:`conv_silu`."""
+    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_t [N, E]`` (``A * LOG2E`` for float32), ``D,
+    dt_bias [E]``, ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
+    ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
+    block's state and ``A`` local ``[N, blk]`` arrays."""
     nb, L, E = xc.shape
     N = A_t.shape[0]
     nbb = (E + blk - 1) // blk
