@@ -104,7 +104,7 @@ def exp2_neg_f32(v):  # pragma: no cover - compiled
     return p * _bits_as_f32((np.int32(k) + 127) << 23)
 
 
-def _exp_scaled(v):  # exp(dt * A) given v = dt * A_t, A_t as scan_gate expects it
+def _exp_scaled(v):  # exp(dt * A) given v = dt * A * (log2(e) for float32, 1 for float64)
     return math.exp(v)
 
 
@@ -115,33 +115,37 @@ def _exp_scaled_impl(v):
     return lambda v: math.exp(v)
 
 
-LOG2E = math.log2(math.e)  # float32: scan_gate's A_t is A * LOG2E (exp via exp2); float64: A itself
+LOG2E = math.log2(math.e)  # float32: scan_gate scales A by this (exp via exp2); float64: by 1
 
 
 @njit(**_OPTS)
-def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: no cover - compiled
-    """``xz [B, L, 2E]`` (x half: channels ``[0, E)``), ``w_t [K, E]`` (tap-major), ``bias [E]``,
+def conv_silu(xz, w, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: no cover - compiled
+    """``xz [B, L, 2E]`` (x half: channels ``[0, E)``), ``w [E, K]``, ``bias [E]``,
     ``conv_state [B, E, K-1]`` (the K-1 inputs before ``t = 0``) -> ``xc [B, L, E]`` = SiLU(conv +
     bias), ``new_state [B, E, K-1]`` (the last K-1 inputs). Blocks ``j = b * nbb + c`` of ``blk``
     channels. Inner loops index 1-D row slices from 0, so LLVM sees unit-stride, non-negative
     indices (no wrap-around selects) and vectorises them."""
     nb, L, _ = xz.shape
-    K, E = w_t.shape
+    E, K = w.shape
     nbb = (E + blk - 1) // blk
     one = xz.dtype.type(1.0)
     acc = np.empty(blk, dtype=xz.dtype)
+    w_t = np.empty((K, blk), dtype=xz.dtype)  # the block's weights, tap-major
     for j in range(j0, j1):
         b = j // nbb
         d0 = (j % nbb) * blk
         d1 = min(E, d0 + blk)
         m = d1 - d0
+        for k in range(K):
+            for i in range(m):
+                w_t[k, i] = w[d0 + i, k]
         cb = bias[d0:d1]
         for t in range(L):
             for i in range(m):
                 acc[i] = cb[i]
             for k in range(K - 1):
                 s = t - (K - 1) + k  # input time of tap k
-                wk = w_t[k, d0:d1]
+                wk = w_t[k]
                 if s >= 0:
                     row = xz[b, s, d0:d1]
                     for i in range(m):
@@ -149,7 +153,7 @@ def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma:
                 else:
                     for i in range(m):
                         acc[i] += wk[i] * conv_state[b, d0 + i, s + K - 1]
-            wk, row, out = w_t[K - 1, d0:d1], xz[b, t, d0:d1], xc[b, t, d0:d1]  # the last tap reads x[t]
+            wk, row, out = w_t[K - 1], xz[b, t, d0:d1], xc[b, t, d0:d1]  # the last tap reads x[t]
             for i in range(m):
                 v = acc[i] + wk[i] * row[i]
                 out[i] = v / (one + _exp(-v))
@@ -160,14 +164,15 @@ def conv_silu(xz, w_t, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma:
 
 
 @njit(**_OPTS)
-def scan_gate(xz, xc, delta, x_dbl, R, A_t, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover - compiled
+def scan_gate(xz, xc, delta, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
     """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc, delta [B, L, E]``, ``x_dbl [B, L, R+2N]``
-    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_t [N, E]`` (``A * LOG2E`` for float32), ``D,
-    dt_bias [E]``, ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
+    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
+    float32, ``-1`` for float64: the block uses ``A * log2(e)`` or ``A``), ``D, dt_bias [E]``,
+    ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
     ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
-    block's state and ``A`` local ``[N, blk]`` arrays."""
+    block's state and scaled ``A`` local ``[N, blk]`` arrays."""
     nb, L, E = xc.shape
-    N = A_t.shape[0]
+    N = A_neg.shape[1]
     nbb = (E + blk - 1) // blk
     one = xc.dtype.type(1.0)
     h = np.empty((N, blk), dtype=xc.dtype)  # the state of this block, channel-contiguous
@@ -183,7 +188,7 @@ def scan_gate(xz, xc, delta, x_dbl, R, A_t, D, dt_bias, h0, y, last, blk, j0, j1
         for n in range(N):
             for i in range(m):
                 h[n, i] = h0[b, d0 + i, n]
-                a[n, i] = A_t[n, d0 + i]
+                a[n, i] = A_neg[d0 + i, n] * a_scale
         Dl, bl = D[d0:d1], dt_bias[d0:d1]
         for t in range(L):
             dl, ul, xr = delta[b, t, d0:d1], xc[b, t, d0:d1], x_dbl[b, t]
@@ -269,9 +274,9 @@ def run_blocks(kernel, args: tuple, nblk: int, threads: int) -> None:
 def warm_up() -> None:
     """Compile (or load from the cache) both kernels for float32 and float64 now."""
     for dt in (np.float32, np.float64):
-        a3, a2, a1 = np.zeros((1, 1, 2), dt), np.zeros((2, 1), dt), np.zeros(1, dt)
+        a3, a2, a1 = np.zeros((1, 1, 2), dt), np.zeros((1, 2), dt), np.zeros(1, dt)
         conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 1, 0, 1)
         one = np.zeros((1, 1, 1), dt)
-        scan_gate(a3, one, one, np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), a1, a1, one, one.copy(),
-                  one.copy(), 1, 0, 1)  # fmt: skip
+        scan_gate(a3, one, one, np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt(-1.0), a1, a1, one,
+                  one.copy(), one.copy(), 1, 0, 1)  # fmt: skip
 

@@ -167,25 +167,25 @@ class MambaBlock(nn.Module):
             conv_state, h0 = (t.to(dtype).contiguous() for t in state)
         threads = torch.get_num_threads()
         xz = self.in_proj(x)  # (B, L, 2E), x: [0, E), z: [E, 2E)
-        w_t = self.conv1d.weight.view(E, K).t().contiguous()  # (K, E)
+        w = self.conv1d.weight.view(E, K)  # (E, K)
         cb = self.conv1d.bias if self.conv1d.bias is not None else x.new_zeros(E)  # (E,)
         xc = x.new_empty(Bsz, L, E)  # (B, L, E)
         new_conv_state = x.new_empty(Bsz, E, K - 1)  # (B, E, d_conv-1)
         nbb, blk = _blocks(E, Bsz * L * E * K, threads)
-        k.run_blocks(k.conv_silu, (xz.numpy(), w_t.numpy(), cb.numpy(), conv_state.numpy(), xc.numpy(),
+        k.run_blocks(k.conv_silu, (xz.numpy(), w.numpy(), cb.numpy(), conv_state.numpy(), xc.numpy(),
                                    new_conv_state.numpy(), blk), Bsz * nbb, threads)  # fmt: skip
 
         x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
         delta = x_dbl[..., : cfg.rank] @ self.dt_proj.weight.t()  # (B, L, E), bias added in the kernel
         # SSM parameters pass through fp32 as in forward_reference (then to the compute dtype)
-        a_scale = -k.LOG2E if dtype == torch.float32 else -1.0  # the float32 kernel takes A * log2(e)
-        A_t = (torch.exp(self.A_log.float()).to(dtype) * a_scale).t().contiguous()  # (N, E)
+        A_neg = torch.exp(self.A_log.float()).to(dtype).numpy()  # (E, N), -A
+        a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
         D, dt_bias = self.D.float().to(dtype), self.dt_proj.bias.float().to(dtype)  # (E,) each
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
         nbb, blk = _blocks(E, Bsz * L * E * N, threads)
-        k.run_blocks(k.scan_gate, (xz.numpy(), xc.numpy(), delta.numpy(), x_dbl.numpy(), cfg.rank, A_t.numpy(),
-                                   D.numpy(), dt_bias.numpy(), h0.numpy(), y.numpy(), last.numpy(), blk),
+        k.run_blocks(k.scan_gate, (xz.numpy(), xc.numpy(), delta.numpy(), x_dbl.numpy(), cfg.rank, A_neg,
+                                   a_scale, D.numpy(), dt_bias.numpy(), h0.numpy(), y.numpy(), last.numpy(), blk),
                      Bsz * nbb, threads)  # fmt: skip
         return self.out_proj(y), (new_conv_state, last)
 
