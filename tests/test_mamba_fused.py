@@ -31,7 +31,7 @@ def make_block(d_model, d_state, d_conv, dtype, seed=0):
 
 def assert_close(a, b, dtype):
     tol = TOL[dtype]
-    scale = max(1.0, b.abs().max().item())
+    scale = max(1.0, b.abs().max().item()) if b.numel() else 1.0
     torch.testing.assert_close(a, b, rtol=tol, atol=tol * scale)
 
 
@@ -150,3 +150,19 @@ def test_without_kernels_the_reference_path_runs(monkeypatch):
         y, (conv, ssm) = blk(x)
         y_ref, (conv_ref, ssm_ref) = blk.forward_reference(x)
     assert torch.equal(y, y_ref) and torch.equal(conv, conv_ref) and torch.equal(ssm, ssm_ref)
+
+
+@pytest.mark.parametrize("cfg", [MambaConfig(d_model=8, d_conv=1), MambaConfig(d_model=4, d_state=3, d_conv=3,
+                                                                               bias=True, conv_bias=False)])
+def test_fused_edge_configs(cfg):
+    """No conv state (d_conv 1), Linear biases and no conv bias, fewer channels than a vector."""
+    torch.manual_seed(0)
+    blk = MambaBlock(cfg)
+    x = torch.randn(2, 5, cfg.d_model)
+    with torch.no_grad():
+        y, (conv, ssm) = blk(x)
+        y_ref, (conv_ref, ssm_ref) = blk.forward_reference(x)
+        y2, _ = blk(x[:, 2:], blk(x[:, :2])[1])
+    assert conv.shape == conv_ref.shape
+    for a, b in ((y, y_ref), (conv, conv_ref), (ssm, ssm_ref), (y2, y[:, 2:])):
+        assert_close(a, b, torch.float32)
