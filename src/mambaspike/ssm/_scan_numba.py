@@ -19,7 +19,8 @@ into an ``[L, N]`` scratch buffer, then runs the adjoint recurrence backwards in
 ``exp`` dominates the cost (10x the rest of the recurrence with libm's scalar ``expf``), so float32
 uses :func:`exp_f32`, a branch-free exp that LLVM vectorises: Cody-Waite range reduction by ln 2
 (split in two so ``v - k ln2`` is exact), a degree-7 Taylor polynomial on ``|f| <= ln2 / 2``
-(truncation error < 1e-8) and 2^k from a table; max relative error 1.5e-7 (about 1 ulp, like libm's)
+(truncation error < 1e-8) and 2^k built from its IEEE bits (``(k + 127) << 23``, no table lookup, so
+LLVM vectorises loops that call it without gathers); max relative error 1.5e-7 (about 1 ulp, like libm's)
 on [-87, 88]. float64 uses ``math.exp``.
 """
 
@@ -29,13 +30,28 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange
 from numba.core import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 # nan/inf keep their IEEE meaning; reassociation lets LLVM vectorise the sum over states.
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-_POW2 = np.array([2.0**k for k in range(-127, 128)], dtype=np.float32)  # 2^k at index k + 127
+
+
+@intrinsic
+def _bits_as_f32(typingctx, i):
+    """Reinterpret the low 32 bits of an integer as a float32 (a bitcast, no conversion)."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        if v.type.width != 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+
+    return types.float32(i), codegen
 
 
 @numba.njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -46,7 +62,7 @@ def exp_f32(v):  # pragma: no cover - compiled
     f = (v - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
     p = np.float32(1.0) + f * (np.float32(1.0) + f * (np.float32(0.5) + f * (np.float32(1 / 6) + f * (
         np.float32(1 / 24) + f * (np.float32(1 / 120) + f * (np.float32(1 / 720) + f * np.float32(1 / 5040)))))))
-    return p * _POW2[np.int32(k) + 127]  # fmt: skip
+    return p * _bits_as_f32((np.int32(k) + 127) << 23)  # fmt: skip
 
 
 def _exp(v):  # the dtype-dispatched exp used by the kernels

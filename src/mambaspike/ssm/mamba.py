@@ -8,18 +8,24 @@ output as the whole. A block's state is ``(conv_state [B, D_inner, d_conv - 1], 
 
 Streaming: every module also has ``step(x [B, D], state=None) -> (y [B, D], state)``, one time step
 with the same state, in O(1) memory; a sequence fed step by step gives the full forward's output.
+
+Fused inference: where no autograd graph is needed (CPU, float32/float64, scan backend ``auto`` or
+``numba``), ``MambaBlock.forward`` runs the compiled kernels of :mod:`._mamba_numba` between its GEMMs,
+time-major ``[B, L, E]`` throughout (conv + SiLU; softplus + scan + ``D`` skip + SiLU gate), instead
+of :meth:`MambaBlock.forward_reference`; same outputs and states, within float rounding.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .scan import selective_scan
+from .scan import numba_available, selective_scan
 
 
 @dataclass
@@ -45,6 +51,57 @@ class MambaConfig:
     @property
     def rank(self) -> int:
         return math.ceil(self.d_model / 16) if self.dt_rank == "auto" else int(self.dt_rank)
+
+
+_FUSED: dict = {}  # "kernels" -> module, or "error" -> why it is unavailable
+
+
+def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
+    """The kernel module of the fused inference forward where it applies, else ``None``: CPU float32 or
+    float64 input with parameters of the same dtype, no autocast, ``scan_backend`` ``auto`` or
+    ``numba`` with numba available, and no autograd graph needed (grad mode off, or neither ``x``,
+    the state nor any parameter requires grad)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+        return None
+    if block.cfg.scan_backend not in ("auto", "numba") or block.in_proj.weight.dtype != x.dtype:
+        return None
+    if torch.is_autocast_enabled("cpu"):
+        return None
+    if torch.is_grad_enabled() and (
+        x.requires_grad
+        or any(p.requires_grad for p in block.parameters())
+        or (state is not None and any(t.requires_grad for t in state))
+    ):
+        return None
+    if "kernels" not in _FUSED and "error" not in _FUSED:
+        if numba_available():  # the scan backend's check (warns once where numba is missing)
+            try:
+                from . import _mamba_numba as k
+
+                k.warm_up()
+                _FUSED["kernels"] = k
+            except Exception as e:  # numba.errors.*, LLVM failures: the reference path still works
+                _FUSED["error"] = f"{type(e).__name__}: {e}"
+                warnings.warn(
+                    f"MambaBlock: the fused inference kernels are unavailable ({_FUSED['error']}); "
+                    "using the unfused forward",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        else:
+            _FUSED["error"] = "numba unavailable"
+    return _FUSED.get("kernels")
+
+
+def _blocks(E: int, work: int, threads: int) -> tuple[int, int]:
+    """``(blocks per batch element, channels per block)`` for a kernel over ``E`` channels: one block
+    (one thread) below ~300k inner-loop updates (~100 µs on one core), where waking a worker costs
+    about what it saves, else about two blocks per thread, multiples of 16 channels (whole AVX-512
+    vectors)."""
+    if threads <= 1 or work < 300_000:
+        return 1, E
+    blk = max(16, -(-E // (2 * threads) // 16) * 16) if E >= 32 else E
+    return -(-E // blk), blk
 
 
 class RMSNorm(nn.Module):
@@ -87,7 +144,54 @@ class MambaBlock(nn.Module):
         self.D = nn.Parameter(torch.ones(di))
 
     def forward(self, x: torch.Tensor, state=None):
-        """``x [B, L, d_model]`` -> ``(y [B, L, d_model], (conv_state, ssm_state))``."""
+        """``x [B, L, d_model]`` -> ``(y [B, L, d_model], (conv_state, ssm_state))``.
+
+        Runs the fused inference kernels (:meth:`forward_fused`) where they apply (see
+        :func:`_fused_kernels`), else :meth:`forward_reference`; both give the same output and states."""
+        k = _fused_kernels(self, x, state)
+        if k is not None:
+            return self.forward_fused(x, state, k)
+        return self.forward_reference(x, state)
+
+    def forward_fused(self, x: torch.Tensor, state, k):
+        """The inference forward, time-major throughout: ``in_proj`` -> kernel (causal conv + SiLU) ->
+        ``x_proj``, ``dt_proj`` GEMM -> kernel (softplus, scan, ``D`` skip, SiLU gate) -> ``out_proj``.
+        ``k`` is the kernel module (:mod:`._mamba_numba`). No autograd graph."""
+        cfg = self.cfg
+        Bsz, L, _ = x.shape
+        E, N, K, dtype = cfg.d_inner, cfg.d_state, cfg.d_conv, x.dtype
+        if state is None:
+            conv_state = x.new_zeros(Bsz, E, K - 1)
+            h0 = x.new_zeros(Bsz, E, N)
+        else:
+            conv_state, h0 = (t.to(dtype).contiguous() for t in state)
+        threads = torch.get_num_threads()
+        xz = self.in_proj(x)  # (B, L, 2E), x: [0, E), z: [E, 2E)
+        w = self.conv1d.weight.view(E, K)  # (E, K)
+        cb = self.conv1d.bias if self.conv1d.bias is not None else x.new_zeros(E)  # (E,)
+        xc = x.new_empty(Bsz, L, E)  # (B, L, E)
+        new_conv_state = x.new_empty(Bsz, E, K - 1)  # (B, E, d_conv-1)
+        nbb, blk = _blocks(E, Bsz * L * E * K, threads)
+        k.run_blocks(k.conv_silu, (xz.numpy(), w.numpy(), cb.numpy(), conv_state.numpy(), xc.numpy(),
+                                   new_conv_state.numpy(), blk), Bsz * nbb, threads)  # fmt: skip
+
+        x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
+        delta = x_dbl[..., : cfg.rank] @ self.dt_proj.weight.t()  # (B, L, E), bias added in the kernel
+        # SSM parameters pass through fp32 as in forward_reference (then to the compute dtype)
+        A_neg = torch.exp(self.A_log.float()).to(dtype).numpy()  # (E, N), -A
+        a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
+        D, dt_bias = self.D.float().to(dtype), self.dt_proj.bias.float().to(dtype)  # (E,) each
+        y = x.new_empty(Bsz, L, E)  # (B, L, E)
+        last = x.new_empty(Bsz, E, N)  # (B, E, N)
+        nbb, blk = _blocks(E, Bsz * L * E * N, threads)
+        k.run_blocks(k.scan_gate, (xz.numpy(), xc.numpy(), delta.numpy(), x_dbl.numpy(), cfg.rank, A_neg,
+                                   a_scale, D.numpy(), dt_bias.numpy(), h0.numpy(), y.numpy(), last.numpy(), blk),
+                     Bsz * nbb, threads)  # fmt: skip
+        return self.out_proj(y), (new_conv_state, last)
+
+    def forward_reference(self, x: torch.Tensor, state=None):
+        """The forward through :func:`selective_scan` (any backend, autograd): the ground truth of the
+        fused path and the one used whenever a graph is needed."""
         cfg = self.cfg
         Bsz, L, _ = x.shape
         xz = self.in_proj(x).transpose(1, 2)  # (B, 2*ED, L)

@@ -1,0 +1,282 @@
+"""Compiled CPU kernels of the fused inference forward of a Mamba block (numba, ``cache=True``, ``nogil``).
+
+Used by :meth:`mambaspike.ssm.mamba.MambaBlock.forward` when no autograd graph is needed. Everything is
+time-major (``[B, L, E]``, C-contiguous, as the Linear layers produce and consume it), so nothing is
+transposed or copied between the GEMMs:
+
+- :func:`conv_silu`: causal depthwise conv1d over time (width ``K``) + bias + SiLU of the ``x`` half
+  of ``xz [B, L, 2E]`` into ``xc [B, L, E]``; also writes the new conv state ``[B, E, K-1]``;
+- :func:`scan_gate`: ``dt = softplus(delta + dt_bias)``, the recurrence
+  ``h[n, d] = exp(dt A[d, n]) h[n, d] + dt u B[t, n]``, ``y = sum_n h C[t, n] + D u``, ``y *= silu(z)``.
+  The state of a block of channels is held as ``[N, blk]``, so the innermost loop runs over channels
+  with unit stride and LLVM vectorises it, ``exp`` included: float32 takes ``A * log2(e)`` and
+  computes ``exp(dt A)`` as :func:`exp2_neg_f32` (2^k from its IEEE bits, no table lookup), the
+  softplus with :func:`exp_f32` and :func:`log1p_small_f32`.
+
+Both kernels run a range of (batch, channel-block) pairs ``[j0, j1)`` and release the GIL; the caller
+runs ranges on ``torch.get_num_threads()`` threads (:func:`run_blocks`). They are not
+``parallel=True`` for the reason given in :mod:`mambaspike._lif_numba` (two spinning OpenMP pools).
+Every array has one dtype, float32 or float64; float64 uses libm's ``exp``/``log1p``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.extending import overload
+
+from ._scan_numba import FASTMATH, _bits_as_f32, exp_f32
+
+_OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath=FASTMATH)
+
+
+@njit(inline="always", **_OPTS)
+def log1p_small_f32(w):  # pragma: no cover - compiled
+    """``log(1 + w)`` for float32 ``w`` in [0, 1]: ``2 atanh(s)``, ``s = w / (2 + w) <= 1/3``, odd
+    series to ``s^13`` (truncation error < 2e-8 relative); branch-free, so it vectorises."""
+    s = w / (np.float32(2.0) + w)
+    s2 = s * s
+    p = np.float32(1 / 13)
+    p = p * s2 + np.float32(1 / 11)
+    p = p * s2 + np.float32(1 / 9)
+    p = p * s2 + np.float32(1 / 7)
+    p = p * s2 + np.float32(1 / 5)
+    p = p * s2 + np.float32(1 / 3)
+    p = p * s2 + np.float32(1.0)
+    return np.float32(2.0) * s * p
+
+
+def _softplus(v):  # the dtype-dispatched softplus used by the kernels
+    return math.log1p(math.exp(v))
+
+
+@overload(_softplus, inline="always", fastmath=FASTMATH)
+def _softplus_impl(v):
+    """``softplus(v) = max(v, 0) + log1p(exp(-|v|))``; ``v`` itself above 20 (torch's threshold)."""
+    if v == types.float32:
+
+        def sp32(v):
+            r = max(v, np.float32(0.0)) + log1p_small_f32(exp_f32(-abs(v)))
+            return v if v > np.float32(20.0) else r
+
+        return sp32
+
+    def sp64(v):
+        return v if v > 20.0 else math.log1p(math.exp(v))
+
+    return sp64
+
+
+def _exp(v):
+    return math.exp(v)
+
+
+@overload(_exp, inline="always", fastmath=FASTMATH)
+def _exp_impl(v):
+    if v == types.float32:
+        return lambda v: exp_f32(v)
+    return lambda v: math.exp(v)
+
+
+@njit(inline="always", **_OPTS)
+def exp2_neg_f32(v):  # pragma: no cover - compiled
+    """``2^v`` for float32 ``v <= 0`` (clamped at -126: 2^-126 stands for 0): ``v = k + f``,
+    ``|f| <= 1/2`` exact, a degree-6 near-minimax polynomial for ``2^f`` (error 2.6e-9), 2^k from its
+    IEEE bits; max relative error 1.1e-7 in float32. Fewer operations than :func:`exp_f32` (no
+    Cody-Waite reduction), for the innermost loop of the scan, whose ``A`` is pre-scaled by log2(e)."""
+    v = max(v, np.float32(-126.0))
+    k = np.floor(v + np.float32(0.5))
+    f = v - k
+    p = np.float32(0.00015469732170458883)
+    p = p * f + np.float32(0.0013400432653725147)
+    p = p * f + np.float32(0.00961802527308464)
+    p = p * f + np.float32(0.05550327152013779)
+    p = p * f + np.float32(0.24022650718688965)
+    p = p * f + np.float32(0.6931471824645996)
+    p = p * f + np.float32(1.0)
+    return p * _bits_as_f32((np.int32(k) + 127) << 23)
+
+
+def _exp_scaled(v):  # exp(dt * A) given v = dt * A * (log2(e) for float32, 1 for float64)
+    return math.exp(v)
+
+
+@overload(_exp_scaled, inline="always", fastmath=FASTMATH)
+def _exp_scaled_impl(v):
+    if v == types.float32:
+        return lambda v: exp2_neg_f32(v)
+    return lambda v: math.exp(v)
+
+
+LOG2E = math.log2(math.e)  # float32: scan_gate scales A by this (exp via exp2); float64: by 1
+
+
+@njit(**_OPTS)
+def conv_silu(xz, w, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: no cover - compiled
+    """``xz [B, L, 2E]`` (x half: channels ``[0, E)``), ``w [E, K]``, ``bias [E]``,
+    ``conv_state [B, E, K-1]`` (the K-1 inputs before ``t = 0``) -> ``xc [B, L, E]`` = SiLU(conv +
+    bias), ``new_state [B, E, K-1]`` (the last K-1 inputs). Blocks ``j = b * nbb + c`` of ``blk``
+    channels. Inner loops index 1-D row slices from 0, so LLVM sees unit-stride, non-negative
+    indices (no wrap-around selects) and vectorises them."""
+    nb, L, _ = xz.shape
+    E, K = w.shape
+    nbb = (E + blk - 1) // blk
+    one = xz.dtype.type(1.0)
+    acc = np.empty(blk, dtype=xz.dtype)
+    w_t = np.empty((K, blk), dtype=xz.dtype)  # the block's weights, tap-major
+    for j in range(j0, j1):
+        b = j // nbb
+        d0 = (j % nbb) * blk
+        d1 = min(E, d0 + blk)
+        m = d1 - d0
+        for k in range(K):
+            for i in range(m):
+                w_t[k, i] = w[d0 + i, k]
+        cb = bias[d0:d1]
+        for t in range(L):
+            for i in range(m):
+                acc[i] = cb[i]
+            for k in range(K - 1):
+                s = t - (K - 1) + k  # input time of tap k
+                wk = w_t[k]
+                if s >= 0:
+                    row = xz[b, s, d0:d1]
+                    for i in range(m):
+                        acc[i] += wk[i] * row[i]
+                else:
+                    for i in range(m):
+                        acc[i] += wk[i] * conv_state[b, d0 + i, s + K - 1]
+            wk, row, out = w_t[K - 1], xz[b, t, d0:d1], xc[b, t, d0:d1]  # the last tap reads x[t]
+            for i in range(m):
+                v = acc[i] + wk[i] * row[i]
+                out[i] = v / (one + _exp(-v))
+        for d in range(d0, d1):
+            for i in range(K - 1):
+                s = L - (K - 1) + i
+                new_state[b, d, i] = xz[b, s, d] if s >= 0 else conv_state[b, d, s + K - 1]
+
+
+@njit(**_OPTS)
+def scan_gate(xz, xc, delta, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
+    """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc, delta [B, L, E]``, ``x_dbl [B, L, R+2N]``
+    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
+    float32, ``-1`` for float64: the block uses ``A * log2(e)`` or ``A``), ``D, dt_bias [E]``,
+    ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
+    ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
+    block's state and scaled ``A`` local ``[N, blk]`` arrays."""
+    nb, L, E = xc.shape
+    N = A_neg.shape[1]
+    nbb = (E + blk - 1) // blk
+    one = xc.dtype.type(1.0)
+    h = np.empty((N, blk), dtype=xc.dtype)  # the state of this block, channel-contiguous
+    a = np.empty((N, blk), dtype=xc.dtype)  # A of this block
+    dtr = np.empty(blk, dtype=xc.dtype)
+    dur = np.empty(blk, dtype=xc.dtype)
+    yr = np.empty(blk, dtype=xc.dtype)
+    for j in range(j0, j1):
+        b = j // nbb
+        d0 = (j % nbb) * blk
+        d1 = min(E, d0 + blk)
+        m = d1 - d0
+        for n in range(N):
+            for i in range(m):
+                h[n, i] = h0[b, d0 + i, n]
+                a[n, i] = A_neg[d0 + i, n] * a_scale
+        Dl, bl = D[d0:d1], dt_bias[d0:d1]
+        for t in range(L):
+            dl, ul, xr = delta[b, t, d0:d1], xc[b, t, d0:d1], x_dbl[b, t]
+            for i in range(m):
+                dt = _softplus(dl[i] + bl[i])
+                dtr[i] = dt
+                dur[i] = dt * ul[i]
+                yr[i] = Dl[i] * ul[i]
+            for n in range(N):
+                bn = xr[R + n]
+                cn = xr[R + N + n]
+                for i in range(m):
+                    v = _exp_scaled(dtr[i] * a[n, i]) * h[n, i] + dur[i] * bn
+                    h[n, i] = v
+                    yr[i] += v * cn
+            zl, yl = xz[b, t, E + d0 : E + d1], y[b, t, d0:d1]
+            for i in range(m):
+                yl[i] = yr[i] * zl[i] / (one + _exp(-zl[i]))
+        for i in range(m):
+            for n in range(N):
+                last[b, d0 + i, n] = h[n, i]
+
+
+_pool_state: dict = {"pool": None, "workers": 0, "pid": None}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """Worker threads of the kernels (re-created after a fork or a change of thread count)."""
+    st = _pool_state
+    if st["pool"] is None or st["workers"] != workers or st["pid"] != os.getpid():
+        if st["pool"] is not None and st["pid"] == os.getpid():
+            st["pool"].shutdown(wait=False)
+        st["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mambaspike-mamba")
+        st["workers"], st["pid"] = workers, os.getpid()
+    return st["pool"]
+
+
+def run_blocks(kernel, args: tuple, nblk: int, threads: int) -> None:
+    """Run ``kernel(*args, j0, j1)`` over the blocks ``[0, nblk)`` on up to ``threads`` threads.
+
+    The calling thread claims blocks one at a time and runs them; ``threads - 1`` pool workers join
+    in as soon as they are scheduled. The caller waits only for blocks a worker has claimed, never
+    for a worker to start: right after a GEMM, torch's OpenMP threads spin for milliseconds, and on
+    a loaded machine a worker may not get a core in time, in which case the caller does everything
+    (nearly) alone. Idle workers block rather than spin."""
+    if threads <= 1 or nblk <= 1:
+        kernel(*args, 0, nblk)
+        return
+    counter = itertools.count()
+    cv = threading.Condition()
+    busy = [0]  # blocks claimed by workers and not finished
+    errors: list = []
+
+    def claim(worker: bool) -> int:
+        with cv:
+            j = next(counter)
+            if worker and j < nblk:
+                busy[0] += 1
+            return j
+
+    def work():
+        while (j := claim(True)) < nblk:
+            try:
+                kernel(*args, j, j + 1)
+            except BaseException as e:  # raised in the caller below
+                errors.append(e)
+            finally:
+                with cv:
+                    busy[0] -= 1
+                    cv.notify_all()
+
+    pool = _pool(threads - 1)
+    for _ in range(min(threads, nblk) - 1):
+        pool.submit(work)
+    while (j := claim(False)) < nblk:
+        kernel(*args, j, j + 1)
+    with cv:
+        cv.wait_for(lambda: busy[0] == 0)
+    if errors:
+        raise errors[0]
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) both kernels for float32 and float64 now."""
+    for dt in (np.float32, np.float64):
+        a3, a2, a1 = np.zeros((1, 1, 2), dt), np.zeros((1, 2), dt), np.zeros(1, dt)
+        conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 1, 0, 1)
+        one = np.zeros((1, 1, 1), dt)
+        scan_gate(a3, one, one, np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt(-1.0), a1, a1, one,
+                  one.copy(), one.copy(), 1, 0, 1)  # fmt: skip
+
