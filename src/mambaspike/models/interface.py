@@ -121,8 +121,18 @@ class SpikeInterface(nn.Module):
         sums, n, idx = state
         return self._activation(sums, n, idx)
 
+    def time_encoding(self, L: int, device, dtype) -> torch.Tensor:
+        """``[L, d_model]`` encodings of the window centres; a constant of ``L``, kept for the last ``L``
+        asked (a latency path: the sines cost as much as the projection at batch 1)."""
+        key = (L, str(device), dtype)
+        cached = self.__dict__.get("_enc_cache")
+        if cached is None or cached[0] != key or torch.jit.is_tracing():
+            t_ms = (torch.arange(L, device=device) + 0.5) * self.window * self.bin_ms  # window centres
+            cached = (key, sinusoidal_time_encoding(t_ms, self.d_model).to(dtype))
+            if not torch.jit.is_tracing():
+                self.__dict__["_enc_cache"] = cached
+        return cached[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.rates(x).transpose(0, 1)  # (B, L, F): spiking layout -> sequence layout
-        L = a.shape[1]
-        t_ms = (torch.arange(L, device=a.device) + 0.5) * self.window * self.bin_ms  # window centres
-        return self.proj(a) + sinusoidal_time_encoding(t_ms, self.d_model).to(a.dtype)  # (B, L, D)
+        return self.proj(a) + self.time_encoding(a.shape[1], a.device, a.dtype)  # (B, L, D)
