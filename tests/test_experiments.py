@@ -29,7 +29,8 @@ def study(data_dir, tmp_path_factory):
                        model_overrides=dict(TINY))  # fmt: skip
     logs = []
     summary = compare(out, base, models=["mambaspike", "mamba"], seeds=[0, 1], latency_repeats=2, log=logs.append)
-    abl = ablate(out, base, seeds=[0], neurons=["lif"], taus=[10.0, 30.0], latency_repeats=2, log=logs.append)
+    abl = ablate(out, base, seeds=[0, 1], neurons=["lif"], taus=[10.0, 30.0], latency_repeats=2, log=logs.append,
+                 neuron_seeds=[0])  # fmt: skip
     return out, summary, abl, logs
 
 
@@ -57,7 +58,9 @@ def test_ablate_reuses_runs_and_writes_both_tables(study):
     assert [(r["neuron"], r["tau_ms"]) for r in abl["neuron"]] == [("lif", 10.0), ("lif", 30.0)]
     run = json.loads((out / "runs" / "ndigits-mambaspike-lif-tau10-seed0" / "run.json").read_text())
     assert run["model"]["tau_ms"] == 10.0 and run["model"]["learn_tau"] is False
-    assert len(abl["frontend"]) == 2
+    assert len(abl["frontend"]) == 2 and all(r["seeds"] == 2 for r in abl["frontend"])  # compare's runs, both seeds
+    assert all(r["seeds"] == 1 for r in abl["neuron"])  # --neuron-seeds
+    assert "seeds 0, 1 (neuron x tau: 0)" in (out / "ablation.md").read_text()
 
 
 def test_ablate_names_a_missing_neuron(tmp_path):
@@ -104,7 +107,7 @@ def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):
 @pytest.mark.parametrize("cmd, flags", [
     ("robustness", ["--checkpoint", "--perturbations", "--event-drop-levels", "--time-jitter-levels", "--seed"]),
     ("compare", ["--models", "--seeds", "--epochs", "--subset", "--runs", "--model-config"]),
-    ("ablate", ["--neurons", "--taus", "--learn-tau", "--only", "--seeds"]),
+    ("ablate", ["--neurons", "--taus", "--learn-tau", "--only", "--seeds", "--neuron-seeds"]),
     ("eval", ["--compare-paper", "--analyze-temporal", "--output-dir"]),
 ])  # fmt: skip
 def test_help_of_the_evaluation_commands(cmd, flags, capsys):

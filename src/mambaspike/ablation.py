@@ -46,14 +46,17 @@ def ablate(
     parts: tuple[str, ...] = ("frontend", "neuron"),
     latency_repeats: int = 10,
     log=print,
+    neuron_seeds: list[int] | None = None,
 ) -> dict:
     """Run and tabulate the ablations; ``base`` is a ``TrainConfig`` with the data set and budget.
+    ``neuron_seeds`` (default: ``seeds``) are the seeds of the neuron x tau grid.
     Returns ``{"frontend": rows, "neuron": rows}`` (aggregated over seeds)."""
     from .plots import curves_png
     from .train import TrainConfig
 
     base = base or TrainConfig()
     seeds = seeds or [0]
+    neuron_seeds = neuron_seeds or seeds
     neurons = neurons or list(DEFAULT_NEURONS)
     taus = taus or list(DEFAULT_TAUS)
     if "neuron" in parts:
@@ -69,8 +72,9 @@ def ablate(
 
     result: dict = {}
     md = ["# Ablations", "", f"Data set: {base.dataset}; budget: {base.epochs} epoch(s), "
-          f"subset {base.subset or 'all'}, seeds {', '.join(map(str, seeds))}; test split, checkpoint selected by "
-          "validation accuracy; mean ± std over seeds.", ""]  # fmt: skip
+          f"subset {base.subset or 'all'}, seeds {', '.join(map(str, seeds))}"
+          + (f" (neuron x tau: {', '.join(map(str, neuron_seeds))})" if "neuron" in parts and neuron_seeds != seeds else "")
+          + "; test split, checkpoint selected by validation accuracy; mean ± std over seeds.", ""]  # fmt: skip
     panels: dict = {}
     if "frontend" in parts:
         rows = []
@@ -91,7 +95,7 @@ def ablate(
         rows = []
         for neuron in neurons:
             for tau in taus:
-                for seed in seeds:
+                for seed in neuron_seeds:
                     r = run(f"mambaspike-{neuron}-tau{tau:g}", "mambaspike", seed,
                             neuron=neuron, tau_ms=float(tau), learn_tau=learn_tau)  # fmt: skip
                     rows.append({**r, "neuron": neuron, "tau_ms": float(tau)})

@@ -402,6 +402,8 @@ def _add_ablate(sub) -> None:
                    help="membrane time constants in ms")  # fmt: skip
     a.add_argument("--learn-tau", action="store_true", help="let tau train from its initial value (default: fixed)")
     a.add_argument("--only", choices=["frontend", "neuron"], default=None, help="run one of the two ablations")
+    a.add_argument("--neuron-seeds", type=_int_list, default=None, metavar="S,...",
+                   help="seeds of the neuron x tau grid (default: --seeds); fewer keep the grid affordable")  # fmt: skip
 
 
 def _cmd_ablate(args) -> int:
@@ -413,7 +415,8 @@ def _cmd_ablate(args) -> int:
         torch.set_num_threads(args.threads)
     parts = (args.only,) if args.only else ("frontend", "neuron")
     ablate(args.output_dir, _budget_config(args), seeds=args.seeds, neurons=args.neurons, taus=args.taus,
-           learn_tau=args.learn_tau, parts=parts, latency_repeats=args.latency_repeats)  # fmt: skip
+           learn_tau=args.learn_tau, parts=parts, latency_repeats=args.latency_repeats,
+           neuron_seeds=args.neuron_seeds)  # fmt: skip
     print((Path(args.output_dir) / "ablation.md").read_text())
     return 0
 
