@@ -89,7 +89,8 @@ def ablate(
                markdown_table(agg, ["variant", *TABLE_HEADERS, "seeds"], TABLE_HEADERS),
                ENERGY_FOOTNOTE, ""]  # fmt: skip
         panels["front-end"] = {
-            "mean over seeds": ([a["variant"].split(" (")[0] for a in agg], [a["test_accuracy_mean"] for a in agg])
+            "mean ± std over seeds": ([a["variant"].split(" (")[0] for a in agg], [a["test_accuracy_mean"] for a in agg],
+                                      [a["test_accuracy_std"] for a in agg])  # fmt: skip
         }
     if "neuron" in parts:
         rows = []

@@ -53,13 +53,27 @@ def firing_rate_over_time_png(rates: dict[str, list[float]], bin_ms: dict[str, f
 
 def curves_png(panels: dict[str, dict[str, tuple[list, list]]], path: str | Path, xlabel: dict | None = None,
                ylabel: str = "accuracy", title: str = "") -> Path:  # fmt: skip
-    """One subplot per panel; in each, one curve per label: ``panels[panel][label] = (xs, ys)``."""
+    """One subplot per panel; in each, one curve per label: ``panels[panel][label] = (xs, ys)`` or
+    ``(xs, ys, errors)``. A panel whose ``xs`` are names (categories, not levels) is drawn as bars
+    with error bars instead of lines."""
     xlabel = xlabel or {}
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
     for ax, (panel, curves) in zip(axes[0], panels.items()):
-        for label, (xs, ys) in curves.items():
-            ax.plot(xs, ys, marker="o", label=label)
+        for i, (label, (xs, ys, *err)) in enumerate(curves.items()):
+            errors = [e or 0 for e in err[0]] if err else None
+            if all(isinstance(x, str) for x in xs):
+                width = 0.8 / len(curves)
+                pos = np.arange(len(xs)) + (i - (len(curves) - 1) / 2) * width
+                ax.bar(pos, ys, width, yerr=errors, capsize=4, label=label)
+                ax.set_xticks(np.arange(len(xs)), xs, fontsize=8)
+                errs = errors or [0] * len(ys)
+                lo = min(y - e for y, e in zip(ys, errs))
+                hi = max(y + e for y, e in zip(ys, errs))
+                pad = 0.25 * (hi - lo) or 0.05 * abs(hi) or 1.0
+                ax.set_ylim(lo - pad, hi + pad)  # a zoomed axis: differences of a point stay visible
+            else:
+                ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=label)
         ax.set_title(panel)
         ax.set_xlabel(xlabel.get(panel, "level"))
         ax.set_ylabel(ylabel)
