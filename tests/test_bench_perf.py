@@ -41,3 +41,13 @@ def test_bench_scan_memory_in_subprocess(capsys):
     rows = _rows(capsys, ["bench", "scan", "--json", "--L", "64", "--batch", "2", "--d-inner", "8",
                           "--repeats", "1", "--passes", "fwd+bwd", "--no-mambapy"])  # fmt: skip
     assert rows[0]["reference_peak_mb"] is not None
+
+
+def test_bench_model_names_a_bad_or_missing_device(capsys):
+    assert main(["bench", "model", "--no-train", "--device", "tpu"]) == 1
+    assert "--device: expected auto, cpu, cuda or cuda:N, got 'tpu'" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["bench", "model", "--no-train", "--device", "cuda"]) == 1
+        assert "no CUDA GPU is available" in capsys.readouterr().err

@@ -2,8 +2,9 @@
 
 One row per (input, model): ``input`` (``smnist``: 784 steps x 1 feature; ``nmnist``: the N-MNIST
 recipe's [30, 2, 34, 34]), ``model``, ``params``, ``train_samples_per_s`` (forward + backward +
-AdamW step at ``--batch``), ``latency_ms`` (batch-1 eval forward, no grad). The LSTM/GRU hidden sizes
-are matched to the Mamba backbone's parameter count.
+AdamW step at ``--batch``), ``latency_ms`` (batch-1 eval forward, no grad), on ``--device`` (CUDA
+timings synchronise the device). The LSTM/GRU hidden sizes are matched to the Mamba backbone's
+parameter count.
 """
 
 from __future__ import annotations
@@ -27,19 +28,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
     p.add_argument("--no-train", action="store_true", help="only measure latency")
     p.add_argument("--T", type=int, default=None, help="override the number of time bins")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
 
 
 def run(args):
+    from ..distributed import resolve_device
+
+    device = resolve_device(args.device)
     for input_name in args.inputs:
         for name in args.models:
             cfg, T = bench_config(name, input_name)
             T = args.T or T
             torch.manual_seed(0)
-            model = build_model(cfg)
-            row = {"input": input_name, "T": T, "model": name, "params": count_parameters(model)}
+            model = build_model(cfg).to(device)
+            row = {"input": input_name, "T": T, "model": name, "params": count_parameters(model), "device": str(device)}
             if not args.no_train:
-                x = bench_input(cfg, T, args.batch)
-                y = torch.randint(0, cfg.num_classes, (args.batch,))
+                x = bench_input(cfg, T, args.batch).to(device)
+                y = torch.randint(0, cfg.num_classes, (args.batch,)).to(device)
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 model.train()
 
@@ -48,13 +53,13 @@ def run(args):
                     model_loss(model, model(x), y).backward()
                     opt.step()
 
-                row["train_samples_per_s"] = args.batch / time_it(train_step, repeats=args.repeats)
+                row["train_samples_per_s"] = args.batch / time_it(train_step, repeats=args.repeats, device=device)
             model.eval()
-            x1 = bench_input(cfg, T, 1)
+            x1 = bench_input(cfg, T, 1).to(device)
 
             def infer():
                 with torch.no_grad():
                     model(x1)
 
-            row["latency_ms"] = 1e3 * time_it(infer, repeats=args.repeats)
+            row["latency_ms"] = 1e3 * time_it(infer, repeats=args.repeats, device=device)
             yield row
