@@ -13,9 +13,8 @@ vectorises. Each element of ``x`` is read from memory once per pass and each out
   caller's graph holds anyway.
 
 The kernels run a range of blocks ``[b0, b1)`` and release the GIL (``nogil``): the caller runs
-ranges on several threads at once (see ``mambaspike.neurons._parallel``). They are deliberately not
-``parallel=True``: numba's OpenMP pool and PyTorch's (a second libgomp) spin-wait after each parallel
-region, and on a machine with few cores each hand-over between them then costs milliseconds.
+ranges on several threads at once (``mambaspike.neurons._parallel``, through
+:mod:`mambaspike._threads`, which says why they are not ``parallel=True``).
 
 Every scalar argument must already have the arrays' dtype (``np.float32`` for float32 arrays): a
 Python float would promote the arithmetic to float64 and break bit-equality with the reference.

@@ -8,8 +8,7 @@ A recurrent LIF population adds a channel-mixing map of its own spikes at ``t - 
 
 Layout: ``x [T, R, C]`` (``R`` independent rows -- batch x pixels for a 1x1 recurrent convolution,
 batch for a dense one -- and ``C`` channels, contiguous). Rows never interact, so work is split over
-ranges of rows ``[r0, r1)`` that run on several threads (``nogil``; see ``mambaspike._lif_numba``
-for why these are not ``parallel=True``).
+ranges of rows ``[r0, r1)`` that run on several threads (``nogil``; see :mod:`mambaspike._threads`).
 
 - forward: per row, the time loop outermost; the recurrent current is accumulated from the spikes
   that fired (``W``'s columns, read as rows of ``WT = W.T``), so its cost is proportional to the

@@ -42,15 +42,15 @@ Multi-step LIF backends (``LIF(backend=...)``, :func:`lif_multistep_fast`)
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from ._threads import run_ranges
 
 # --------------------------------------------------------------------------------------------
 # Surrogate gradients
@@ -303,45 +303,18 @@ def _empty(shape, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.empty(shape, dtype=np.float32 if dtype == torch.float32 else np.float64))
 
 
-_pool_state: dict = {"pool": None, "workers": 0, "pid": None}
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """The worker threads of the fused kernels (re-created after a fork or a change of thread count)."""
-    st = _pool_state
-    if st["pool"] is None or st["workers"] != workers or st["pid"] != os.getpid():
-        if st["pool"] is not None and st["pid"] == os.getpid():
-            st["pool"].shutdown(wait=False)
-        st["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mambaspike-lif")
-        st["workers"], st["pid"] = workers, os.getpid()
-    return st["pool"]
-
-
 def _parallel(kernel, args: tuple, nblk: int, work_items: int) -> None:
     """Run ``kernel(*args, b0, b1)`` over the blocks ``[0, nblk)`` on ``torch.get_num_threads()`` threads.
 
-    The kernels release the GIL; the calling thread works too, and chunks of blocks are handed out one
-    at a time (balanced when other processes share the cores). Python threads block while idle,
-    where OpenMP pools spin (see ``mambaspike._lif_numba``). Below ~1M elements one thread does it all.
+    Chunks of blocks are handed out one at a time (balanced when other processes share the cores)
+    by :func:`mambaspike._threads.run_ranges`. Below ~1M elements one thread does it all.
     """
     threads = torch.get_num_threads()
     nchunk = min(nblk, 4 * threads)
     if threads <= 1 or nchunk <= 1 or work_items < (1 << 20):
         kernel(*args, 0, nblk)
         return
-    bounds = [c * nblk // nchunk for c in range(nchunk + 1)]
-    counter = itertools.count()
-
-    def work():
-        while (c := next(counter)) < nchunk:
-            kernel(*args, bounds[c], bounds[c + 1])
-
-    futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
-    try:
-        work()
-    finally:
-        for f in futures:
-            f.result()
+    run_ranges(kernel, args, [c * nblk // nchunk for c in range(nchunk + 1)], threads)
 
 
 def _numba_forward(x2, v02, b, c, vth, v_reset, soft):

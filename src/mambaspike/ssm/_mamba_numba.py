@@ -14,25 +14,21 @@ transposed or copied between the GEMMs:
   softplus with :func:`exp_f32` and :func:`log1p_small_f32`.
 
 Both kernels run a range of (batch, channel-block) pairs ``[j0, j1)`` and release the GIL; the caller
-runs ranges on ``torch.get_num_threads()`` threads (:func:`run_blocks`). They are not
-``parallel=True`` for the reason given in :mod:`mambaspike._lif_numba` (two spinning OpenMP pools).
+runs ranges on ``torch.get_num_threads()`` threads (:func:`mambaspike._threads.run_blocks`). They are
+not ``parallel=True`` for the reason given in :mod:`mambaspike._threads` (two spinning OpenMP pools).
 Every array has one dtype, float32 or float64; float64 uses libm's ``exp``/``log1p``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 from numba.core import types
 from numba.extending import overload
 
-from ._scan_numba import FASTMATH, _bits_as_f32, exp_f32
+from ._scan_numba import FASTMATH, _bits_as_f32, _exp, exp_f32
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath=FASTMATH)
 
@@ -72,17 +68,6 @@ def _softplus_impl(v):
         return v if v > 20.0 else math.log1p(math.exp(v))
 
     return sp64
-
-
-def _exp(v):
-    return math.exp(v)
-
-
-@overload(_exp, inline="always", fastmath=FASTMATH)
-def _exp_impl(v):
-    if v == types.float32:
-        return lambda v: exp_f32(v)
-    return lambda v: math.exp(v)
 
 
 @njit(inline="always", **_OPTS)
@@ -210,65 +195,6 @@ def scan_gate(xz, xc, delta, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, 
         for i in range(m):
             for n in range(N):
                 last[b, d0 + i, n] = h[n, i]
-
-
-_pool_state: dict = {"pool": None, "workers": 0, "pid": None}
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """Worker threads of the kernels (re-created after a fork or a change of thread count)."""
-    st = _pool_state
-    if st["pool"] is None or st["workers"] != workers or st["pid"] != os.getpid():
-        if st["pool"] is not None and st["pid"] == os.getpid():
-            st["pool"].shutdown(wait=False)
-        st["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mambaspike-mamba")
-        st["workers"], st["pid"] = workers, os.getpid()
-    return st["pool"]
-
-
-def run_blocks(kernel, args: tuple, nblk: int, threads: int) -> None:
-    """Run ``kernel(*args, j0, j1)`` over the blocks ``[0, nblk)`` on up to ``threads`` threads.
-
-    The calling thread claims blocks one at a time and runs them; ``threads - 1`` pool workers join
-    in as soon as they are scheduled. The caller waits only for blocks a worker has claimed, never
-    for a worker to start: right after a GEMM, torch's OpenMP threads spin for milliseconds, and on
-    a loaded machine a worker may not get a core in time, in which case the caller does everything
-    (nearly) alone. Idle workers block rather than spin."""
-    if threads <= 1 or nblk <= 1:
-        kernel(*args, 0, nblk)
-        return
-    counter = itertools.count()
-    cv = threading.Condition()
-    busy = [0]  # blocks claimed by workers and not finished
-    errors: list = []
-
-    def claim(worker: bool) -> int:
-        with cv:
-            j = next(counter)
-            if worker and j < nblk:
-                busy[0] += 1
-            return j
-
-    def work():
-        while (j := claim(True)) < nblk:
-            try:
-                kernel(*args, j, j + 1)
-            except BaseException as e:  # raised in the caller below
-                errors.append(e)
-            finally:
-                with cv:
-                    busy[0] -= 1
-                    cv.notify_all()
-
-    pool = _pool(threads - 1)
-    for _ in range(min(threads, nblk) - 1):
-        pool.submit(work)
-    while (j := claim(False)) < nblk:
-        kernel(*args, j, j + 1)
-    with cv:
-        cv.wait_for(lambda: busy[0] == 0)
-    if errors:
-        raise errors[0]
 
 
 def warm_up() -> None:

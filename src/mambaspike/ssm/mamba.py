@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._threads import run_blocks
 from .scan import numba_available, selective_scan
 
 
@@ -172,8 +173,8 @@ class MambaBlock(nn.Module):
         xc = x.new_empty(Bsz, L, E)  # (B, L, E)
         new_conv_state = x.new_empty(Bsz, E, K - 1)  # (B, E, d_conv-1)
         nbb, blk = _blocks(E, Bsz * L * E * K, threads)
-        k.run_blocks(k.conv_silu, (xz.numpy(), w.numpy(), cb.numpy(), conv_state.numpy(), xc.numpy(),
-                                   new_conv_state.numpy(), blk), Bsz * nbb, threads)  # fmt: skip
+        run_blocks(k.conv_silu, (xz.numpy(), w.numpy(), cb.numpy(), conv_state.numpy(), xc.numpy(),
+                                 new_conv_state.numpy(), blk), Bsz * nbb, threads)  # fmt: skip
 
         x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
         delta = x_dbl[..., : cfg.rank] @ self.dt_proj.weight.t()  # (B, L, E), bias added in the kernel
@@ -184,9 +185,9 @@ class MambaBlock(nn.Module):
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
         nbb, blk = _blocks(E, Bsz * L * E * N, threads)
-        k.run_blocks(k.scan_gate, (xz.numpy(), xc.numpy(), delta.numpy(), x_dbl.numpy(), cfg.rank, A_neg,
-                                   a_scale, D.numpy(), dt_bias.numpy(), h0.numpy(), y.numpy(), last.numpy(), blk),
-                     Bsz * nbb, threads)  # fmt: skip
+        run_blocks(k.scan_gate, (xz.numpy(), xc.numpy(), delta.numpy(), x_dbl.numpy(), cfg.rank, A_neg,
+                                 a_scale, D.numpy(), dt_bias.numpy(), h0.numpy(), y.numpy(), last.numpy(), blk),
+                   Bsz * nbb, threads)  # fmt: skip
         return self.out_proj(y), (new_conv_state, last)
 
     def forward_reference(self, x: torch.Tensor, state=None):
