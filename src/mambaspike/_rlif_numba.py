@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._lif_numba import _fwd_row, _surrogate
+from ._lif_numba import _bwd_row, _fwd_row, _fwd_row_h
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -65,6 +65,8 @@ def rlif_forward(x, WT, v0, s0, has_s0, beta, c, vth, v_reset, soft, s, v_last, 
 @njit(**_OPTS)
 def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi, soft,
                         detach, decay_input, gx, gv0, gs0, gWT, gbeta, gvth, r0, r1):  # fmt: skip
+    """Rows ``[r0, r1)``: the LIF adjoint of one step is ``mambaspike._lif_numba._bwd_row`` driven by
+    ``I[t]`` and by the spike gradient plus what reaches ``s[t]`` through the recurrence."""
     T, R, C = x.shape
     zero = one - one
     k = half_pi * alpha
@@ -73,60 +75,35 @@ def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vt
     ibuf = np.empty((T, C), x.dtype)  # I[t]
     v = np.empty(C, x.dtype)
     g = np.empty(C, x.dtype)  # dL/dv[t]
-    gsr = np.empty(C, x.dtype)  # dL/ds[t] through the recurrence
-    gI = np.empty(C, x.dtype)
-    accb = 0.0
-    acct = 0.0
+    gsr = np.empty(C, x.dtype)  # dL/ds[t] through the recurrence (also scratch for s[t-1])
+    gst = np.empty(C, x.dtype)  # dL/ds[t] in all
+    accb = np.zeros(C)
+    acct = np.zeros(C)
     for r in range(r0, r1):
         # recompute I[t], h[t] of this row
         v[:] = v0[r]
         for t in range(T):
             if t > 0:
-                # s[t-1] from h[t-1]
-                for j in range(C):
+                for j in range(C):  # s[t-1] from h[t-1]
                     gsr[j] = one if hbuf[t - 1, j] - vth >= zero else zero
                 _recurrent_current(x[t, r], WT, gsr, ibuf[t])
             elif has_s0:
                 _recurrent_current(x[t, r], WT, s0[r], ibuf[t])
             else:
                 ibuf[t] = x[t, r]
-            for j in range(C):
-                h = beta * v[j] + c * ibuf[t, j]
-                hbuf[t, j] = h
-                if h - vth >= zero:
-                    v[j] = h - vth if soft else v_reset
-                else:
-                    v[j] = h
+            _fwd_row_h(ibuf[t], v, hbuf[t], beta, c, vth, v_reset, soft)
         # adjoint, backwards in time
         g[:] = gv_last[r]
         gsr[:] = zero
         for t in range(T - 1, -1, -1):
-            for i in range(C):
-                h = hbuf[t, i]
-                u = h - vth
-                sg = _surrogate(kind, u, alpha, k, a2, one)
-                sp = one if u >= zero else zero
-                if soft:
-                    dvdh = one if detach else one - vth * sg
-                    dvdth = -sp if detach else vth * sg - sp
-                else:
-                    dvdh = (one - sp) if detach else (one - sp) + (v_reset - h) * sg
-                    dvdth = zero if detach else (h - v_reset) * sg
-                if t > 0:
-                    hq = hbuf[t - 1, i]
-                    vp = (hq - vth if soft else v_reset) if hq - vth >= zero else hq
-                else:
-                    vp = v0[r, i]
-                gs_i = gs[t, r, i] + gsr[i]
-                gh = gs_i * sg + g[i] * dvdh
-                gI[i] = c * gh
-                gx[t, r, i] = c * gh
-                accb += np.float64(gh * (vp - ibuf[t, i]) if decay_input else gh * vp)
-                acct += np.float64(g[i] * dvdth - gs_i * sg)
-                g[i] = beta * gh
-            # I[t] = x[t] + W s[t-1]: dL/ds[t-1] += W^T gI, dL/dW += gI s[t-1]^T
+            for j in range(C):
+                gst[j] = gs[t, r, j] + gsr[j]
+            gI = gx[t, r]  # dL/dI[t] = c dL/dh[t], written by _bwd_row
+            _bwd_row(kind, hbuf[t], hbuf[max(t - 1, 0)], v0[r], t == 0, ibuf[t], gst, gI, g, accb, acct, beta, c,
+                     vth, v_reset, alpha, k, a2, one, soft, detach, decay_input)  # fmt: skip
+            gsr[:] = zero
+            # I[t] = x[t] + W s[t-1]: dL/ds[t-1] = W^T gI, dL/dW += gI s[t-1]^T
             if t > 0 or has_s0:
-                gsr[:] = zero
                 for i in range(C):
                     gi = gI[i]
                     wi = W[i]
@@ -141,12 +118,10 @@ def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vt
                         gw = gWT[j]
                         for i in range(C):
                             gw[i] += np.float64(pj * gI[i])
-            else:
-                gsr[:] = zero
         gv0[r] = g
         gs0[r] = gsr
-    gbeta[0] += accb
-    gvth[0] += acct
+    gbeta[0] += accb.sum()
+    gvth[0] += acct.sum()
 
 
 @njit(**_OPTS)

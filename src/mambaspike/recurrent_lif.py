@@ -192,12 +192,11 @@ def rlif_multistep_fast(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParam
     if v is None:
         v = x_seq.new_full(shape[1:], p.v_reset)
     has_s0 = s_prev is not None
-    s0 = s_prev if has_s0 else v.new_zeros(())
     beta = p.beta if torch.is_tensor(p.beta) else torch.tensor(p.beta, dtype=dtype)
     vth = p.v_threshold if torch.is_tensor(p.v_threshold) else torch.tensor(p.v_threshold, dtype=dtype)
     x_r = _rows(x_seq, 1)  # (T, R, C)
     v_r = _rows(v, 0)  # (R, C)
-    s0_r = _rows(s0, 0) if has_s0 else x_r.new_zeros(x_r.shape[1:])
+    s0_r = _rows(s_prev, 0) if has_s0 else x_r.new_zeros(x_r.shape[1:])
     s_r, v_last_r = _FusedRecurrentLIF.apply(x_r, W, v_r, s0_r, beta, vth, spike_fn.alpha, has_s0, float(p.v_reset),
                                              bool(p.soft_reset), bool(p.detach_reset), bool(p.decay_input),
                                              spike_fn.kind)  # fmt: skip

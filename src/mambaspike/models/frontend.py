@@ -107,20 +107,17 @@ class SpikingConvBlock(nn.Module):
         return w if w.dim() == 2 else w[:, :, 0, 0]
 
     def _fuse_recurrence(self, current: torch.Tensor) -> bool:
-        """Whether the whole recurrent sequence goes through the compiled recurrent LIF (one call,
-        no Python per bin) instead of the loop over bins: a plain ``LIF`` on the fused backends, more
-        than one bin, and nothing observing the recurrent layer call by call (operation counters'
-        hooks, tracing for export), which the loop serves. Both give the same results."""
+        """Whether the whole recurrent sequence goes to the LIF in one call (``recurrent=W``: the
+        compiled recurrent LIF where it applies, see :meth:`mambaspike.neurons.LIF.forward`) instead
+        of the loop over bins: a plain ``LIF`` on the fused backends, more than one bin, and nothing
+        observing the recurrent layer call by call (operation counters' hooks, tracing for export),
+        which the loop serves. Both give the same results."""
         if type(self.lif) is not LIF or self.lif.backend not in ("auto", "numba", "cpu") or current.shape[0] < 2:
             return False
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return False
         rec = self.recurrent
-        if rec._forward_hooks or rec._forward_pre_hooks or nn.modules.module._global_forward_hooks:
-            return False
-        from ..recurrent_lif import fused_supported
-
-        return fused_supported(current, self._recurrent_matrix(), self.lif.params(), self.lif.spike_fn) is None
+        return not (rec._forward_hooks or rec._forward_pre_hooks or nn.modules.module._global_forward_hooks)
 
 
 class SpikingDenseBlock(SpikingConvBlock):
