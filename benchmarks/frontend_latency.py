@@ -10,10 +10,10 @@ load from other processes hits both alike; median and 10th percentile in ms.
 
 import argparse
 import statistics
-import time
 
 import torch
 
+from mambaspike.bench import time_alternating
 from mambaspike.bench.inputs import bench_config, bench_input
 from mambaspike.models import build_model
 
@@ -39,18 +39,9 @@ def main() -> None:
         same = torch.equal(paths["fused"](), paths["loop"]())
         for threads in args.threads:
             torch.set_num_threads(threads)
-            times: dict = {name: [] for name in paths}
-            for i in range(5 + args.calls):
-                for name, f in paths.items():
-                    t = time.perf_counter()
-                    f()
-                    if i >= 5:
-                        times[name].append(time.perf_counter() - t)
-            for name, ts in times.items():
-                ts.sort()
+            for name, ts in time_alternating(paths, args.calls, warmup=5).items():
                 print(f"{args.input}  threads {threads}  {name:5s}  median {statistics.median(ts) * 1e3:7.3f} ms"
                       f"  p10 {ts[len(ts) // 10] * 1e3:7.3f} ms  (identical spikes: {same})")
-
 
 if __name__ == "__main__":
     main()

@@ -8,11 +8,12 @@ call, so load from other processes hits both alike; median and 10th percentile i
 
 import argparse
 import statistics
-import time
 
 import torch
 
+from mambaspike.bench import time_alternating
 from mambaspike.ssm.mamba import MambaBackbone, MambaConfig
+
 
 def reference_forward(bb: MambaBackbone, x: torch.Tensor) -> torch.Tensor:
     """The backbone with every block on ``forward_reference``."""
@@ -34,18 +35,9 @@ def main() -> None:
         diff = (paths["fused"]() - paths["reference"]()).abs().max().item()
         for threads in args.threads:
             torch.set_num_threads(threads)
-            times: dict = {name: [] for name in paths}
-            for i in range(10 + args.calls):
-                for name, f in paths.items():
-                    t = time.perf_counter()
-                    f()
-                    if i >= 10:
-                        times[name].append(time.perf_counter() - t)
-            for name, ts in times.items():
-                ts.sort()
+            for name, ts in time_alternating(paths, args.calls, warmup=10).items():
                 print(f"threads {threads}  {name:9s}  median {statistics.median(ts) * 1e3:6.3f} ms"
                       f"  p10 {ts[len(ts) // 10] * 1e3:6.3f} ms  (max |fused - reference| {diff:.1e})")
-
 
 if __name__ == "__main__":
     main()

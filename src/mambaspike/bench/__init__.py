@@ -65,6 +65,19 @@ def time_it(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=
     return statistics.median(times)
 
 
+def time_alternating(fns: dict[str, Callable[[], object]], calls: int = 50, warmup: int = 5) -> dict[str, list[float]]:
+    """Wall times in seconds (sorted) of each ``fns[name]()`` over ``calls`` rounds after ``warmup``;
+    the functions alternate call by call, so load from other processes hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + calls):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return {name: sorted(ts) for name, ts in times.items()}
+
+
 def _status_kb(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
