@@ -33,21 +33,15 @@ from .neurons import LIFParams, Surrogate, _empty, _numba_kernels, _parallel, li
 def _rows(t: torch.Tensor, batch_dim: int) -> torch.Tensor:
     """Move the channel axis (``batch_dim + 1``) last and flatten batch and spatial axes into rows:
     ``[T, B, C, *S] -> [T, B*S, C]`` (``batch_dim=1``) or ``[B, C, *S] -> [B*S, C]`` (``batch_dim=0``)."""
-    c_dim = batch_dim + 1
-    perm = list(range(c_dim)) + list(range(c_dim + 1, t.dim())) + [c_dim]
-    y = t.permute(perm)  # (..., B, *S, C)
+    y = t.movedim(batch_dim + 1, -1)  # (..., B, *S, C)
     return y.reshape(*y.shape[:batch_dim], -1, y.shape[-1]).contiguous()
 
 
 def _unrows(r: torch.Tensor, like_shape: tuple, batch_dim: int) -> torch.Tensor:
     """Inverse of :func:`_rows` for a tensor of shape ``like_shape``."""
     c_dim = batch_dim + 1
-    C = like_shape[c_dim]
-    spatial = like_shape[c_dim + 1 :]
-    y = r.reshape(*like_shape[:c_dim], *spatial, C)  # (..., B, *S, C)
-    nd = len(like_shape)
-    perm = list(range(c_dim)) + [nd - 1] + list(range(c_dim, nd - 1))
-    return y.permute(perm)
+    y = r.reshape(*like_shape[:c_dim], *like_shape[c_dim + 1 :], like_shape[c_dim])  # (..., B, *S, C)
+    return y.movedim(-1, c_dim)
 
 
 def rlif_multistep(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParams, spike_fn):
