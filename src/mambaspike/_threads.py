@@ -1,7 +1,7 @@
 """Running compiled kernels over ranges of work on several threads (one pool for every kernel).
 
-The numba kernels of this package (fused LIF, recurrent LIF, fused Mamba inference) are compiled with
-``nogil=True`` and take a range ``[b0, b1)`` of work blocks as their last two arguments; they are not
+The numba kernels of this package (fused LIF, recurrent LIF; the fused Mamba inference kernels share
+the design but run on the caller's thread) are compiled with ``nogil=True`` and take a range ``[b0, b1)`` of work blocks as their last two arguments; they are not
 ``parallel=True``: numba's OpenMP pool and PyTorch's (a second libgomp) spin-wait after each parallel
 region, and on a machine with few cores each hand-over between them costs milliseconds. Instead,
 :func:`run_ranges` hands ranges to Python worker threads, which block (not spin) while idle.
@@ -75,9 +75,4 @@ def run_ranges(kernel, args: tuple, bounds: list[int], threads: int) -> None:
         raise errors[0]
 
 
-def run_blocks(kernel, args: tuple, nblk: int, threads: int) -> None:
-    """:func:`run_ranges` over single blocks ``[j, j + 1)``, ``j`` in ``[0, nblk)``."""
-    run_ranges(kernel, args, list(range(nblk + 1)), threads)
-
-
-__all__ = ["run_ranges", "run_blocks"]
+__all__ = ["run_ranges"]

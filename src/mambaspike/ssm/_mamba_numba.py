@@ -13,9 +13,11 @@ transposed or copied between the GEMMs:
   computes ``exp(dt A)`` as :func:`exp2_neg_f32` (2^k from its IEEE bits, no table lookup), the
   softplus with :func:`exp_f32` and :func:`log1p_small_f32`.
 
-Both kernels run a range of (batch, channel-block) pairs ``[j0, j1)`` and release the GIL; the caller
-runs ranges on ``torch.get_num_threads()`` threads (:func:`mambaspike._threads.run_blocks`). They are
-not ``parallel=True`` for the reason given in :mod:`mambaspike._threads` (two spinning OpenMP pools).
+Both kernels run a range of (batch, channel-block) pairs ``[j0, j1)`` and release the GIL. The caller
+(:meth:`mambaspike.ssm.mamba.MambaBlock.forward_fused`) runs them on its own thread, one block of all
+channels per batch element: split over worker threads they lost to torch's OpenMP threads spinning
+after each GEMM (measured there). They are not ``parallel=True`` for the reason given in
+:mod:`mambaspike._threads` (two spinning OpenMP pools).
 Every array has one dtype, float32 or float64; float64 uses libm's ``exp``/``log1p``.
 """
 
