@@ -355,6 +355,15 @@ def _numba_backward(x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_in
     return gx, gv0, float(gbeta.sum()), float(gvth.sum())
 
 
+def _kernel_scalars(beta: torch.Tensor, v_threshold: torch.Tensor, decay_input: bool, dtype) -> tuple[float, float, float]:
+    """``(beta, input scale, threshold)`` as Python floats, exactly as the reference computes them:
+    ``1 - beta`` in beta's dtype, then cast to the compute ``dtype``."""
+    beta = beta.detach()
+    b = beta.to(dtype).item()
+    c = (1 - beta).to(dtype).item() if decay_input else 1.0
+    return b, c, v_threshold.detach().to(dtype).item()
+
+
 class _FusedLIF(torch.autograd.Function):
     """The whole ``[T, ...]`` LIF sequence as one autograd node (compiled kernels: ``impl`` is
     ``"numba"`` or ``"triton"``).
@@ -371,10 +380,7 @@ class _FusedLIF(torch.autograd.Function):
         N = math.prod(shape[1:])
         x2 = x_seq.detach().contiguous().view(T, N)  # (T, N)
         v02 = v0.detach().to(dt).contiguous().view(N)  # (N,)
-        # scalars exactly as the reference computes them: (1 - beta) in beta's dtype, then cast
-        b = beta.detach().to(dt).item()
-        c = (1 - beta.detach()).to(dt).item() if decay_input else 1.0
-        vth = v_threshold.detach().to(dt).item()
+        b, c, vth = _kernel_scalars(beta, v_threshold, decay_input, dt)
         if T == 0 or N == 0:
             s, v_last = torch.empty_like(x2), v02.clone()
         elif impl == "triton":
@@ -448,6 +454,11 @@ def _resolve_backend(backend: str, x_seq: torch.Tensor, v, p: LIFParams, spike_f
     return impl
 
 
+def _needs_graph(*tensors: torch.Tensor) -> bool:
+    """Whether autograd would record an operation on ``tensors`` (grad mode on and one requires grad)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def lif_multistep_fast(
     x_seq: torch.Tensor, v: torch.Tensor | None, p: LIFParams, spike_fn, backend: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -465,6 +476,21 @@ def lif_multistep_fast(
     vth = p.v_threshold if torch.is_tensor(p.v_threshold) else torch.tensor(p.v_threshold, dtype=dtype, device=x_seq.device)
     if v is None:
         v = x_seq.new_full(x_seq.shape[1:], p.v_reset)
+    if impl == "numba" and not _needs_graph(x_seq, v, beta, vth) and x_seq.numel():
+        # inference: the forward kernel alone (what _FusedLIF.forward runs), without an autograd node
+        try:
+            T, shape = x_seq.shape[0], x_seq.shape
+            x2 = x_seq.contiguous().view(T, -1)
+            s, v_last = _numba_forward(x2, v.to(dtype).contiguous().view(-1),
+                                       *_kernel_scalars(beta, vth, p.decay_input, dtype), float(p.v_reset),
+                                       bool(p.soft_reset))  # fmt: skip
+            return s.view(shape), v_last.view(shape[1:])
+        except Exception as e:
+            if backend != "auto" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
+                raise
+            _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
+            _warn_fallback(_numba_state["error"])
+            return lif_multistep(x_seq, v, p, spike_fn)
     try:
         return _FusedLIF.apply(x_seq, v, beta, vth, spike_fn.alpha, float(p.v_reset), bool(p.soft_reset),
                                bool(p.detach_reset), bool(p.decay_input), spike_fn.kind, impl)  # fmt: skip

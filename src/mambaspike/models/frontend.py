@@ -206,8 +206,21 @@ class SpikingFrontEnd(_PooledStream, nn.Module):
         self.out_features = c_prev * spatial_out**2 if spatial else c_prev  # per output bin
         self.out_bin_ms = dt_ms * temporal_pool
         self._pool_mode = temporal_pool_mode
+        self.spatial = spatial
 
     def forward(self, x: torch.Tensor, state=None):
+        """``(spikes [T', B, ...], per-block states)``. Dense stacks in inference take the fused kernel
+        (:mod:`mambaspike.models.frontend_fused`) where it applies, else :meth:`forward_reference`;
+        both give the same spikes and states."""
+        if not self.spatial:
+            from . import frontend_fused
+
+            if frontend_fused.unsupported(self, x, state) is None:
+                return frontend_fused.forward(self, x, state)
+        return self.forward_reference(x, state)
+
+    def forward_reference(self, x: torch.Tensor, state=None):
+        """Block by block (the ground truth of the fused path, and the path of training)."""
         states = []
         for i, block in enumerate(self.blocks):
             x, s = block(x, None if state is None else state[i])

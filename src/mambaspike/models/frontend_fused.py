@@ -1,0 +1,180 @@
+"""Inference forward of the dense spiking front-end in one compiled call.
+
+:meth:`SpikingFrontEnd.forward <mambaspike.models.frontend.SpikingFrontEnd.forward>` takes this path
+when :func:`unsupported` finds nothing against it: 1-D input (dense blocks, Sequential MNIST, audio),
+plain ``LIF`` neurons on the ``auto``/``numba``/``cpu`` backends, BatchNorm in eval mode with running
+statistics, CPU float32/float64, no autograd graph needed, and nothing observing the blocks call by
+call (hooks of spike counters, tracing for export). Otherwise, and always as the ground truth, the
+module-by-module forward (:meth:`~mambaspike.models.frontend.SpikingFrontEnd.forward_reference`) runs.
+
+The kernel (:mod:`._frontend_numba`) needs each layer's weight transposed, BatchNorm folded into a
+per-neuron scale and shift (``scale = gamma / sqrt(running_var + eps)``, ``shift = beta - running_mean
+* scale``, as torch's eval-mode batch norm computes it) and the LIF scalars. These are packed once and
+kept until a parameter or buffer of the front-end changes (tensor identity and version counter).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..neurons import LIF, _kernel_scalars, numba_available
+
+_KERNELS: dict = {}
+
+
+def _kernels():
+    """The compiled kernel module, or ``None`` where numba is unavailable or the kernel fails to build."""
+    if "module" not in _KERNELS and "error" not in _KERNELS:
+        if not numba_available():
+            _KERNELS["error"] = "numba unavailable"
+        else:
+            try:
+                from . import _frontend_numba
+
+                _frontend_numba.warm_up()
+                _KERNELS["module"] = _frontend_numba
+            except Exception as e:  # numba/LLVM failures: the module path still works
+                _KERNELS["error"] = f"{type(e).__name__}: {e}"
+                warnings.warn(f"SpikingFrontEnd: the fused inference kernel is unavailable ({_KERNELS['error']}); "
+                              "using the module-by-module forward", RuntimeWarning, stacklevel=4)  # fmt: skip
+    return _KERNELS.get("module")
+
+
+def _hooked(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks)
+
+
+def unsupported(fe, x: torch.Tensor, state) -> str | None:
+    """Why the fused inference forward cannot run ``fe(x, state)`` (``None`` when it can).
+
+    Called on every forward: it reads the modules' ``_modules`` / ``_parameters`` dicts directly
+    (``nn.Module.__getattr__`` and ``ModuleList.__getitem__`` cost microseconds each)."""
+    from .frontend import SpikingDenseBlock
+
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+        return "not a CPU float32/float64 [T, B, F] input"
+    if x.shape[0] < 2 or x.shape[1] == 0:
+        return "fewer than two bins or an empty batch"
+    grad = torch.is_grad_enabled()
+    if grad and x.requires_grad:
+        return "an autograd graph is needed"
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks or _hooked(fe):
+        return "the blocks are observed call by call (hooks)"
+    for b in fe._modules["blocks"]._modules.values():
+        if type(b) is not SpikingDenseBlock:
+            return "not a stack of dense blocks"
+        mods = b._modules
+        lif, bn, lin = mods["lif"], mods["bn"], mods["conv"]
+        if type(lif) is not LIF or lif.backend not in ("auto", "numba", "cpu"):
+            return "not plain LIF neurons on a fused backend"
+        if bn.training or bn._buffers.get("running_mean") is None or lin._parameters["weight"].dtype != x.dtype:
+            return "BatchNorm in training mode (or without running statistics), or weights of another dtype"
+        if _hooked(b) or any(_hooked(m) for m in mods.values() if m is not None):
+            return "the blocks are observed call by call (hooks)"
+        if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
+            return "per-neuron LIF parameters"
+        vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
+        if vth.numel() != 1:
+            return "per-neuron LIF parameters"
+        if grad and any(p.requires_grad for m in mods.values() if m is not None for p in m._parameters.values() if p is not None):
+            return "an autograd graph is needed"
+    if grad and state is not None and any(
+        t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,))
+    ):
+        return "an autograd graph is needed"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "tracing for export"
+    if _kernels() is None:
+        return f"the kernel is unavailable ({_KERNELS.get('error')})"
+    return None
+
+
+def _version_key(fe, dtype) -> tuple:
+    """Changes whenever a parameter or buffer of a block's layers is replaced or modified in place
+    (identity and version counter of each)."""
+    key = [dtype]
+    for b in fe._modules["blocks"]._modules.values():
+        for m in b._modules.values():
+            if m is not None:
+                key += [(id(t), t._version) for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
+    return tuple(key)
+
+
+def _pack(fe, dtype) -> dict:
+    """The kernel's parameter arrays for ``fe`` (see :mod:`._frontend_numba`)."""
+    npd = np.float32 if dtype == torch.float32 else np.float64
+    wts, scales, shifts, dims, lif = [], [], [], [], []
+    with torch.no_grad():
+        for b in fe.blocks:
+            w = b.conv.weight.to(dtype)  # (n_out, n_in)
+            bn = b.bn
+            inv = torch.rsqrt(bn.running_var.to(dtype) + bn.eps)
+            scale = inv * bn.weight.to(dtype) if bn.weight is not None else inv
+            shift = (bn.bias.to(dtype) if bn.bias is not None else torch.zeros_like(scale)) - bn.running_mean.to(dtype) * scale
+            if b.conv.bias is not None:  # BN(z + bias) = z * scale + (shift + bias * scale)
+                shift = shift + b.conv.bias.to(dtype) * scale
+            wts.append(w.t().contiguous().reshape(-1))
+            scales.append(scale)
+            shifts.append(shift)
+            dims.append(tuple(w.shape[::-1]))
+            p = b.lif.params()
+            bt, c, vth = _kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
+            lif.append((bt, c, vth, p.v_reset, 1.0 if p.soft_reset else 0.0))
+        last = fe.blocks[-1]
+        rec = last.recurrent
+        rt = rec.weight.to(dtype).t().contiguous() if rec is not None else torch.zeros(1, 1, dtype=dtype)
+    woff = np.cumsum([0] + [w.numel() for w in wts]).astype(np.int64)
+    noff = np.cumsum([0] + [d[1] for d in dims]).astype(np.int64)
+    lif = np.asarray(lif, dtype=npd)  # (layers, 5)
+    return dict(
+        wt=torch.cat(wts).numpy(), woff=woff, dims=np.asarray(dims, dtype=np.int64),
+        scale=torch.cat(scales).numpy(), shift=torch.cat(shifts).numpy(), noff=noff,
+        beta=lif[:, 0].copy(), cin=lif[:, 1].copy(), vth=lif[:, 2].copy(), vreset=lif[:, 3].copy(),
+        soft=lif[:, 4] > 0, rt=rt.numpy(), has_rec=rec is not None,
+    )  # fmt: skip
+
+
+def forward(fe, x: torch.Tensor, state=None):
+    """``fe(x, state)`` for a front-end :func:`unsupported` accepts: same outputs and states."""
+    k = _kernels()
+    dtype = x.dtype
+    key = _version_key(fe, dtype)
+    cache = fe.__dict__.get("_fused_pack")
+    if cache is None or cache[0] != key:
+        cache = (key, _pack(fe, dtype))
+        fe.__dict__["_fused_pack"] = cache
+    P = cache[1]
+    T, B, _ = x.shape
+    dims = P["dims"]
+    n_outs = [int(d) for d in dims[:, 1]]
+    n_last = n_outs[-1]
+    has_rec = P["has_rec"]
+    # states in: per block v (B, n) -- (v, s_prev) for the recurrent block -- packed into v_state
+    v_state = x.new_empty(B, int(P["noff"][-1]))  # fresh: the kernel writes it
+    s_prev = x.new_empty(B, n_last)
+    init_v, has_s0 = True, False
+    if state is not None:
+        v_parts = []
+        for i, n in enumerate(n_outs):
+            s = state[i]
+            if has_rec and i == len(n_outs) - 1:
+                s, sp = s if s is not None else (None, None)
+                if sp is not None:
+                    s_prev.copy_(sp.reshape(B, n_last))
+                    has_s0 = True
+            v_parts.append(s.reshape(B, n) if s is not None else x.new_full((B, n), fe.blocks[i].lif.v_reset))
+        torch.cat(v_parts, dim=1, out=v_state)
+        init_v = False
+    kp = fe.temporal_pool
+    out = x.new_empty((T + kp - 1) // kp, B, n_last)
+    k.dense_frontend(x.contiguous().numpy(), P["wt"], P["woff"], dims, P["scale"], P["shift"], P["noff"], P["beta"],
+                     P["cin"], P["vth"], P["vreset"], P["soft"], P["rt"], has_rec, kp, fe.temporal_pool_mode == "avg",
+                     v_state.numpy(), init_v, s_prev.numpy(), has_s0, out.numpy(), 0, B)  # fmt: skip
+    states = list(v_state.split(n_outs, dim=1))
+    if has_rec:
+        states[-1] = (states[-1], s_prev)
+    return out, states
