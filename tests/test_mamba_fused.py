@@ -166,3 +166,19 @@ def test_fused_edge_configs(cfg):
     assert conv.shape == conv_ref.shape
     for a, b in ((y, y_ref), (conv, conv_ref), (ssm, ssm_ref), (y2, y[:, 2:])):
         assert_close(a, b, torch.float32)
+
+
+def test_kernel_parameters_follow_in_place_changes_and_replacement():
+    """The kernels' copies of dt_proj, A_log, D (cached per tensor version) never go stale."""
+    blk = make_block(16, 4, 4, torch.float32)
+    x = torch.randn(2, 9, 16)
+    with torch.no_grad():
+        blk(x)  # fills the cache
+        blk.A_log.add_(0.3)
+        blk.D.mul_(-2.0)
+        blk.dt_proj.weight.mul_(1.5)
+        blk.dt_proj.bias.sub_(0.2)
+        assert_close(blk(x)[0], blk.forward_reference(x)[0], torch.float32)
+        blk.A_log = torch.nn.Parameter(blk.A_log + 0.1)  # a new tensor object
+        blk.load_state_dict(make_block(16, 4, 4, torch.float32, seed=5).state_dict())
+        assert_close(blk(x)[0], blk.forward_reference(x)[0], torch.float32)

@@ -6,7 +6,7 @@ transposed or copied between the GEMMs:
 
 - :func:`conv_silu`: causal depthwise conv1d over time (width ``K``) + bias + SiLU of the ``x`` half
   of ``xz [B, L, 2E]`` into ``xc [B, L, E]``; also writes the new conv state ``[B, E, K-1]``;
-- :func:`scan_gate`: ``dt = softplus(delta + dt_bias)``, the recurrence
+- :func:`scan_gate`: ``delta = dt_proj(dt)`` (no bias), ``dt = softplus(delta + dt_bias)``, the recurrence
   ``h[n, d] = exp(dt A[d, n]) h[n, d] + dt u B[t, n]``, ``y = sum_n h C[t, n] + D u``, ``y *= silu(z)``.
   The state of a block of channels is held as ``[N, blk]``, so the innermost loop runs over channels
   with unit stride and LLVM vectorises it, ``exp`` included: float32 takes ``A * log2(e)`` and
@@ -151,9 +151,11 @@ def conv_silu(xz, w, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: n
 
 
 @njit(**_OPTS)
-def scan_gate(xz, xc, delta, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
-    """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc, delta [B, L, E]``, ``x_dbl [B, L, R+2N]``
-    (B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
+def scan_gate(xz, xc, dt_w, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
+    """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc [B, L, E]``, ``x_dbl [B, L, R+2N]``
+    (the low-rank dt at ``[0, R)``, B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``dt_w [R, E]`` (``dt_proj``'s
+    weight transposed: ``delta = dt @ dt_w``, computed here, ``R`` multiply-adds per channel and step,
+    rather than by a GEMM of its own), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
     float32, ``-1`` for float64: the block uses ``A * log2(e)`` or ``A``), ``D, dt_bias [E]``,
     ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
     ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
@@ -165,6 +167,7 @@ def scan_gate(xz, xc, delta, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, 
     h = np.empty((N, blk), dtype=xc.dtype)  # the state of this block, channel-contiguous
     a = np.empty((N, blk), dtype=xc.dtype)  # A of this block
     dtr = np.empty(blk, dtype=xc.dtype)
+    dl = np.empty(blk, dtype=xc.dtype)
     dur = np.empty(blk, dtype=xc.dtype)
     yr = np.empty(blk, dtype=xc.dtype)
     for j in range(j0, j1):
@@ -178,7 +181,13 @@ def scan_gate(xz, xc, delta, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, 
                 a[n, i] = A_neg[d0 + i, n] * a_scale
         Dl, bl = D[d0:d1], dt_bias[d0:d1]
         for t in range(L):
-            dl, ul, xr = delta[b, t, d0:d1], xc[b, t, d0:d1], x_dbl[b, t]
+            ul, xr = xc[b, t, d0:d1], x_dbl[b, t]
+            for i in range(m):
+                dl[i] = xr[0] * dt_w[0, d0 + i]
+            for r in range(1, R):
+                wr, xv = dt_w[r, d0:d1], xr[r]
+                for i in range(m):
+                    dl[i] += xv * wr[i]
             for i in range(m):
                 dt = _softplus(dl[i] + bl[i])
                 dtr[i] = dt
@@ -205,6 +214,6 @@ def warm_up() -> None:
         a3, a2, a1 = np.zeros((1, 1, 2), dt), np.zeros((1, 2), dt), np.zeros(1, dt)
         conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 1, 0, 1)
         one = np.zeros((1, 1, 1), dt)
-        scan_gate(a3, one, one, np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt(-1.0), a1, a1, one,
+        scan_gate(a3, one, np.zeros((1, 1), dt), np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt(-1.0), a1, a1, one,
                   one.copy(), one.copy(), 1, 0, 1)  # fmt: skip
 

@@ -144,7 +144,7 @@ class MambaBlock(nn.Module):
 
     def forward_fused(self, x: torch.Tensor, state, k):
         """The inference forward, time-major throughout: ``in_proj`` -> kernel (causal conv + SiLU) ->
-        ``x_proj``, ``dt_proj`` GEMM -> kernel (softplus, scan, ``D`` skip, SiLU gate) -> ``out_proj``.
+        ``x_proj`` -> kernel (``dt_proj``, softplus, scan, ``D`` skip, SiLU gate) -> ``out_proj``.
         ``k`` is the kernel module (:mod:`._mamba_numba`). No autograd graph.
 
         The kernels run on the calling thread. Right after each GEMM torch's OpenMP threads spin for
@@ -169,16 +169,30 @@ class MambaBlock(nn.Module):
                     0, Bsz)  # fmt: skip
 
         x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
-        delta = x_dbl[..., : cfg.rank] @ self.dt_proj.weight.t()  # (B, L, E), bias added in the kernel
-        # SSM parameters pass through fp32 as in forward_reference (then to the compute dtype)
-        A_neg = torch.exp(self.A_log.float()).to(dtype).numpy()  # (E, N), -A
-        a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
-        D, dt_bias = self.D.float().to(dtype), self.dt_proj.bias.float().to(dtype)  # (E,) each
+        dt_w, A_neg, a_scale, D, dt_bias = self._kernel_params(dtype, k)
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
-        k.scan_gate(xz.numpy(), xc.numpy(), delta.numpy(), x_dbl.numpy(), cfg.rank, A_neg, a_scale, D.numpy(),
-                    dt_bias.numpy(), h0.numpy(), y.numpy(), last.numpy(), E, 0, Bsz)  # fmt: skip
+        k.scan_gate(xz.numpy(), xc.numpy(), dt_w, x_dbl.numpy(), cfg.rank, A_neg, a_scale, D, dt_bias, h0.numpy(),
+                    y.numpy(), last.numpy(), E, 0, Bsz)  # fmt: skip
         return self.out_proj(y), (new_conv_state, last)
+
+    def _kernel_params(self, dtype, k) -> tuple:
+        """``(dt_w [R, E], -A [E, N], a_scale, D [E], dt_bias [E])`` as arrays of ``dtype`` for
+        :func:`._mamba_numba.scan_gate`; the SSM parameters pass through fp32 as in
+        :meth:`forward_reference`. Kept until one of the tensors is replaced or modified in place."""
+        ts = (self.dt_proj.weight, self.A_log, self.D, self.dt_proj.bias)
+        key = (dtype, *((id(t), t._version) for t in ts))
+        cached = self.__dict__.get("_kernel_params_cache")
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                dt_w = self.dt_proj.weight.detach().to(dtype).t().contiguous().numpy()  # (R, E)
+                A_neg = torch.exp(self.A_log.detach().float()).to(dtype).numpy()  # (E, N), -A
+                a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
+                D = self.D.detach().float().to(dtype).numpy()
+                dt_bias = self.dt_proj.bias.detach().float().to(dtype).numpy()
+            cached = (key, (dt_w, A_neg, a_scale, D, dt_bias))
+            self.__dict__["_kernel_params_cache"] = cached
+        return cached[1]
 
     def forward_reference(self, x: torch.Tensor, state=None):
         """The forward through :func:`selective_scan` (any backend, autograd): the ground truth of the
