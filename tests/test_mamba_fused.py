@@ -168,8 +168,9 @@ def test_fused_edge_configs(cfg):
         assert_close(a, b, torch.float32)
 
 
-def test_kernel_parameters_follow_in_place_changes_and_replacement():
-    """The kernels' copies of dt_proj, A_log, D (cached per tensor version) never go stale."""
+def test_kernel_parameters_follow_every_kind_of_change():
+    """The kernels read dt_proj, A_log, D from the live parameters on every call: in-place changes,
+    ``.data`` writes (no version bump), replaced tensors and loaded state dicts all take effect."""
     blk = make_block(16, 4, 4, torch.float32)
     x = torch.randn(2, 9, 16)
     with torch.no_grad():
@@ -179,6 +180,12 @@ def test_kernel_parameters_follow_in_place_changes_and_replacement():
         blk.dt_proj.weight.mul_(1.5)
         blk.dt_proj.bias.sub_(0.2)
         assert_close(blk(x)[0], blk.forward_reference(x)[0], torch.float32)
+        before = blk(x)[0]
+        blk.A_log.data.mul_(0.5)
+        blk.dt_proj.weight.data.mul_(2.0)
+        after = blk(x)[0]
+        assert not torch.allclose(after, before)
+        assert_close(after, blk.forward_reference(x)[0], torch.float32)
         blk.A_log = torch.nn.Parameter(blk.A_log + 0.1)  # a new tensor object
         blk.load_state_dict(make_block(16, 4, 4, torch.float32, seed=5).state_dict())
         assert_close(blk(x)[0], blk.forward_reference(x)[0], torch.float32)

@@ -1,29 +1,25 @@
 """Compiled CPU kernel of the dense spiking front-end's inference forward (numba, ``cache=True``, ``nogil``).
 
-Used by :meth:`mambaspike.models.frontend.SpikingFrontEnd.forward_fused` (1-D input, eval mode, no
-autograd graph). One call runs the whole stack for a range of samples, time step by time step, with no
-Python in between -- at batch 1 the module-by-module forward spends nearly all its time in the
-per-call overhead of a dozen small operations per block, not in arithmetic.
+Used by :func:`mambaspike.models.frontend_fused.forward` (1-D input, eval mode, no autograd graph).
+One call runs the whole stack for a range of samples with no Python in between -- at batch 1 the
+module-by-module forward spends nearly all its time in the per-call overhead of a dozen small
+operations per block, not in arithmetic. Per sample::
 
-Per sample and input bin ``t``::
+    layer 0, every input bin t:   I = BN(W_0 x[t])              BN folded: I = (W x) * scale + shift
+                                  h = beta v + c I;  s = h - v_th >= 0;  v = reset(h, s)
+                                  (mambaspike.neurons.lif_step, and the reset as it writes it)
+    temporal pooling:             max (or mean) of s over windows of k bins; the last window may be
+                                  incomplete (averaged over its real bins for ``avg``)
+    layer l > 0, every window:    I = BN(W_l in) (+ R s_prev for the recurrent last layer: R applied
+                                  to the layer's own spikes of the previous window), the same update
 
-    layer 0:    I = BN(W_0 x[t])                       BN folded: I = (W x) * bn_scale + bn_shift
-                h = beta v + c I;  s = h - v_th >= 0;  v = reset(h, s)      (mambaspike.neurons.lif_step)
-    pooling:    acc = max(acc, s) (or acc += s) over ``k`` bins; a window completes every ``k`` bins
-                (and at the last bin: an incomplete window, averaged over its real bins for ``avg``)
-    layer l>0:  on each completed window, I = BN(W_l in) (+ R s_prev for the recurrent last layer,
-                R applied to its own spikes of the previous window), then the same LIF update
-
-The recurrent connection belongs to the last layer (layer 0 when it is the only one). Inputs of the
-matrix-vector products are spikes or window averages, mostly zeros: only non-zero inputs are
-visited, each adding a row of the transposed weight (unit stride over the output neurons, so LLVM
-vectorises it). The sums run in input order, so they may round differently from a GEMM's blocked
-sums; ``tests/test_frontend_fused.py`` compares the two paths.
-
-Layer ``l``'s transposed weight ``[n_in, n_out]`` is ``wt[woff[l]:woff[l + 1]]`` (flattened); its
-per-neuron vectors (``bn_scale``, ``bn_shift``) and potentials are ``[noff[l]:noff[l + 1]]`` of the
-packed arrays. LIF scalars per layer: ``beta``, ``cin`` (input gain ``1 - beta`` or 1), ``vth``,
-``vreset``, ``soft`` (1: subtract the threshold, 0: reset to ``vreset``). Every float array has the
+The recurrent connection belongs to the last layer (layer 0 when it is the only one). The kernel reads
+the parameters as the modules hold them on every call (a transposed copy of each weight and the
+folded BatchNorm are made at the start of the call, a few microseconds), so no cache can go stale.
+Inputs of the matrix-vector products are spikes or window averages, mostly zeros: only non-zero
+inputs are visited, each adding a row of the transposed weight (unit stride over the output neurons,
+so LLVM vectorises it). The sums run in input order, so they may round differently from a GEMM's
+blocked sums; ``tests/test_frontend_fused.py`` compares the two paths. Every float array has the
 input's dtype.
 """
 
@@ -36,27 +32,27 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 
 @njit(inline="always", **_OPTS)
-def _layer(inp, n_in, wt, w0, n_out, scale, shift, o, rec, acc, v, s, beta, cin, vth, vreset, soft):  # pragma: no cover
-    """One layer at one step: the current ``(W inp) * scale + shift + rec`` (non-zero inputs only;
-    ``rec``: the recurrent current or zeros, added after the normalisation as the block adds it),
-    then the LIF update of ``v[o:o + n_out]`` into spikes ``s[:n_out]``. ``acc``: scratch. Plain
-    index loops (no slices) keep the per-step overhead small: at batch 1 a step is a few dozen
-    neurons."""
+def _step(inp, n_in, wt, w0, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset, soft):  # pragma: no cover
+    """One layer at one step: the current ``(W inp) * sc + sh + rec`` (non-zero inputs only; ``rec``:
+    the recurrent current or zeros, added after the normalisation as the block adds it), then the
+    LIF update of the potentials ``vl`` into spikes ``s[:n_out]``; ``acc``: scratch. ``sc``, ``sh``,
+    ``vl`` are the layer's slices, taken once per layer: a slice costs two atomic reference-count
+    updates, more than a step's arithmetic at batch 1."""
     zero = acc.dtype.type(0)
+    one = acc.dtype.type(1)
     for i in range(n_out):
         acc[i] = zero
     for j in range(n_in):
         a = inp[j]
         if a != zero:
-            base = w0 + j * n_out
+            w = wt[w0 + j * n_out : w0 + (j + 1) * n_out]
             for i in range(n_out):
-                acc[i] += a * wt[base + i]
-    for i in range(n_out):
-        current = acc[i] * scale[o + i] + shift[o + i] + rec[i]
-        h = beta * v[o + i] + cin * current
-        spk = (h - vth) >= zero
-        s[i] = spk
-        v[o + i] = (h - vth if soft else vreset) if spk else h
+                acc[i] += a * w[i]
+    for i in range(n_out):  # the reset as lif_step writes it: h - r vth, or h (1 - r) + r v_reset
+        h = beta * vl[i] + cin * (acc[i] * sc[i] + sh[i] + rec[i])
+        r = one if (h - vth) >= zero else zero
+        s[i] = r
+        vl[i] = h - r * vth if soft else h * (one - r) + r * vreset
 
 
 @njit(inline="always", **_OPTS)
@@ -66,36 +62,83 @@ def _recurrent(sp, rt, n, rec):  # pragma: no cover
     for i in range(n):
         rec[i] = zero
     for j in range(n):
-        if sp[j] != zero:
+        a = sp[j]
+        if a != zero:
             for i in range(n):
-                rec[i] += sp[j] * rt[j, i]
+                rec[i] += a * rt[j, i]
 
 
 @njit(**_OPTS)
-def dense_frontend(x, wt, woff, dims, scale, shift, noff, beta, cin, vth, vreset, soft, rt, has_rec, k, avg,
+def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: no cover
+    """The packed parameters of one call, from the live tensors: each layer's weight transposed
+    (``wt[woff[l]:woff[l + 1]]`` = ``W_l^T`` flattened), BatchNorm folded as torch's eval-mode batch
+    norm computes it (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``, packed by
+    ``noff``), the recurrent weight transposed (``rt[j, i] = R[i, j]``)."""
+    nL = len(ws)
+    dt = means[0].dtype
+    one = dt.type(1)
+    woff = np.zeros(nL + 1, np.int64)
+    noff = np.zeros(nL + 1, np.int64)
+    for l in range(nL):
+        n_out, n_in = ws[l].shape
+        woff[l + 1] = woff[l] + n_in * n_out
+        noff[l + 1] = noff[l] + n_out
+    wt = np.empty(woff[nL], dt)
+    scale = np.empty(noff[nL], dt)
+    shift = np.empty(noff[nL], dt)
+    for l in range(nL):
+        w = ws[l]
+        n_out, n_in = w.shape
+        for j in range(n_in):
+            for i in range(n_out):
+                wt[woff[l] + j * n_out + i] = w[i, j]
+        for i in range(n_out):
+            sc = one / np.sqrt(variances[l][i] + dt.type(eps[l])) * gammas[l][i]
+            scale[noff[l] + i] = sc
+            shift[noff[l] + i] = betas[l][i] - means[l][i] * sc
+    n = rt_in.shape[0] if has_rec else 1
+    rt = np.zeros((n, n), dt)
+    if has_rec:
+        for j in range(n):
+            for i in range(n):
+                rt[j, i] = rt_in[i, j]
+    return wt, woff, noff, scale, shift, rt
+
+
+@njit(**_OPTS)
+def dense_frontend(x, ws, means, variances, gammas, betas, eps, beta, cin, vth, vreset, soft, r_w, has_rec, k, avg,
                    v_state, init_v, s_prev, has_s0, out, j0, j1):  # fmt: skip
     """Samples ``[j0, j1)`` of ``x [T, B, F]`` -> ``out [ceil(T / k), B, n_last]`` (spikes; a single
-    layer's pooled spikes). ``v_state [B, sum n_out]``: the layers' potentials packed as ``noff``, in
+    layer's pooled spikes).
+
+    Parameters as the modules hold them (read on every call, nothing cached): ``ws`` the layers'
+    ``Linear.weight [n_out, n_in]``; ``means``, ``variances``, ``gammas``, ``betas`` their BatchNorm
+    running statistics and affine parameters, ``eps [L]``; LIF scalars per layer ``beta``, ``cin``
+    (input gain), ``vth``, ``vreset``, ``soft``; ``r_w [n_last, n_last]`` the recurrent
+    ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials, in
     (unless ``init_v``: each layer starts at its ``vreset``) and out; ``s_prev [B, n_last]``: the
     recurrent layer's spikes of its previous step, in (where ``has_s0``, else none) and out.
-    ``dims [L, 2]``: (n_in, n_out) per layer; ``rt [n_last, n_last]``: the recurrent weight
-    transposed (``rt[j, i] = R[i, j]``) where ``has_rec``."""
+
+    Layer by layer over the whole sequence (a layer's steps depend only on its own past and the
+    layer below): layer 0 over the ``T`` input bins, pooled into ``ceil(T / k)`` windows, then each
+    further layer over the windows."""
+    wt, woff, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
     T, _, F = x.shape
-    nL = dims.shape[0]
+    nL = len(ws)
     dt = x.dtype.type
     zero = dt(0)
     width = F
     for l in range(nL):
-        width = max(width, dims[l, 1])
-    n0, n_last = dims[0, 1], dims[nL - 1, 1]
-    rec_first = has_rec and nL == 1  # the recurrent layer runs every input bin (else every window)
-    s = np.empty(width, x.dtype)  # spikes of the current layer
-    inp = np.empty(width, x.dtype)  # input of the current layer
+        width = max(width, ws[l].shape[0])
+    n0, n_last = ws[0].shape[0], ws[nL - 1].shape[0]
+    Tp = (T + k - 1) // k
+    seq = np.empty((Tp, width), x.dtype)  # a layer's output over the windows (its input before)
+    s = np.empty(width, x.dtype)  # spikes of one step
+    inp = np.empty(width, x.dtype)
     rec = np.zeros(width, x.dtype)  # recurrent current of the recurrent layer
     no_rec = np.zeros(width, x.dtype)  # stays zero: the other layers' "recurrent current"
-    acc = np.empty(width, x.dtype)  # scratch of _layer
+    acc = np.empty(width, x.dtype)
     sp = np.empty(n_last, x.dtype)
-    pool = np.empty(n0, x.dtype)
     for b in range(j0, j1):
         v = v_state[b]
         if init_v:
@@ -105,70 +148,75 @@ def dense_frontend(x, wt, woff, dims, scale, shift, noff, beta, cin, vth, vreset
         have_sp = has_s0
         for i in range(n_last):
             sp[i] = s_prev[b, i] if has_s0 else zero
-        for i in range(n0):
-            pool[i] = zero
+        # layer 0 over the input bins, pooled into seq[:, :n0]
+        rec0 = has_rec and nL == 1
+        sc, sh, vl = scale[noff[0] : noff[1]], shift[noff[0] : noff[1]], v[noff[0] : noff[1]]
         count = 0
         tp = 0
         for t in range(T):
             for f in range(F):
                 inp[f] = x[t, b, f]
             r0 = no_rec
-            if rec_first and have_sp:
+            if rec0 and have_sp:
                 _recurrent(sp, rt, n_last, rec)
                 r0 = rec
-            _layer(inp, F, wt, woff[0], n0, scale, shift, noff[0], r0, acc, v, s, beta[0], cin[0], vth[0],
-                   vreset[0], soft[0])  # fmt: skip
-            if rec_first:
-                for i in range(n_last):
+            _step(inp, F, wt, woff[0], n0, sc, sh, r0, acc, vl, s, beta[0], cin[0], vth[0], vreset[0], soft[0])
+            if rec0:
+                for i in range(n0):
                     sp[i] = s[i]
                 have_sp = True
-            if avg:
+            if count == 0:
                 for i in range(n0):
-                    pool[i] += s[i]
+                    seq[tp, i] = s[i]
+            elif avg:
+                for i in range(n0):
+                    seq[tp, i] += s[i]
             else:
                 for i in range(n0):
-                    pool[i] = max(pool[i], s[i])
+                    seq[tp, i] = max(seq[tp, i], s[i])
             count += 1
-            if count < k and t < T - 1:
-                continue
-            if avg:
-                c = dt(count)
-                for i in range(n0):
-                    inp[i] = pool[i] / c
-                    pool[i] = zero
-            else:
-                for i in range(n0):
-                    inp[i] = pool[i]
-                    pool[i] = zero
-            count = 0
-            for l in range(1, nL):
-                n_out = dims[l, 1]
-                rl = no_rec
-                if l == nL - 1 and has_rec and have_sp:
+            if count == k or t == T - 1:
+                if avg:
+                    c = dt(count)
+                    for i in range(n0):
+                        seq[tp, i] /= c
+                count = 0
+                tp += 1
+        # layers 1.. over the windows, in place in seq
+        for l in range(1, nL):
+            n_out, n_in = ws[l].shape
+            recl = has_rec and l == nL - 1
+            sc, sh, vl = scale[noff[l] : noff[l + 1]], shift[noff[l] : noff[l + 1]], v[noff[l] : noff[l + 1]]
+            for t in range(Tp):
+                for i in range(n_in):
+                    inp[i] = seq[t, i]
+                r = no_rec
+                if recl and have_sp:
                     _recurrent(sp, rt, n_last, rec)
-                    rl = rec
-                _layer(inp, dims[l, 0], wt, woff[l], n_out, scale, shift, noff[l], rl, acc, v, s, beta[l], cin[l],
-                       vth[l], vreset[l], soft[l])  # fmt: skip
+                    r = rec
+                _step(inp, n_in, wt, woff[l], n_out, sc, sh, r, acc, vl, s, beta[l], cin[l], vth[l], vreset[l], soft[l])
                 for i in range(n_out):
-                    inp[i] = s[i]
-            if nL > 1 and has_rec:
-                for i in range(n_last):
-                    sp[i] = s[i]
-                have_sp = True
-            for i in range(n_last):  # after the loop, inp holds the last layer's output (or the pooled spikes)
-                out[tp, b, i] = inp[i]
-            tp += 1
+                    seq[t, i] = s[i]
+                if recl:
+                    for i in range(n_out):
+                        sp[i] = s[i]
+                    have_sp = True
+        for t in range(Tp):
+            for i in range(n_last):
+                out[t, b, i] = seq[t, i]
         for i in range(n_last):
             s_prev[b, i] = sp[i]
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) both dtype variants on a two-layer recurrent stack."""
+    """Compile (or load from numba's cache) both dtype variants for one, two and three layers."""
     for dt in (np.float32, np.float64):
-        x = np.ones((3, 1, 2), dt)
-        dims = np.array([[2, 2], [2, 2]], np.int64)
-        p = np.ones(2, dt)
-        dense_frontend(x, np.ones(8, dt), np.array([0, 4, 8], np.int64), dims, np.ones(4, dt), np.zeros(4, dt),
-                       np.array([0, 2, 4], np.int64), p * dt(0.5), p * dt(0.5), p, p * dt(0), np.zeros(2, np.bool_),
-                       np.ones((2, 2), dt), True, 2, False, np.zeros((1, 4), dt), True, np.zeros((1, 2), dt), False,
-                       np.empty((2, 1, 2), dt), 0, 1)  # fmt: skip
+        for n_layers in (1, 2, 3):
+            x = np.ones((3, 1, 2), dt)
+            ws = tuple(np.ones((2, 2), dt) for _ in range(n_layers))
+            vec = tuple(np.ones(2, dt) for _ in range(n_layers))
+            p = np.ones(n_layers, dt)
+            dense_frontend(x, ws, vec, vec, vec, vec, np.full(n_layers, 1e-5), p * dt(0.5), p * dt(0.5), p, p * dt(0),
+                           np.zeros(n_layers, np.bool_), np.ones((2, 2), dt), True, 2, False,
+                           np.zeros((1, 2 * n_layers), dt), True, np.zeros((1, 2), dt), False, np.empty((2, 1, 2), dt),
+                           0, 1)  # fmt: skip

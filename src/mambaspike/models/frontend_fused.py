@@ -7,10 +7,10 @@ statistics, CPU float32/float64, no autograd graph needed, and nothing observing
 call (hooks of spike counters, tracing for export). Otherwise, and always as the ground truth, the
 module-by-module forward (:meth:`~mambaspike.models.frontend.SpikingFrontEnd.forward_reference`) runs.
 
-The kernel (:mod:`._frontend_numba`) needs each layer's weight transposed, BatchNorm folded into a
-per-neuron scale and shift (``scale = gamma / sqrt(running_var + eps)``, ``shift = beta - running_mean
-* scale``, as torch's eval-mode batch norm computes it) and the LIF scalars. These are packed once and
-kept until a parameter or buffer of the front-end changes (tensor identity and version counter).
+The kernel (:mod:`._frontend_numba`) reads every parameter and buffer from the modules on each call
+(nothing is cached, so in-place changes, ``.data`` writes, replaced tensors and changed attributes such
+as ``soft_reset`` or ``bn.eps`` all take effect at once); the LIF scalars are computed by torch exactly
+as the reference computes them.
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         lif, bn, lin = mods["lif"], mods["bn"], mods["conv"]
         if type(lif) is not LIF or lif.backend not in ("auto", "numba", "cpu"):
             return "not plain LIF neurons on a fused backend"
-        if bn.training or bn._buffers.get("running_mean") is None or lin._parameters["weight"].dtype != x.dtype:
-            return "BatchNorm in training mode (or without running statistics), or weights of another dtype"
+        if bn.training or bn._buffers.get("running_mean") is None or not bn.affine:
+            return "BatchNorm in training mode, or without running statistics or affine parameters"
+        if lin._parameters["weight"].dtype != x.dtype or lin._parameters.get("bias") is not None:
+            return "weights of another dtype, or a Linear bias"
         if _hooked(b) or any(_hooked(m) for m in mods.values() if m is not None):
             return "the blocks are observed call by call (hooks)"
         if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
@@ -93,68 +95,38 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
     return None
 
 
-def _version_key(fe, dtype) -> tuple:
-    """Changes whenever a parameter or buffer of a block's layers is replaced or modified in place
-    (identity and version counter of each)."""
-    key = [dtype]
-    for b in fe._modules["blocks"]._modules.values():
-        for m in b._modules.values():
-            if m is not None:
-                key += [(id(t), t._version) for t in (*m._parameters.values(), *m._buffers.values()) if t is not None]
-    return tuple(key)
-
-
-def _pack(fe, dtype) -> dict:
-    """The kernel's parameter arrays for ``fe`` (see :mod:`._frontend_numba`)."""
-    npd = np.float32 if dtype == torch.float32 else np.float64
-    wts, scales, shifts, dims, lif = [], [], [], [], []
-    with torch.no_grad():
-        for b in fe.blocks:
-            w = b.conv.weight.to(dtype)  # (n_out, n_in)
-            bn = b.bn
-            inv = torch.rsqrt(bn.running_var.to(dtype) + bn.eps)
-            scale = inv * bn.weight.to(dtype) if bn.weight is not None else inv
-            shift = (bn.bias.to(dtype) if bn.bias is not None else torch.zeros_like(scale)) - bn.running_mean.to(dtype) * scale
-            if b.conv.bias is not None:  # BN(z + bias) = z * scale + (shift + bias * scale)
-                shift = shift + b.conv.bias.to(dtype) * scale
-            wts.append(w.t().contiguous().reshape(-1))
-            scales.append(scale)
-            shifts.append(shift)
-            dims.append(tuple(w.shape[::-1]))
-            p = b.lif.params()
-            bt, c, vth = _kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
-            lif.append((bt, c, vth, p.v_reset, 1.0 if p.soft_reset else 0.0))
-        last = fe.blocks[-1]
-        rec = last.recurrent
-        rt = rec.weight.to(dtype).t().contiguous() if rec is not None else torch.zeros(1, 1, dtype=dtype)
-    woff = np.cumsum([0] + [w.numel() for w in wts]).astype(np.int64)
-    noff = np.cumsum([0] + [d[1] for d in dims]).astype(np.int64)
-    lif = np.asarray(lif, dtype=npd)  # (layers, 5)
-    return dict(
-        wt=torch.cat(wts).numpy(), woff=woff, dims=np.asarray(dims, dtype=np.int64),
-        scale=torch.cat(scales).numpy(), shift=torch.cat(shifts).numpy(), noff=noff,
-        beta=lif[:, 0].copy(), cin=lif[:, 1].copy(), vth=lif[:, 2].copy(), vreset=lif[:, 3].copy(),
-        soft=lif[:, 4] > 0, rt=rt.numpy(), has_rec=rec is not None,
-    )  # fmt: skip
+def _arr(t: torch.Tensor, dtype):
+    return t.detach().to(dtype).contiguous().numpy()
 
 
 def forward(fe, x: torch.Tensor, state=None):
     """``fe(x, state)`` for a front-end :func:`unsupported` accepts: same outputs and states."""
     k = _kernels()
     dtype = x.dtype
-    key = _version_key(fe, dtype)
-    cache = fe.__dict__.get("_fused_pack")
-    if cache is None or cache[0] != key:
-        cache = (key, _pack(fe, dtype))
-        fe.__dict__["_fused_pack"] = cache
-    P = cache[1]
     T, B, _ = x.shape
-    dims = P["dims"]
-    n_outs = [int(d) for d in dims[:, 1]]
+    ws, means, variances, gammas, betas, eps, lif = [], [], [], [], [], [], []
+    blocks = list(fe._modules["blocks"]._modules.values())
+    for b in blocks:
+        mods = b._modules
+        bn, neuron = mods["bn"], mods["lif"]
+        ws.append(_arr(mods["conv"]._parameters["weight"], dtype))
+        means.append(_arr(bn._buffers["running_mean"], dtype))
+        variances.append(_arr(bn._buffers["running_var"], dtype))
+        gammas.append(_arr(bn._parameters["weight"], dtype))
+        betas.append(_arr(bn._parameters["bias"], dtype))
+        eps.append(bn.eps)
+        p = neuron.params()
+        lif.append((*_kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype), p.v_reset, p.soft_reset))
+    n_outs = [w.shape[0] for w in ws]
     n_last = n_outs[-1]
-    has_rec = P["has_rec"]
+    rec = blocks[-1].recurrent
+    has_rec = rec is not None
+    r_w = _arr(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
+    npd = ws[0].dtype.type
+    beta, cin, vth, vreset = (np.array([npd(q[i]) for q in lif]) for i in range(4))
+    soft = np.array([q[4] for q in lif], dtype=np.bool_)
     # states in: per block v (B, n) -- (v, s_prev) for the recurrent block -- packed into v_state
-    v_state = x.new_empty(B, int(P["noff"][-1]))  # fresh: the kernel writes it
+    v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes it
     s_prev = x.new_empty(B, n_last)
     init_v, has_s0 = True, False
     if state is not None:
@@ -166,14 +138,15 @@ def forward(fe, x: torch.Tensor, state=None):
                 if sp is not None:
                     s_prev.copy_(sp.reshape(B, n_last))
                     has_s0 = True
-            v_parts.append(s.reshape(B, n) if s is not None else x.new_full((B, n), fe.blocks[i].lif.v_reset))
+            v_parts.append(s.reshape(B, n) if s is not None else x.new_full((B, n), blocks[i].lif.v_reset))
         torch.cat(v_parts, dim=1, out=v_state)
         init_v = False
     kp = fe.temporal_pool
     out = x.new_empty((T + kp - 1) // kp, B, n_last)
-    k.dense_frontend(x.contiguous().numpy(), P["wt"], P["woff"], dims, P["scale"], P["shift"], P["noff"], P["beta"],
-                     P["cin"], P["vth"], P["vreset"], P["soft"], P["rt"], has_rec, kp, fe.temporal_pool_mode == "avg",
-                     v_state.numpy(), init_v, s_prev.numpy(), has_s0, out.numpy(), 0, B)  # fmt: skip
+    k.dense_frontend(x.contiguous().numpy(), tuple(ws), tuple(means), tuple(variances), tuple(gammas), tuple(betas),
+                     np.array(eps, dtype=np.float64), beta, cin, vth, vreset, soft, r_w, has_rec, kp,
+                     fe.temporal_pool_mode == "avg", v_state.numpy(), init_v, s_prev.numpy(), has_s0, out.numpy(), 0,
+                     B)  # fmt: skip
     states = list(v_state.split(n_outs, dim=1))
     if has_rec:
         states[-1] = (states[-1], s_prev)

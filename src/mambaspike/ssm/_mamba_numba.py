@@ -153,9 +153,9 @@ def conv_silu(xz, w, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: n
 @njit(**_OPTS)
 def scan_gate(xz, xc, dt_w, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
     """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc [B, L, E]``, ``x_dbl [B, L, R+2N]``
-    (the low-rank dt at ``[0, R)``, B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``dt_w [R, E]`` (``dt_proj``'s
-    weight transposed: ``delta = dt @ dt_w``, computed here, ``R`` multiply-adds per channel and step,
-    rather than by a GEMM of its own), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
+    (the low-rank dt at ``[0, R)``, B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``dt_w [E, R]`` (``dt_proj``'s
+    weight: ``delta = dt @ dt_w^T`` is computed here, ``R`` multiply-adds per channel and step, rather
+    than by a GEMM of its own), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
     float32, ``-1`` for float64: the block uses ``A * log2(e)`` or ``A``), ``D, dt_bias [E]``,
     ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
     ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
@@ -168,6 +168,7 @@ def scan_gate(xz, xc, dt_w, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, b
     a = np.empty((N, blk), dtype=xc.dtype)  # A of this block
     dtr = np.empty(blk, dtype=xc.dtype)
     dl = np.empty(blk, dtype=xc.dtype)
+    wdt = np.empty((R, blk), dtype=xc.dtype)  # dt_proj's weight of this block, transposed
     dur = np.empty(blk, dtype=xc.dtype)
     yr = np.empty(blk, dtype=xc.dtype)
     for j in range(j0, j1):
@@ -179,13 +180,17 @@ def scan_gate(xz, xc, dt_w, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, b
             for i in range(m):
                 h[n, i] = h0[b, d0 + i, n]
                 a[n, i] = A_neg[d0 + i, n] * a_scale
+        for r in range(R):
+            for i in range(m):
+                wdt[r, i] = dt_w[d0 + i, r]
         Dl, bl = D[d0:d1], dt_bias[d0:d1]
         for t in range(L):
             ul, xr = xc[b, t, d0:d1], x_dbl[b, t]
+            w0 = wdt[0]
             for i in range(m):
-                dl[i] = xr[0] * dt_w[0, d0 + i]
+                dl[i] = xr[0] * w0[i]
             for r in range(1, R):
-                wr, xv = dt_w[r, d0:d1], xr[r]
+                wr, xv = wdt[r], xr[r]
                 for i in range(m):
                     dl[i] += xv * wr[i]
             for i in range(m):

@@ -177,22 +177,16 @@ class MambaBlock(nn.Module):
         return self.out_proj(y), (new_conv_state, last)
 
     def _kernel_params(self, dtype, k) -> tuple:
-        """``(dt_w [R, E], -A [E, N], a_scale, D [E], dt_bias [E])`` as arrays of ``dtype`` for
-        :func:`._mamba_numba.scan_gate`; the SSM parameters pass through fp32 as in
-        :meth:`forward_reference`. Kept until one of the tensors is replaced or modified in place."""
-        ts = (self.dt_proj.weight, self.A_log, self.D, self.dt_proj.bias)
-        key = (dtype, *((id(t), t._version) for t in ts))
-        cached = self.__dict__.get("_kernel_params_cache")
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                dt_w = self.dt_proj.weight.detach().to(dtype).t().contiguous().numpy()  # (R, E)
-                A_neg = torch.exp(self.A_log.detach().float()).to(dtype).numpy()  # (E, N), -A
-                a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
-                D = self.D.detach().float().to(dtype).numpy()
-                dt_bias = self.dt_proj.bias.detach().float().to(dtype).numpy()
-            cached = (key, (dt_w, A_neg, a_scale, D, dt_bias))
-            self.__dict__["_kernel_params_cache"] = cached
-        return cached[1]
+        """``(dt_w [E, R], -A [E, N], a_scale, D [E], dt_bias [E])`` as arrays of ``dtype`` for
+        :func:`._mamba_numba.scan_gate`, from the live parameters on every call (nothing cached that
+        could go stale); the SSM parameters pass through fp32 as in :meth:`forward_reference`. In
+        float32 all but ``-A`` (one ``exp``) are views of the parameters."""
+        dt_w = self.dt_proj.weight.detach().to(dtype).contiguous().numpy()  # (E, R)
+        A_neg = torch.exp(self.A_log.detach().float()).to(dtype).numpy()  # (E, N), -A
+        a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
+        D = self.D.detach().float().to(dtype).contiguous().numpy()
+        dt_bias = self.dt_proj.bias.detach().float().to(dtype).contiguous().numpy()
+        return dt_w, A_neg, a_scale, D, dt_bias
 
     def forward_reference(self, x: torch.Tensor, state=None):
         """The forward through :func:`selective_scan` (any backend, autograd): the ground truth of the
