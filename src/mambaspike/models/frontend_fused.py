@@ -96,7 +96,29 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
 
 
 def _arr(t: torch.Tensor, dtype):
-    return t.detach().to(dtype).contiguous().numpy()
+    """A NumPy view of ``t`` (a copy only where the dtype or layout differs)."""
+    if t.dtype != dtype or not t.is_contiguous():
+        t = t.to(dtype).contiguous()
+    return t.detach().numpy()
+
+
+_SCALARS: dict = {}
+
+
+def _lif_scalars(neuron: LIF, dtype) -> tuple:
+    """``(beta, input gain, threshold, v_reset, soft)`` of a LIF for the kernel, as
+    :func:`mambaspike.neurons._kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
+    dtype), memoised on the parameters' values (read on every call, so never stale)."""
+    w, vth = neuron.w, neuron.v_threshold
+    key = (w.item(), w.dtype, vth.item(), vth.dtype, bool(neuron.decay_input), dtype)
+    out = _SCALARS.get(key)
+    if out is None:
+        p = neuron.params()
+        out = _kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
+        if len(_SCALARS) > 4096:
+            _SCALARS.clear()
+        _SCALARS[key] = out
+    return (*out, neuron.v_reset, neuron.soft_reset)
 
 
 def forward(fe, x: torch.Tensor, state=None):
@@ -108,15 +130,14 @@ def forward(fe, x: torch.Tensor, state=None):
     blocks = list(fe._modules["blocks"]._modules.values())
     for b in blocks:
         mods = b._modules
-        bn, neuron = mods["bn"], mods["lif"]
+        bn = mods["bn"]
         ws.append(_arr(mods["conv"]._parameters["weight"], dtype))
         means.append(_arr(bn._buffers["running_mean"], dtype))
         variances.append(_arr(bn._buffers["running_var"], dtype))
         gammas.append(_arr(bn._parameters["weight"], dtype))
         betas.append(_arr(bn._parameters["bias"], dtype))
         eps.append(bn.eps)
-        p = neuron.params()
-        lif.append((*_kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype), p.v_reset, p.soft_reset))
+        lif.append(_lif_scalars(mods["lif"], dtype))
     n_outs = [w.shape[0] for w in ws]
     n_last = n_outs[-1]
     rec = blocks[-1].recurrent
