@@ -155,3 +155,23 @@ def test_op_counter_on_mambaspike_marks_spike_fed_layers():
     assert kinds["frontend.blocks.1.conv"] == "spikes"
     assert kinds["frontend.blocks.1.recurrent"] == "spikes"
     assert kinds["backbone.layers.0.mixer.in_proj"] == "real"
+
+
+def test_op_counter_sees_every_layer_despite_fused_inference_paths():
+    """The fused inference kernels (dense front-end, Mamba conv1d/dt_proj) bypass module calls; with
+    an OpCounter's hooks in place the models take their module-by-module paths, so counts under
+    no_grad equal those of a forward that records a graph (which never fuses)."""
+    from mambaspike.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(input_shape=(1,), dt_ms=1.0, channels=(4, 8), d_model=16, n_layers=2, d_state=4,
+                                v_threshold=0.05))  # fmt: skip
+    m.eval()
+    x = torch.rand(40, 2, 1) * 3
+    with torch.no_grad(), OpCounter(m) as fused:
+        m(x)
+    with OpCounter(m) as graph:
+        m(x)
+    rows = {r["layer"]: r for r in fused.report()["layers"]}
+    assert {"backbone.layers.1.mixer.conv1d", "backbone.layers.1.mixer.dt_proj", "frontend.blocks.1.recurrent"} <= set(rows)
+    assert rows == {r["layer"]: r for r in graph.report()["layers"]}

@@ -1,7 +1,8 @@
 """Operation counts and a compute-only energy estimate per layer (MACs vs ACs).
 
 Every ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` and ``nn.RNN``/``nn.LSTM``/``nn.GRU`` of a model is
-hooked while ``OpCounter`` is active. For each call the hook records
+hooked while ``OpCounter`` is active (a Mamba block's ``dt_proj``, whose weight the block applies
+without calling it, through a hook on the block). For each call the hook records
 
 - ``dense_ops``: the multiply-accumulates a dense accelerator performs (every input element times
   every weight it meets, zeros included; zero padding of convolutions is not counted) — NeuroBench's
@@ -129,9 +130,16 @@ class OpCounter:
         self.layers: OrderedDict[str, LayerOps] = OrderedDict()
         self.samples = 0
         self._handles = []
-        self._targets = [(n, m) for n, m in model.named_modules() if isinstance(m, CONNECTION_TYPES)]
-        for n, m in self._targets:
-            self.layers[n] = LayerOps(n, type(m).__name__)
+        from .ssm.mamba import MambaBlock
+
+        # Mamba's dt_proj weight is applied without calling the module (its bias is added in the
+        # scan): counted by a hook on the block instead, from the block's input tokens
+        self._dt_blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, MambaBlock)]
+        skip = {id(m.dt_proj) for _, m in self._dt_blocks}
+        self._targets = [(n, m) for n, m in model.named_modules() if isinstance(m, CONNECTION_TYPES) and id(m) not in skip]
+        for n, m in model.named_modules():
+            if isinstance(m, CONNECTION_TYPES):
+                self.layers[n] = LayerOps(n, type(m).__name__)
 
     def _pre(self, module, args):
         self.samples += int(args[0].shape[self.batch_axis])
@@ -152,9 +160,22 @@ class OpCounter:
 
         return hook
 
+    def _dt_hook_for(self, name: str):
+        def hook(block, args, output):
+            x = args[0]  # (B, L, d_model): one dt_proj product per token, real-valued input
+            tokens = x.numel() // x.shape[-1]
+            w = block.dt_proj.weight.detach()
+            rec = self.layers[f"{name}.dt_proj"]
+            rec.calls += 1
+            rec.dense_macs += float(tokens * w.numel())
+            rec.effective_macs += float(tokens * int((w != 0).sum()))
+
+        return hook
+
     def __enter__(self):
         self._handles = [self.model.register_forward_pre_hook(self._pre)]
         self._handles += [m.register_forward_hook(self._hook_for(n)) for n, m in self._targets]
+        self._handles += [m.register_forward_hook(self._dt_hook_for(n)) for n, m in self._dt_blocks]
         return self
 
     def __exit__(self, *exc):

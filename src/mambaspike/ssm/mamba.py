@@ -56,16 +56,30 @@ class MambaConfig:
 _FUSED: dict = {}  # "kernels" -> module, or "error" -> why it is unavailable
 
 
+def _observed(*modules: nn.Module) -> bool:
+    """Whether a forward hook (global, or on one of ``modules`` or their children) would see calls
+    the fused path does not make (``conv1d`` and ``dt_proj`` run inside its kernels)."""
+    mm = nn.modules.module
+    if mm._global_forward_hooks or mm._global_forward_pre_hooks:
+        return True
+    return any(
+        m._forward_hooks or m._forward_pre_hooks for mod in modules for m in (mod, *mod._modules.values()) if m is not None
+    )
+
+
 def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
     """The kernel module of the fused inference forward where it applies, else ``None``: CPU float32 or
     float64 input with parameters of the same dtype, no autocast, ``scan_backend`` ``auto`` or
-    ``numba`` with numba available, and no autograd graph needed (grad mode off, or neither ``x``,
-    the state nor any parameter requires grad)."""
+    ``numba`` with numba available, no forward hooks on the block or its layers (operation
+    counters), and no autograd graph needed (grad mode off, or neither ``x``, the state nor any
+    parameter requires grad)."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
         return None
     if block.cfg.scan_backend not in ("auto", "numba") or block.in_proj.weight.dtype != x.dtype:
         return None
     if torch.is_autocast_enabled("cpu"):
+        return None
+    if _observed(block):  # operation counters hook the Linear/Conv1d layers the kernels replace
         return None
     if torch.is_grad_enabled() and (
         x.requires_grad
