@@ -189,3 +189,30 @@ def test_kernel_parameters_follow_every_kind_of_change():
         blk.A_log = torch.nn.Parameter(blk.A_log + 0.1)  # a new tensor object
         blk.load_state_dict(make_block(16, 4, 4, torch.float32, seed=5).state_dict())
         assert_close(blk(x)[0], blk.forward_reference(x)[0], torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backbone_fused_equals_reference(dtype, monkeypatch):
+    """The whole fused backbone (RMSNorm kernel, mixer kernels, residual added by out_proj's GEMM)
+    against the module-by-module forward, from rest and continuing from a state."""
+    torch.manual_seed(3)
+    bb = MambaBackbone(MambaConfig(d_model=24, n_layers=3, d_state=8)).to(dtype).eval()
+    with torch.no_grad():
+        for p in bb.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 17, 24, dtype=dtype)
+    norms = []
+    real = mamba_mod._rmsnorm
+    monkeypatch.setattr(mamba_mod, "_rmsnorm", lambda *a: norms.append(1) or real(*a))
+    with torch.no_grad():
+        y, states = bb(x)
+        y2, _ = bb(x[:, 9:], bb(x[:, :9])[1])
+    assert len(norms) == 3 * 4  # three layers and the final norm, three forwards
+    monkeypatch.setattr(mamba_mod, "_FUSED", {"error": "use the reference"})
+    with torch.no_grad():
+        y_ref, states_ref = bb(x)
+    assert_close(y, y_ref, dtype)
+    assert_close(y2, y[:, 9:], dtype)
+    for (c, s), (c_ref, s_ref) in zip(states, states_ref):
+        assert_close(c, c_ref, dtype)
+        assert_close(s, s_ref, dtype)

@@ -21,6 +21,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -107,6 +108,20 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
     return _FUSED.get("kernels")
 
 
+def _no_graph(*tensors: torch.Tensor) -> bool:
+    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
+
+
+def _rmsnorm(norm: "RMSNorm", x: torch.Tensor, k) -> torch.Tensor:
+    """``norm(x)`` through the fused kernel (``x`` CPU, float32/float64, no graph needed)."""
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    eps = np.float32(norm.eps) if x.dtype == torch.float32 else float(norm.eps)
+    d = x.shape[-1]
+    k.rmsnorm(x.view(-1, d).numpy(), norm.weight.detach().to(x.dtype).numpy(), eps, out.view(-1, d).numpy())
+    return out
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d: int, eps: float = 1e-5):
         super().__init__()
@@ -156,10 +171,11 @@ class MambaBlock(nn.Module):
             return self.forward_fused(x, state, k)
         return self.forward_reference(x, state)
 
-    def forward_fused(self, x: torch.Tensor, state, k):
+    def forward_fused(self, x: torch.Tensor, state, k, residual: torch.Tensor | None = None):
         """The inference forward, time-major throughout: ``in_proj`` -> kernel (causal conv + SiLU) ->
         ``x_proj`` -> kernel (``dt_proj``, softplus, scan, ``D`` skip, SiLU gate) -> ``out_proj``.
-        ``k`` is the kernel module (:mod:`._mamba_numba`). No autograd graph.
+        ``k`` is the kernel module (:mod:`._mamba_numba`). No autograd graph. With ``residual``
+        (``[B, L, d_model]``) the output is ``residual + out_proj(y)``, the sum done by the GEMM.
 
         The kernels run on the calling thread. Right after each GEMM torch's OpenMP threads spin for
         milliseconds, and worker threads of our own on the same cores lost to them at every size
@@ -188,7 +204,12 @@ class MambaBlock(nn.Module):
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
         k.scan_gate(xz.numpy(), xc.numpy(), dt_w, x_dbl.numpy(), cfg.rank, A_neg, a_scale, D, dt_bias, h0.numpy(),
                     y.numpy(), last.numpy(), E, 0, Bsz)  # fmt: skip
-        return self.out_proj(y), (new_conv_state, last)
+        W, bias = self.out_proj.weight, self.out_proj.bias
+        if residual is None:
+            return F.linear(y, W, bias), (new_conv_state, last)
+        out = residual.reshape(-1, W.shape[0])  # residual + y W^T in one GEMM (ResidualBlock)
+        out = torch.addmm(out if bias is None else out + bias, y.view(-1, E), W.t())
+        return out.view(Bsz, L, -1), (new_conv_state, last)
 
     def _kernel_params(self, dtype, k) -> tuple:
         """``(dt_w [E, R], -A [E, N], a_scale, D [E], dt_bias [E])`` as arrays of ``dtype`` for
@@ -281,6 +302,10 @@ class ResidualBlock(nn.Module):
         self.mixer = MambaBlock(cfg)
 
     def forward(self, x: torch.Tensor, state=None):
+        k = _fused_kernels(self.mixer, x, state)
+        if k is not None and not _observed(self) and _no_graph(self.norm.weight):
+            # the fused inference path: RMSNorm kernel, mixer kernels, residual added by out_proj's GEMM
+            return self.mixer.forward_fused(_rmsnorm(self.norm, x, k), state, k, residual=x)
         y, state = self.mixer(self.norm(x), state)
         return x + y, state
 
@@ -303,6 +328,10 @@ class MambaBackbone(nn.Module):
         for i, layer in enumerate(self.layers):
             x, s = layer(x, None if state is None else state[i])
             states.append(s)
+        k = _FUSED.get("kernels")
+        if k is not None and self.layers and _fused_kernels(self.layers[-1].mixer, x, None) is not None:
+            if not _observed(self.norm_f) and _no_graph(self.norm_f.weight):
+                return _rmsnorm(self.norm_f, x, k), states
         return self.norm_f(x), states
 
     def step(self, x: torch.Tensor, state=None):
