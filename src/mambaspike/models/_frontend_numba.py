@@ -106,15 +106,15 @@ def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: 
 
 
 @njit(**_OPTS)
-def dense_frontend(x, ws, means, variances, gammas, betas, eps, beta, cin, vth, vreset, soft, r_w, has_rec, k, avg,
+def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w, has_rec, k, avg,
                    v_state, init_v, s_prev, has_s0, out, j0, j1):  # fmt: skip
     """Samples ``[j0, j1)`` of ``x [T, B, F]`` -> ``out [ceil(T / k), B, n_last]`` (spikes; a single
     layer's pooled spikes).
 
     Parameters as the modules hold them (read on every call, nothing cached): ``ws`` the layers'
     ``Linear.weight [n_out, n_in]``; ``means``, ``variances``, ``gammas``, ``betas`` their BatchNorm
-    running statistics and affine parameters, ``eps [L]``; LIF scalars per layer ``beta``, ``cin``
-    (input gain), ``vth``, ``vreset``, ``soft``; ``r_w [n_last, n_last]`` the recurrent
+    running statistics and affine parameters, ``eps [L]``; LIF scalars per layer ``lifp [L, 4]``
+    (``beta``, input gain ``cin``, ``vth``, ``vreset``) and ``soft [L]``; ``r_w [n_last, n_last]`` the recurrent
     ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials, in
     (unless ``init_v``: each layer starts at its ``vreset``) and out; ``s_prev [B, n_last]``: the
     recurrent layer's spikes of its previous step, in (where ``has_s0``, else none) and out.
@@ -123,6 +123,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, beta, cin, vth, 
     layer below): layer 0 over the ``T`` input bins, pooled into ``ceil(T / k)`` windows, then each
     further layer over the windows."""
     wt, woff, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
+    beta, cin, vth, vreset = lifp[:, 0], lifp[:, 1], lifp[:, 2], lifp[:, 3]
     T, _, F = x.shape
     nL = len(ws)
     dt = x.dtype.type
@@ -146,8 +147,10 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, beta, cin, vth, 
                 for i in range(noff[l], noff[l + 1]):
                     v[i] = vreset[l]
         have_sp = has_s0
+        n_sp = 0  # non-zero entries of sp (no recurrent current to add without them)
         for i in range(n_last):
             sp[i] = s_prev[b, i] if has_s0 else zero
+            n_sp += sp[i] != zero
         # layer 0 over the input bins, pooled into seq[:, :n0]
         rec0 = has_rec and nL == 1
         sc, sh, vl = scale[noff[0] : noff[1]], shift[noff[0] : noff[1]], v[noff[0] : noff[1]]
@@ -157,13 +160,15 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, beta, cin, vth, 
             for f in range(F):
                 inp[f] = x[t, b, f]
             r0 = no_rec
-            if rec0 and have_sp:
+            if rec0 and have_sp and n_sp > 0:
                 _recurrent(sp, rt, n_last, rec)
                 r0 = rec
             _step(inp, F, wt, woff[0], n0, sc, sh, r0, acc, vl, s, beta[0], cin[0], vth[0], vreset[0], soft[0])
             if rec0:
+                n_sp = 0
                 for i in range(n0):
                     sp[i] = s[i]
+                    n_sp += s[i] != zero
                 have_sp = True
             if count == 0:
                 for i in range(n0):
@@ -191,15 +196,17 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, beta, cin, vth, 
                 for i in range(n_in):
                     inp[i] = seq[t, i]
                 r = no_rec
-                if recl and have_sp:
+                if recl and have_sp and n_sp > 0:
                     _recurrent(sp, rt, n_last, rec)
                     r = rec
                 _step(inp, n_in, wt, woff[l], n_out, sc, sh, r, acc, vl, s, beta[l], cin[l], vth[l], vreset[l], soft[l])
                 for i in range(n_out):
                     seq[t, i] = s[i]
                 if recl:
+                    n_sp = 0
                     for i in range(n_out):
                         sp[i] = s[i]
+                        n_sp += s[i] != zero
                     have_sp = True
         for t in range(Tp):
             for i in range(n_last):
@@ -216,7 +223,7 @@ def warm_up() -> None:
             ws = tuple(np.ones((2, 2), dt) for _ in range(n_layers))
             vec = tuple(np.ones(2, dt) for _ in range(n_layers))
             p = np.ones(n_layers, dt)
-            dense_frontend(x, ws, vec, vec, vec, vec, np.full(n_layers, 1e-5), p * dt(0.5), p * dt(0.5), p, p * dt(0),
-                           np.zeros(n_layers, np.bool_), np.ones((2, 2), dt), True, 2, False,
+            lifp = np.stack([p * dt(0.5), p * dt(0.5), p, p * dt(0)], axis=1)
+            dense_frontend(x, ws, vec, vec, vec, vec, np.full(n_layers, 1e-5), lifp, np.zeros(n_layers, np.bool_), np.ones((2, 2), dt), True, 2, False,
                            np.zeros((1, 2 * n_layers), dt), True, np.zeros((1, 2), dt), False, np.empty((2, 1, 2), dt),
                            0, 1)  # fmt: skip

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._views import numpy_view
 from ..neurons import LIF, _kernel_scalars, numba_available
 
 _KERNELS: dict = {}
@@ -96,10 +97,7 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
 
 
 def _arr(t: torch.Tensor, dtype):
-    """A NumPy view of ``t`` (a copy only where the dtype or layout differs)."""
-    if t.dtype != dtype or not t.is_contiguous():
-        t = t.to(dtype).contiguous()
-    return t.detach().numpy()
+    return numpy_view(t, dtype)
 
 
 _SCALARS: dict = {}
@@ -143,8 +141,7 @@ def forward(fe, x: torch.Tensor, state=None):
     rec = blocks[-1].recurrent
     has_rec = rec is not None
     r_w = _arr(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
-    npd = ws[0].dtype.type
-    beta, cin, vth, vreset = (np.array([npd(q[i]) for q in lif]) for i in range(4))
+    lifp = np.array([q[:4] for q in lif], dtype=ws[0].dtype)  # (L, 4): beta, input gain, threshold, v_reset
     soft = np.array([q[4] for q in lif], dtype=np.bool_)
     # states in: per block v (B, n) -- (v, s_prev) for the recurrent block -- packed into v_state
     v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes it
@@ -165,7 +162,7 @@ def forward(fe, x: torch.Tensor, state=None):
     kp = fe.temporal_pool
     out = x.new_empty((T + kp - 1) // kp, B, n_last)
     k.dense_frontend(x.contiguous().numpy(), tuple(ws), tuple(means), tuple(variances), tuple(gammas), tuple(betas),
-                     np.array(eps, dtype=np.float64), beta, cin, vth, vreset, soft, r_w, has_rec, kp,
+                     np.array(eps, dtype=np.float64), lifp, soft, r_w, has_rec, kp,
                      fe.temporal_pool_mode == "avg", v_state.numpy(), init_v, s_prev.numpy(), has_s0, out.numpy(), 0,
                      B)  # fmt: skip
     states = list(v_state.split(n_outs, dim=1))
