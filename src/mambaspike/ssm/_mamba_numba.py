@@ -151,17 +151,18 @@ def conv_silu(xz, w, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: n
 
 
 @njit(**_OPTS)
-def scan_gate(xz, xc, dt_w, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
+def scan_gate(xz, xc, dt_w, x_dbl, R, A_in, a_is_log, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
     """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc [B, L, E]``, ``x_dbl [B, L, R+2N]``
     (the low-rank dt at ``[0, R)``, B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``dt_w [E, R]`` (``dt_proj``'s
     weight: ``delta = dt @ dt_w^T`` is computed here, ``R`` multiply-adds per channel and step, rather
-    than by a GEMM of its own), ``A_neg = -A [E, N]``, ``a_scale`` (``-log2(e)`` for
+    than by a GEMM of its own), ``A_in``: ``A_log [E, N]`` where ``a_is_log`` (float32: ``-A = exp(A_log)``
+    is computed here), else ``-A`` itself; ``a_scale`` (``-log2(e)`` for
     float32, ``-1`` for float64: the block uses ``A * log2(e)`` or ``A``), ``D, dt_bias [E]``,
     ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
     ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
     block's state and scaled ``A`` local ``[N, blk]`` arrays."""
     nb, L, E = xc.shape
-    N = A_neg.shape[1]
+    N = A_in.shape[1]
     nbb = (E + blk - 1) // blk
     one = xc.dtype.type(1.0)
     h = np.empty((N, blk), dtype=xc.dtype)  # the state of this block, channel-contiguous
@@ -179,7 +180,8 @@ def scan_gate(xz, xc, dt_w, x_dbl, R, A_neg, a_scale, D, dt_bias, h0, y, last, b
         for n in range(N):
             for i in range(m):
                 h[n, i] = h0[b, d0 + i, n]
-                a[n, i] = A_neg[d0 + i, n] * a_scale
+                an = A_in[d0 + i, n]
+                a[n, i] = (np.exp(an) if a_is_log else an) * a_scale
         for r in range(R):
             for i in range(m):
                 wdt[r, i] = dt_w[d0 + i, r]
@@ -238,6 +240,7 @@ def warm_up() -> None:
         conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 1, 0, 1)
         one = np.zeros((1, 1, 1), dt)
         rmsnorm(a2, a1[:1].repeat(2), dt(1e-5), a2.copy())
-        scan_gate(a3, one, np.zeros((1, 1), dt), np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt(-1.0), a1, a1, one,
+        scan_gate(a3, one, np.zeros((1, 1), dt), np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt == np.float32,
+                  dt(-1.0), a1, a1, one,
                   one.copy(), one.copy(), 1, 0, 1)  # fmt: skip
 

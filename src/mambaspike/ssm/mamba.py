@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._views import numpy_view
 from .scan import numba_available, selective_scan
 
 
@@ -118,7 +119,7 @@ def _rmsnorm(norm: "RMSNorm", x: torch.Tensor, k) -> torch.Tensor:
     out = torch.empty_like(x)
     eps = np.float32(norm.eps) if x.dtype == torch.float32 else float(norm.eps)
     d = x.shape[-1]
-    k.rmsnorm(x.view(-1, d).numpy(), norm.weight.detach().to(x.dtype).numpy(), eps, out.view(-1, d).numpy())
+    k.rmsnorm(x.view(-1, d).numpy(), numpy_view(norm.weight, x.dtype), eps, out.view(-1, d).numpy())
     return out
 
 
@@ -190,20 +191,20 @@ class MambaBlock(nn.Module):
         else:
             conv_state, h0 = (t.to(dtype).contiguous() for t in state)
         xz = self.in_proj(x)  # (B, L, 2E), x: [0, E), z: [E, 2E)
-        w = self.conv1d.weight.view(E, K)  # (E, K)
-        cb = self.conv1d.bias if self.conv1d.bias is not None else x.new_zeros(E)  # (E,)
+        w = numpy_view(self.conv1d.weight).reshape(E, K)  # (E, K)
+        cb = numpy_view(self.conv1d.bias) if self.conv1d.bias is not None else np.zeros(E, w.dtype)  # (E,)
         xc = x.new_empty(Bsz, L, E)  # (B, L, E)
         new_conv_state = x.new_empty(Bsz, E, K - 1)  # (B, E, d_conv-1)
         # one block of all E channels per batch element, [0, Bsz), on this thread (see the class docstring)
-        k.conv_silu(xz.numpy(), w.numpy(), cb.numpy(), conv_state.numpy(), xc.numpy(), new_conv_state.numpy(), E,
-                    0, Bsz)  # fmt: skip
+        k.conv_silu(xz.numpy(), w, cb, conv_state.numpy(), xc.numpy(),
+                    new_conv_state.numpy(), E, 0, Bsz)  # fmt: skip
 
         x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
-        dt_w, A_neg, a_scale, D, dt_bias = self._kernel_params(dtype, k)
+        dt_w, A_in, a_is_log, a_scale, D, dt_bias = self._kernel_params(dtype, k)
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
-        k.scan_gate(xz.numpy(), xc.numpy(), dt_w, x_dbl.numpy(), cfg.rank, A_neg, a_scale, D, dt_bias, h0.numpy(),
-                    y.numpy(), last.numpy(), E, 0, Bsz)  # fmt: skip
+        k.scan_gate(xz.numpy(), xc.numpy(), dt_w, x_dbl.numpy(), cfg.rank, A_in, a_is_log, a_scale, D, dt_bias,
+                    h0.numpy(), y.numpy(), last.numpy(), E, 0, Bsz)  # fmt: skip
         W, bias = self.out_proj.weight, self.out_proj.bias
         if residual is None:
             return F.linear(y, W, bias), (new_conv_state, last)
@@ -212,16 +213,22 @@ class MambaBlock(nn.Module):
         return out.view(Bsz, L, -1), (new_conv_state, last)
 
     def _kernel_params(self, dtype, k) -> tuple:
-        """``(dt_w [E, R], -A [E, N], a_scale, D [E], dt_bias [E])`` as arrays of ``dtype`` for
-        :func:`._mamba_numba.scan_gate`, from the live parameters on every call (nothing cached that
-        could go stale); the SSM parameters pass through fp32 as in :meth:`forward_reference`. In
-        float32 all but ``-A`` (one ``exp``) are views of the parameters."""
-        dt_w = self.dt_proj.weight.detach().to(dtype).contiguous().numpy()  # (E, R)
-        A_neg = torch.exp(self.A_log.detach().float()).to(dtype).numpy()  # (E, N), -A
-        a_scale = A_neg.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
-        D = self.D.detach().float().to(dtype).contiguous().numpy()
-        dt_bias = self.dt_proj.bias.detach().float().to(dtype).contiguous().numpy()
-        return dt_w, A_neg, a_scale, D, dt_bias
+        """``(dt_w [E, R], A_in [E, N], a_is_log, a_scale, D [E], dt_bias [E])`` for
+        :func:`._mamba_numba.scan_gate`, read from the live parameters on every call (views kept by
+        :func:`mambaspike._views.numpy_view`; nothing that could go stale). In float32 the kernel
+        takes ``A_log`` and computes ``-A = exp(A_log)`` itself; in float64 ``-A`` comes from torch's
+        float32 ``exp``, exactly as :meth:`forward_reference` rounds it."""
+        dt_w = numpy_view(self.dt_proj.weight, dtype)  # (E, R)
+        if dtype == torch.float32 and self.A_log.dtype == torch.float32:
+            A_in, is_log = numpy_view(self.A_log), True
+        else:
+            A_in, is_log = torch.exp(self.A_log.detach().float()).to(dtype).numpy(), False  # (E, N), -A
+        a_scale = A_in.dtype.type(-k.LOG2E if dtype == torch.float32 else -1.0)  # float32 works in base 2
+        f32 = dtype == torch.float32  # else through fp32 first, as forward_reference
+        D = numpy_view(self.D, dtype) if f32 else self.D.detach().float().to(dtype).numpy()
+        bias = self.dt_proj.bias
+        dt_bias = numpy_view(bias, dtype) if f32 else bias.detach().float().to(dtype).numpy()
+        return dt_w, A_in, is_log, a_scale, D, dt_bias
 
     def forward_reference(self, x: torch.Tensor, state=None):
         """The forward through :func:`selective_scan` (any backend, autograd): the ground truth of the
