@@ -476,22 +476,14 @@ def lif_multistep_fast(
     vth = p.v_threshold if torch.is_tensor(p.v_threshold) else torch.tensor(p.v_threshold, dtype=dtype, device=x_seq.device)
     if v is None:
         v = x_seq.new_full(x_seq.shape[1:], p.v_reset)
-    if impl == "numba" and not _needs_graph(x_seq, v, beta, vth) and x_seq.numel():
-        # inference: the forward kernel alone (what _FusedLIF.forward runs), without an autograd node
-        try:
-            T, shape = x_seq.shape[0], x_seq.shape
-            x2 = x_seq.contiguous().view(T, -1)
-            s, v_last = _numba_forward(x2, v.to(dtype).contiguous().view(-1),
+    try:
+        if impl == "numba" and not _needs_graph(x_seq, v, beta, vth) and x_seq.numel():
+            # inference: the forward kernel alone (what _FusedLIF.forward runs), without an autograd node
+            shape = x_seq.shape
+            s, v_last = _numba_forward(x_seq.contiguous().view(shape[0], -1), v.to(dtype).contiguous().view(-1),
                                        *_kernel_scalars(beta, vth, p.decay_input, dtype), float(p.v_reset),
                                        bool(p.soft_reset))  # fmt: skip
             return s.view(shape), v_last.view(shape[1:])
-        except Exception as e:
-            if backend != "auto" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
-                raise
-            _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
-            _warn_fallback(_numba_state["error"])
-            return lif_multistep(x_seq, v, p, spike_fn)
-    try:
         return _FusedLIF.apply(x_seq, v, beta, vth, spike_fn.alpha, float(p.v_reset), bool(p.soft_reset),
                                bool(p.detach_reset), bool(p.decay_input), spike_fn.kind, impl)  # fmt: skip
     except Exception as e:
