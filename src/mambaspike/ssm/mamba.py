@@ -190,16 +190,16 @@ class MambaBlock(nn.Module):
             h0 = x.new_zeros(Bsz, E, N)
         else:
             conv_state, h0 = (t.to(dtype).contiguous() for t in state)
-        xz = self.in_proj(x)  # (B, L, 2E), x: [0, E), z: [E, 2E)
+        # the Linear layers as functions: no hooks to run here (_fused_kernels checked)
+        xz = F.linear(x, self.in_proj.weight, self.in_proj.bias)  # (B, L, 2E), x: [0, E), z: [E, 2E)
         w = numpy_view(self.conv1d.weight).reshape(E, K)  # (E, K)
         cb = numpy_view(self.conv1d.bias) if self.conv1d.bias is not None else np.zeros(E, w.dtype)  # (E,)
         xc = x.new_empty(Bsz, L, E)  # (B, L, E)
         new_conv_state = x.new_empty(Bsz, E, K - 1)  # (B, E, d_conv-1)
         # one block of all E channels per batch element, [0, Bsz), on this thread (see the class docstring)
-        k.conv_silu(xz.numpy(), w, cb, conv_state.numpy(), xc.numpy(),
-                    new_conv_state.numpy(), E, 0, Bsz)  # fmt: skip
+        k.conv_silu(xz.numpy(), w, cb, conv_state.numpy(), xc.numpy(), new_conv_state.numpy(), E, 0, Bsz)
 
-        x_dbl = self.x_proj(xc)  # (B, L, R+2N): dt, B, C
+        x_dbl = F.linear(xc, self.x_proj.weight, self.x_proj.bias)  # (B, L, R+2N): dt, B, C
         dt_w, A_in, a_is_log, a_scale, D, dt_bias = self._kernel_params(dtype, k)
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
