@@ -32,8 +32,9 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 
 @njit(inline="always", **_OPTS)
-def _step(inp, n_in, wt, w0, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset, soft):  # pragma: no cover
-    """One layer at one step: the current ``(W inp) * sc + sh + rec`` (non-zero inputs only; ``rec``:
+def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset, soft):  # pragma: no cover
+    """One layer at one step: the current ``(W inp) * sc + sh + rec`` (``wl = W^T``, padded; non-zero
+    inputs only; ``rec``:
     the recurrent current or zeros, added after the normalisation as the block adds it), then the
     LIF update of the potentials ``vl`` into spikes ``s[:n_out]``; ``acc``: scratch. ``sc``, ``sh``,
     ``vl`` are the layer's slices, taken once per layer: a slice costs two atomic reference-count
@@ -45,9 +46,8 @@ def _step(inp, n_in, wt, w0, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vre
     for j in range(n_in):
         a = inp[j]
         if a != zero:
-            w = wt[w0 + j * n_out : w0 + (j + 1) * n_out]
-            for i in range(n_out):
-                acc[i] += a * w[i]
+            for i in range(n_out):  # 2-D indexing: no slice (and its reference counting) per input
+                acc[i] += a * wl[j, i]
     for i in range(n_out):  # the reset as lif_step writes it: h - r vth, or h (1 - r) + r v_reset
         h = beta * vl[i] + cin * (acc[i] * sc[i] + sh[i] + rec[i])
         r = one if (h - vth) >= zero else zero
@@ -70,20 +70,20 @@ def _recurrent(sp, rt, n, rec):  # pragma: no cover
 
 @njit(**_OPTS)
 def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: no cover
-    """The packed parameters of one call, from the live tensors: each layer's weight transposed
-    (``wt[woff[l]:woff[l + 1]]`` = ``W_l^T`` flattened), BatchNorm folded as torch's eval-mode batch
+    """The packed parameters of one call, from the live tensors: each layer's weight transposed into
+    ``wt[l, :n_in, :n_out]`` (zero-padded to the widest layer), BatchNorm folded as torch's eval-mode batch
     norm computes it (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``, packed by
     ``noff``), the recurrent weight transposed (``rt[j, i] = R[i, j]``)."""
     nL = len(ws)
     dt = means[0].dtype
     one = dt.type(1)
-    woff = np.zeros(nL + 1, np.int64)
     noff = np.zeros(nL + 1, np.int64)
+    mi, mo = 1, 1
     for l in range(nL):
         n_out, n_in = ws[l].shape
-        woff[l + 1] = woff[l] + n_in * n_out
         noff[l + 1] = noff[l] + n_out
-    wt = np.empty(woff[nL], dt)
+        mi, mo = max(mi, n_in), max(mo, n_out)
+    wt = np.zeros((nL, mi, mo), dt)
     scale = np.empty(noff[nL], dt)
     shift = np.empty(noff[nL], dt)
     for l in range(nL):
@@ -91,7 +91,7 @@ def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: 
         n_out, n_in = w.shape
         for j in range(n_in):
             for i in range(n_out):
-                wt[woff[l] + j * n_out + i] = w[i, j]
+                wt[l, j, i] = w[i, j]
         for i in range(n_out):
             sc = one / np.sqrt(variances[l][i] + dt.type(eps[l])) * gammas[l][i]
             scale[noff[l] + i] = sc
@@ -102,7 +102,7 @@ def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: 
         for j in range(n):
             for i in range(n):
                 rt[j, i] = rt_in[i, j]
-    return wt, woff, noff, scale, shift, rt
+    return wt, noff, scale, shift, rt
 
 
 @njit(**_OPTS)
@@ -122,7 +122,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
     Layer by layer over the whole sequence (a layer's steps depend only on its own past and the
     layer below): layer 0 over the ``T`` input bins, pooled into ``ceil(T / k)`` windows, then each
     further layer over the windows."""
-    wt, woff, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
+    wt, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
     beta, cin, vth, vreset = lifp[:, 0], lifp[:, 1], lifp[:, 2], lifp[:, 3]
     T, _, F = x.shape
     nL = len(ws)
@@ -153,7 +153,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
             n_sp += sp[i] != zero
         # layer 0 over the input bins, pooled into seq[:, :n0]
         rec0 = has_rec and nL == 1
-        sc, sh, vl = scale[noff[0] : noff[1]], shift[noff[0] : noff[1]], v[noff[0] : noff[1]]
+        sc, sh, vl, wl = scale[noff[0] : noff[1]], shift[noff[0] : noff[1]], v[noff[0] : noff[1]], wt[0]
         count = 0
         tp = 0
         for t in range(T):
@@ -163,7 +163,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
             if rec0 and have_sp and n_sp > 0:
                 _recurrent(sp, rt, n_last, rec)
                 r0 = rec
-            _step(inp, F, wt, woff[0], n0, sc, sh, r0, acc, vl, s, beta[0], cin[0], vth[0], vreset[0], soft[0])
+            _step(inp, F, wl, n0, sc, sh, r0, acc, vl, s, beta[0], cin[0], vth[0], vreset[0], soft[0])
             if rec0:
                 n_sp = 0
                 for i in range(n0):
@@ -191,7 +191,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
         for l in range(1, nL):
             n_out, n_in = ws[l].shape
             recl = has_rec and l == nL - 1
-            sc, sh, vl = scale[noff[l] : noff[l + 1]], shift[noff[l] : noff[l + 1]], v[noff[l] : noff[l + 1]]
+            sc, sh, vl, wl = scale[noff[l] : noff[l + 1]], shift[noff[l] : noff[l + 1]], v[noff[l] : noff[l + 1]], wt[l]
             for t in range(Tp):
                 for i in range(n_in):
                     inp[i] = seq[t, i]
@@ -199,7 +199,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
                 if recl and have_sp and n_sp > 0:
                     _recurrent(sp, rt, n_last, rec)
                     r = rec
-                _step(inp, n_in, wt, woff[l], n_out, sc, sh, r, acc, vl, s, beta[l], cin[l], vth[l], vreset[l], soft[l])
+                _step(inp, n_in, wl, n_out, sc, sh, r, acc, vl, s, beta[l], cin[l], vth[l], vreset[l], soft[l])
                 for i in range(n_out):
                     seq[t, i] = s[i]
                 if recl:
