@@ -11,7 +11,9 @@
 
 ``smnist``: 784 steps of one pixel (392 bins reach the recurrent block); ``nmnist``: the N-MNIST
 recipe's [30, 2, 34, 34] frames. The paths alternate call by call, so load from other processes hits
-all alike; median and 10th percentile in ms, and whether every path gave the same spikes.
+all alike; median and 10th percentile in ms, whether every path gave the same spikes, and the
+output's firing rate (an untrained front-end on random input barely fires: the fused kernel, which
+skips zero inputs, is timed at its cheapest; ``smnist_latency_activity.py`` raises the rates).
 """
 
 import argparse
@@ -49,11 +51,12 @@ def main() -> None:
     with torch.no_grad():
         outs = [f() for f in paths.values()]
         same = all(torch.equal(o, outs[0]) for o in outs)
+        rate = float(outs[0].mean())
         for threads in args.threads:
             torch.set_num_threads(threads)
             for name, ts in time_alternating(paths, args.calls, warmup=5).items():
                 print(f"{args.input}  threads {threads}  {name:6s}  median {statistics.median(ts) * 1e3:7.3f} ms"
-                      f"  p10 {ts[len(ts) // 10] * 1e3:7.3f} ms  (identical spikes: {same})")
+                      f"  p10 {ts[len(ts) // 10] * 1e3:7.3f} ms  (identical spikes: {same}, output rate {rate:.3f})")
 
 
 if __name__ == "__main__":
