@@ -136,7 +136,9 @@ class OpCounter:
         # scan): counted by a hook on the block instead, from the block's input tokens
         self._dt_blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, MambaBlock)]
         skip = {id(m.dt_proj) for _, m in self._dt_blocks}
-        self._targets = [(n, m) for n, m in model.named_modules() if isinstance(m, CONNECTION_TYPES) and id(m) not in skip]
+        self._targets = [
+            (n, m) for n, m in model.named_modules() if isinstance(m, CONNECTION_TYPES) and id(m) not in skip
+        ]
         for n, m in model.named_modules():
             if isinstance(m, CONNECTION_TYPES):
                 self.layers[n] = LayerOps(n, type(m).__name__)

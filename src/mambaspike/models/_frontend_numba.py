@@ -224,6 +224,6 @@ def warm_up() -> None:
             vec = tuple(np.ones(2, dt) for _ in range(n_layers))
             p = np.ones(n_layers, dt)
             lifp = np.stack([p * dt(0.5), p * dt(0.5), p, p * dt(0)], axis=1)
-            dense_frontend(x, ws, vec, vec, vec, vec, np.full(n_layers, 1e-5), lifp, np.zeros(n_layers, np.bool_), np.ones((2, 2), dt), True, 2, False,
-                           np.zeros((1, 2 * n_layers), dt), True, np.zeros((1, 2), dt), False, np.empty((2, 1, 2), dt),
-                           0, 1)  # fmt: skip
+            dense_frontend(x, ws, vec, vec, vec, vec, np.full(n_layers, 1e-5), lifp, np.zeros(n_layers, np.bool_),
+                           np.ones((2, 2), dt), True, 2, False, np.zeros((1, 2 * n_layers), dt), True,
+                           np.zeros((1, 2), dt), False, np.empty((2, 1, 2), dt), 0, 1)  # fmt: skip

@@ -83,7 +83,8 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
         if vth.numel() != 1:
             return "per-neuron LIF parameters"
-        if grad and any(p.requires_grad for m in mods.values() if m is not None for p in m._parameters.values() if p is not None):
+        params = (p for m in mods.values() if m is not None for p in m._parameters.values() if p is not None)
+        if grad and any(p.requires_grad for p in params):
             return "an autograd graph is needed"
     if grad and state is not None and any(
         t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,))

@@ -64,9 +64,8 @@ def _observed(*modules: nn.Module) -> bool:
     mm = nn.modules.module
     if mm._global_forward_hooks or mm._global_forward_pre_hooks:
         return True
-    return any(
-        m._forward_hooks or m._forward_pre_hooks for mod in modules for m in (mod, *mod._modules.values()) if m is not None
-    )
+    mods = (m for mod in modules for m in (mod, *mod._modules.values()) if m is not None)
+    return any(m._forward_hooks or m._forward_pre_hooks for m in mods)
 
 
 def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
@@ -130,7 +129,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight  # not F.rms_norm: ONNX opset 17
+        # not F.rms_norm: it does not export to ONNX opset 17
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
 class MambaBlock(nn.Module):
