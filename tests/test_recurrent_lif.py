@@ -2,7 +2,6 @@
 every gradient (input, recurrent weight, initial state, beta, threshold), at the function level and
 through the front-end's recurrent blocks, whose loop over bins is the original reference."""
 
-import itertools
 
 import pytest
 import torch

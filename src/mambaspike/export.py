@@ -42,7 +42,6 @@ selective scan, normalisations or gating).
 
 from __future__ import annotations
 
-import math
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
