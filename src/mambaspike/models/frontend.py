@@ -16,7 +16,9 @@ at t; the whole sequence runs through the compiled recurrent LIF of :mod:`mambas
 where it applies, else a loop over bins), spatial max-pooling (binary spikes stay binary). After the
 first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin of the
 window spiked); the bin width seen by later neurons grows accordingly, and since time constants are
-in ms their dynamics stay the same.
+in ms their dynamics stay the same. In inference a dense (1-D) front-end of plain LIF neurons runs as
+one compiled call (:mod:`mambaspike.models.frontend_fused`); ``forward_reference`` is the block-by-block
+ground truth, and the path of training.
 """
 
 from __future__ import annotations

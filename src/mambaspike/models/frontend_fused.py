@@ -97,10 +97,6 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
     return None
 
 
-def _arr(t: torch.Tensor, dtype):
-    return numpy_view(t, dtype)
-
-
 _SCALARS: dict = {}
 
 
@@ -130,18 +126,18 @@ def forward(fe, x: torch.Tensor, state=None):
     for b in blocks:
         mods = b._modules
         bn = mods["bn"]
-        ws.append(_arr(mods["conv"]._parameters["weight"], dtype))
-        means.append(_arr(bn._buffers["running_mean"], dtype))
-        variances.append(_arr(bn._buffers["running_var"], dtype))
-        gammas.append(_arr(bn._parameters["weight"], dtype))
-        betas.append(_arr(bn._parameters["bias"], dtype))
+        ws.append(numpy_view(mods["conv"]._parameters["weight"], dtype))
+        means.append(numpy_view(bn._buffers["running_mean"], dtype))
+        variances.append(numpy_view(bn._buffers["running_var"], dtype))
+        gammas.append(numpy_view(bn._parameters["weight"], dtype))
+        betas.append(numpy_view(bn._parameters["bias"], dtype))
         eps.append(bn.eps)
         lif.append(_lif_scalars(mods["lif"], dtype))
     n_outs = [w.shape[0] for w in ws]
     n_last = n_outs[-1]
     rec = blocks[-1].recurrent
     has_rec = rec is not None
-    r_w = _arr(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
+    r_w = numpy_view(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
     lifp = np.array([q[:4] for q in lif], dtype=ws[0].dtype)  # (L, 4): beta, input gain, threshold, v_reset
     soft = np.array([q[4] for q in lif], dtype=np.bool_)
     # states in: per block v (B, n) -- (v, s_prev) for the recurrent block -- packed into v_state
