@@ -18,7 +18,8 @@ the parameters as the modules hold them on every call (a transposed copy of each
 folded BatchNorm are made at the start of the call, a few microseconds), so no cache can go stale.
 Inputs of the matrix-vector products are spikes or window averages, mostly zeros: only non-zero
 inputs are visited, each adding a row of the transposed weight (unit stride over the output neurons,
-so LLVM vectorises it). The sums run in input order, so they may round differently from a GEMM's
+so LLVM vectorises it); with nothing in the recurrent layer's previous spikes, its recurrent product
+is skipped. The sums run in input order, so they may round differently from a GEMM's
 blocked sums; ``tests/test_frontend_fused.py`` compares the two paths. Every float array has the
 input's dtype.
 """
@@ -33,12 +34,11 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 @njit(inline="always", **_OPTS)
 def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset, soft):  # pragma: no cover
-    """One layer at one step: the current ``(W inp) * sc + sh + rec`` (``wl = W^T``, padded; non-zero
-    inputs only; ``rec``:
-    the recurrent current or zeros, added after the normalisation as the block adds it), then the
-    LIF update of the potentials ``vl`` into spikes ``s[:n_out]``; ``acc``: scratch. ``sc``, ``sh``,
-    ``vl`` are the layer's slices, taken once per layer: a slice costs two atomic reference-count
-    updates, more than a step's arithmetic at batch 1."""
+    """One layer at one step: the current ``(W inp) * sc + sh + rec`` (``wl = W^T``, zero-padded;
+    non-zero inputs only; ``rec``: the recurrent current or zeros, added after the normalisation as
+    the block adds it), then the LIF update of the potentials ``vl`` into spikes ``s[:n_out]``;
+    ``acc``: scratch. ``wl``, ``sc``, ``sh``, ``vl`` are the layer's slices, taken once per layer: a
+    slice costs two atomic reference-count updates, more than a step's arithmetic at batch 1."""
     zero = acc.dtype.type(0)
     one = acc.dtype.type(1)
     for i in range(n_out):
@@ -71,8 +71,8 @@ def _recurrent(sp, rt, n, rec):  # pragma: no cover
 @njit(**_OPTS)
 def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: no cover
     """The packed parameters of one call, from the live tensors: each layer's weight transposed into
-    ``wt[l, :n_in, :n_out]`` (zero-padded to the widest layer), BatchNorm folded as torch's eval-mode batch
-    norm computes it (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``, packed by
+    ``wt[l, :n_in, :n_out]`` (zero-padded to the widest layer), BatchNorm folded as torch's eval-mode
+    batch norm computes it (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``, packed by
     ``noff``), the recurrent weight transposed (``rt[j, i] = R[i, j]``)."""
     nL = len(ws)
     dt = means[0].dtype
