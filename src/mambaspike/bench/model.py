@@ -4,7 +4,9 @@ One row per (input, model): ``input`` (``smnist``: 784 steps x 1 feature; ``nmni
 recipe's [30, 2, 34, 34]), ``model``, ``params``, ``train_samples_per_s`` (forward + backward +
 AdamW step at ``--batch``), ``latency_ms`` (batch-1 eval forward, no grad), on ``--device`` (CUDA
 timings synchronise the device). The LSTM/GRU hidden sizes are matched to the Mamba backbone's
-parameter count.
+parameter count. The models are untrained and the input random, so an untrained spiking front-end
+hardly fires (its compiled inference kernel skips zero inputs): ``benchmarks/smnist_latency_activity.py``
+measures Mamba-Spike's latency as its firing rates rise.
 """
 
 from __future__ import annotations
