@@ -33,6 +33,20 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 
 @njit(inline="always", **_OPTS)
+def _spmv(x, n_in, wt, n_out, out):  # pragma: no cover
+    """``out[:n_out] = W x`` over the non-zero entries of ``x[:n_in]`` (``wt = W^T``, rows of unit
+    stride; 2-D indexing, so no slice and its reference counting per input)."""
+    zero = out.dtype.type(0)
+    for i in range(n_out):
+        out[i] = zero
+    for j in range(n_in):
+        a = x[j]
+        if a != zero:
+            for i in range(n_out):
+                out[i] += a * wt[j, i]
+
+
+@njit(inline="always", **_OPTS)
 def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset, soft):  # pragma: no cover
     """One layer at one step: the current ``(W inp) * sc + sh + rec`` (``wl = W^T``, zero-padded;
     non-zero inputs only; ``rec``: the recurrent current or zeros, added after the normalisation as
@@ -41,31 +55,12 @@ def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset,
     slice costs two atomic reference-count updates, more than a step's arithmetic at batch 1."""
     zero = acc.dtype.type(0)
     one = acc.dtype.type(1)
-    for i in range(n_out):
-        acc[i] = zero
-    for j in range(n_in):
-        a = inp[j]
-        if a != zero:
-            for i in range(n_out):  # 2-D indexing: no slice (and its reference counting) per input
-                acc[i] += a * wl[j, i]
+    _spmv(inp, n_in, wl, n_out, acc)
     for i in range(n_out):  # the reset as lif_step writes it: h - r vth, or h (1 - r) + r v_reset
         h = beta * vl[i] + cin * (acc[i] * sc[i] + sh[i] + rec[i])
         r = one if (h - vth) >= zero else zero
         s[i] = r
         vl[i] = h - r * vth if soft else h * (one - r) + r * vreset
-
-
-@njit(inline="always", **_OPTS)
-def _recurrent(sp, rt, n, rec):  # pragma: no cover
-    """``rec = R sp`` over the non-zero entries of ``sp`` (``rt = R^T``)."""
-    zero = rec.dtype.type(0)
-    for i in range(n):
-        rec[i] = zero
-    for j in range(n):
-        a = sp[j]
-        if a != zero:
-            for i in range(n):
-                rec[i] += a * rt[j, i]
 
 
 @njit(**_OPTS)
@@ -161,7 +156,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
                 inp[f] = x[t, b, f]
             r0 = no_rec
             if rec0 and have_sp and n_sp > 0:
-                _recurrent(sp, rt, n_last, rec)
+                _spmv(sp, n_last, rt, n_last, rec)
                 r0 = rec
             _step(inp, F, wl, n0, sc, sh, r0, acc, vl, s, beta[0], cin[0], vth[0], vreset[0], soft[0])
             if rec0:
@@ -197,7 +192,7 @@ def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w,
                     inp[i] = seq[t, i]
                 r = no_rec
                 if recl and have_sp and n_sp > 0:
-                    _recurrent(sp, rt, n_last, rec)
+                    _spmv(sp, n_last, rt, n_last, rec)
                     r = rec
                 _step(inp, n_in, wl, n_out, sc, sh, r, acc, vl, s, beta[l], cin[l], vth[l], vreset[l], soft[l])
                 for i in range(n_out):
