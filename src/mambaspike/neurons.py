@@ -259,18 +259,46 @@ def numba_available() -> bool:
     return _numba_kernels() is not None
 
 
-def _fast_unsupported(x_seq: torch.Tensor, v, p: LIFParams, spike_fn) -> str | None:
-    """Why the compiled kernel cannot run this call (``None`` when it can)."""
+def _kernel_unsupported(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> str | None:
+    """What every compiled LIF kernel (plain and recurrent) needs: float32/float64 input, a built-in
+    surrogate, scalar ``beta`` and ``v_threshold``. The reason it cannot run, or ``None``."""
     if x_seq.dtype not in (torch.float32, torch.float64):
         return f"dtype {x_seq.dtype} (float32 or float64 only)"
-    if x_seq.dim() < 1:
-        return "input without a time dimension"
     if not isinstance(spike_fn, Surrogate) or spike_fn.kind < 0:
         return "a custom spike function (built-in surrogates only)"
     for name in ("beta", "v_threshold"):
         t = getattr(p, name)
         if torch.is_tensor(t) and t.numel() != 1:
             return f"a per-neuron {name} (scalar only)"
+    return None
+
+
+def _kernel_failed(e: Exception, backend: str) -> bool:
+    """After ``e`` from a compiled LIF kernel: ``True`` where ``backend`` is ``"auto"`` and the kernel
+    did not compile on this platform (numba/llvmlite errors), which disables the kernels for the rest
+    of the process with one warning, so the caller falls back to the reference loop; ``False``: the
+    caller re-raises."""
+    if backend != "auto" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
+        return False
+    _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
+    _warn_fallback(_numba_state["error"])
+    return True
+
+
+def _np_dtype(dtype: torch.dtype):
+    """The NumPy scalar type of a float32/float64 kernel call."""
+    import numpy as np
+
+    return np.float32 if dtype == torch.float32 else np.float64
+
+
+def _fast_unsupported(x_seq: torch.Tensor, v, p: LIFParams, spike_fn) -> str | None:
+    """Why the compiled kernel cannot run this call (``None`` when it can)."""
+    why = _kernel_unsupported(x_seq, p, spike_fn)
+    if why is not None:
+        return why
+    if x_seq.dim() < 1:
+        return "input without a time dimension"
     if v is not None and tuple(v.shape) != tuple(x_seq.shape[1:]):
         return f"a state of shape {tuple(v.shape)} for steps of shape {tuple(x_seq.shape[1:])}"
     return None
@@ -318,11 +346,9 @@ def _parallel(kernel, args: tuple, nblk: int, work_items: int) -> None:
 
 
 def _numba_forward(x2, v02, b, c, vth, v_reset, soft):
-    import numpy as np
-
     K = _numba_kernels()
     T, N = x2.shape
-    npd = np.float32 if x2.dtype == torch.float32 else np.float64
+    npd = _np_dtype(x2.dtype)
     s = _empty(x2.shape, x2.dtype)
     v_last = torch.empty_like(v02)
     blk = _block_sizes(T, N, x2.element_size(), torch.get_num_threads())[0]
@@ -337,7 +363,7 @@ def _numba_backward(x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_in
     K = _numba_kernels()
     T, N = x2.shape
     dt = x2.dtype
-    npd = np.float32 if dt == torch.float32 else np.float64
+    npd = _np_dtype(dt)
     if all(st == 0 for st in g_s.stride()):  # a broadcast scalar (e.g. from .sum()): one value
         gs, gs_scalar = g_s[0, 0].reshape(1, 1).contiguous(), True
     else:
@@ -487,11 +513,8 @@ def lif_multistep_fast(
         return _FusedLIF.apply(x_seq, v, beta, vth, spike_fn.alpha, float(p.v_reset), bool(p.soft_reset),
                                bool(p.detach_reset), bool(p.decay_input), spike_fn.kind, impl)  # fmt: skip
     except Exception as e:
-        if backend != "auto" or impl != "numba" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
+        if impl != "numba" or not _kernel_failed(e, backend):
             raise
-        # the kernel did not compile on this platform: fall back for the rest of the process
-        _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
-        _warn_fallback(_numba_state["error"])
         return lif_multistep(x_seq, v, p, spike_fn)
 
 
@@ -836,19 +859,17 @@ class LIF(_LeakyNeuron):
         :mod:`mambaspike.recurrent_lif`): the compiled kernel where it applies and the backend allows,
         else the reference loop."""
         if recurrent is not None:
-            from .recurrent_lif import fused_supported, rlif_multistep, rlif_multistep_fast
+            from .recurrent_lif import _rlif_fused, fused_supported, rlif_multistep
 
             p = self.params()
             if self.backend in ("auto", "numba", "cpu") and x_seq.shape[0] > 1:
                 why = fused_supported(x_seq, recurrent, p, self.spike_fn)
                 if why is None:
                     try:
-                        return rlif_multistep_fast(x_seq, recurrent, state, p, self.spike_fn)
-                    except Exception as e:  # the kernel did not compile on this platform
-                        if self.backend != "auto" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
+                        return _rlif_fused(x_seq, recurrent, state, p, self.spike_fn)
+                    except Exception as e:
+                        if not _kernel_failed(e, self.backend):
                             raise
-                        _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
-                        _warn_fallback(_numba_state["error"])
                 if self.backend != "auto":
                     raise ValueError(f"LIF backend {self.backend!r} cannot run this recurrent call: {why}")
             return rlif_multistep(x_seq, recurrent, state, p, self.spike_fn)

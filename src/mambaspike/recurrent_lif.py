@@ -27,7 +27,16 @@ import math
 
 import torch
 
-from .neurons import LIFParams, Surrogate, _empty, _numba_kernels, _parallel, lif_step
+from .neurons import (
+    LIFParams,
+    _empty,
+    _kernel_scalars,
+    _kernel_unsupported,
+    _np_dtype,
+    _numba_kernels,
+    _parallel,
+    lif_step,
+)
 
 
 def _rows(t: torch.Tensor, batch_dim: int) -> torch.Tensor:
@@ -65,18 +74,13 @@ def fused_supported(x_seq: torch.Tensor, W: torch.Tensor, p: LIFParams, spike_fn
     """Why the compiled kernel cannot run this call (``None`` when it can)."""
     if x_seq.device.type != "cpu":
         return f"tensors on {x_seq.device} (CPU only)"
-    if x_seq.dtype not in (torch.float32, torch.float64):
-        return f"dtype {x_seq.dtype} (float32 or float64 only)"
+    why = _kernel_unsupported(x_seq, p, spike_fn)
+    if why is not None:
+        return why
     if x_seq.dim() < 3:
         return "input without a channel axis ([T, B, C, ...] expected)"
     if tuple(W.shape) != (x_seq.shape[2], x_seq.shape[2]):
         return f"a recurrent weight of shape {tuple(W.shape)} for {x_seq.shape[2]} channels"
-    if not isinstance(spike_fn, Surrogate) or spike_fn.kind < 0:
-        return "a custom spike function (built-in surrogates only)"
-    for name in ("beta", "v_threshold"):
-        t = getattr(p, name)
-        if torch.is_tensor(t) and t.numel() != 1:
-            return f"a per-neuron {name} (scalar only)"
     if _numba_kernels() is None or _rlif_kernels() is None:
         return "numba is unavailable"
     return None
@@ -96,12 +100,6 @@ def _rlif_kernels():
     return _state["module"]
 
 
-def _np_scalar(dtype: torch.dtype):
-    import numpy as np
-
-    return np.float32 if dtype == torch.float32 else np.float64
-
-
 class _FusedRecurrentLIF(torch.autograd.Function):
     """The whole recurrent LIF sequence in rows layout as one autograd node.
 
@@ -113,12 +111,10 @@ class _FusedRecurrentLIF(torch.autograd.Function):
     def forward(ctx, x, W, v0, s0, beta, v_threshold, alpha, has_s0, v_reset, soft, detach, decay_input, kind):
         K = _rlif_kernels()
         dt = x.dtype
-        npd = _np_scalar(dt)
+        npd = _np_dtype(dt)
         x, W, v0, s0 = (t.detach().to(dt).contiguous() for t in (x, W, v0, s0))
         WT = W.t().contiguous()
-        b = beta.detach().to(dt).item()
-        c = (1 - beta.detach()).to(dt).item() if decay_input else 1.0
-        vth = v_threshold.detach().to(dt).item()
+        b, c, vth = _kernel_scalars(beta, v_threshold, decay_input, dt)
         T, R, C = x.shape
         s = _empty(x.shape, dt)
         v_last = v0.clone()
@@ -138,7 +134,7 @@ class _FusedRecurrentLIF(torch.autograd.Function):
         b, c, vth, v_reset, soft, detach, decay_input, kind, alpha, has_s0, b_shape, b_dt, t_shape, t_dt = ctx.cfg
         T, R, C = x.shape
         dt = x.dtype
-        npd = _np_scalar(dt)
+        npd = _np_dtype(dt)
         gs = torch.zeros_like(x) if g_s is None else g_s.to(dt).contiguous()
         gv = torch.zeros_like(v0) if g_v is None else g_v.to(dt).contiguous()
         gx = _empty(x.shape, dt)
@@ -180,6 +176,11 @@ def rlif_multistep_fast(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParam
     why = fused_supported(x_seq, W, p, spike_fn)
     if why is not None:
         raise ValueError(f"recurrent LIF: the compiled kernel cannot run this call: {why}")
+    return _rlif_fused(x_seq, W, state, p, spike_fn)
+
+
+def _rlif_fused(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParams, spike_fn):
+    """:func:`rlif_multistep_fast` for a call :func:`fused_supported` has accepted (not checked again)."""
     dtype = x_seq.dtype
     shape = tuple(x_seq.shape)
     v, s_prev = state if state is not None else (None, None)
