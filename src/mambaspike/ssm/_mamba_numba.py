@@ -6,18 +6,18 @@ transposed or copied between the GEMMs:
 
 - :func:`conv_silu`: causal depthwise conv1d over time (width ``K``) + bias + SiLU of the ``x`` half
   of ``xz [B, L, 2E]`` into ``xc [B, L, E]``; also writes the new conv state ``[B, E, K-1]``;
-- :func:`scan_gate`: ``delta = dt_proj(dt)`` (no bias), ``dt = softplus(delta + dt_bias)``, the recurrence
-  ``h[n, d] = exp(dt A[d, n]) h[n, d] + dt u B[t, n]``, ``y = sum_n h C[t, n] + D u``, ``y *= silu(z)``.
-  The state of a block of channels is held as ``[N, blk]``, so the innermost loop runs over channels
-  with unit stride and LLVM vectorises it, ``exp`` included: float32 takes ``A * log2(e)`` and
+- :func:`scan_gate`: ``delta = dt_proj(dt)`` (no bias), ``dt = softplus(delta + dt_bias)``, the
+  recurrence ``h[n, d] = exp(dt A[d, n]) h[n, d] + dt u B[t, n]``, ``y = sum_n h C[t, n] + D u``,
+  ``y *= silu(z)``. The state is held as ``[N, E]``, so the innermost loop runs over channels with
+  unit stride and LLVM vectorises it, ``exp`` included: float32 takes ``A * log2(e)`` and
   computes ``exp(dt A)`` as :func:`exp2_neg_f32` (2^k from its IEEE bits, no table lookup), the
   softplus with :func:`exp_f32` and :func:`log1p_small_f32`.
 
-Both kernels run a range of (batch, channel-block) pairs ``[j0, j1)`` and release the GIL. The caller
-(:meth:`mambaspike.ssm.mamba.MambaBlock.forward_fused`) runs them on its own thread, one block of all
-channels per batch element: split over worker threads they lost to torch's OpenMP threads spinning
-after each GEMM (measured there). They are not ``parallel=True`` for the reason given in
-:mod:`mambaspike._threads` (two spinning OpenMP pools).
+Both kernels run a range of batch elements ``[b0, b1)`` over all channels and release the GIL. The
+caller (:meth:`mambaspike.ssm.mamba.MambaBlock.forward_fused`) runs them on its own thread: split over
+worker threads they lost to torch's OpenMP threads spinning after each GEMM (measured there). They
+are not ``parallel=True`` for the reason given in :mod:`mambaspike._threads` (two spinning OpenMP
+pools).
 Every array has one dtype, float32 or float64; float64 uses libm's ``exp``/``log1p``.
 """
 
@@ -75,8 +75,8 @@ def _softplus_impl(v):
 @njit(inline="always", **_OPTS)
 def exp2_neg_f32(v):  # pragma: no cover - compiled
     """``2^v`` for float32 ``v <= 0`` (clamped at -126: 2^-126 stands for 0): ``v = k + f``, ``k`` the
-    nearest integer, ``|f| <= 1/2`` exact, a degree-6 near-minimax polynomial for ``2^f`` (error 2.6e-9), 2^k from its
-    IEEE bits; max relative error 1.1e-7 in float32. Fewer operations than :func:`exp_f32` (no
+    nearest integer, ``|f| <= 1/2`` exact, a degree-6 near-minimax polynomial for ``2^f`` (error
+    2.6e-9), 2^k from its IEEE bits; max relative error 1.1e-7 in float32. Fewer operations than :func:`exp_f32` (no
     Cody-Waite reduction), for the innermost loop of the scan, whose ``A`` is pre-scaled by log2(e)."""
     v = max(v, np.float32(-126.0))
     k = np.rint(v)  # one rounding instruction (floor(v + 1/2) takes two)
@@ -106,113 +106,102 @@ LOG2E = math.log2(math.e)  # float32: scan_gate scales A by this (exp via exp2);
 
 
 @njit(**_OPTS)
-def conv_silu(xz, w, bias, conv_state, xc, new_state, blk, j0, j1):  # pragma: no cover - compiled
-    """``xz [B, L, 2E]`` (x half: channels ``[0, E)``), ``w [E, K]``, ``bias [E]``,
-    ``conv_state [B, E, K-1]`` (the K-1 inputs before ``t = 0``) -> ``xc [B, L, E]`` = SiLU(conv +
-    bias), ``new_state [B, E, K-1]`` (the last K-1 inputs). Blocks ``j = b * nbb + c`` of ``blk``
-    channels. Inner loops index 1-D row slices from 0, so LLVM sees unit-stride, non-negative
-    indices (no wrap-around selects) and vectorises them."""
-    nb, L, _ = xz.shape
+def conv_silu(xz, w, bias, conv_state, xc, new_state, b0, b1):  # pragma: no cover - compiled
+    """Batch elements ``[b0, b1)`` of ``xz [B, L, 2E]`` (x half: channels ``[0, E)``), ``w [E, K]``,
+    ``bias [E]``, ``conv_state [B, E, K-1]`` (the K-1 inputs before ``t = 0``) -> ``xc [B, L, E]`` =
+    SiLU(conv + bias), ``new_state [B, E, K-1]`` (the last K-1 inputs). Inner loops index 1-D row
+    slices from 0, so LLVM sees unit-stride, non-negative indices (no wrap-around selects) and
+    vectorises them."""
+    _, L, _ = xz.shape
     E, K = w.shape
-    nbb = (E + blk - 1) // blk
     one = xz.dtype.type(1.0)
-    acc = np.empty(blk, dtype=xz.dtype)
-    w_t = np.empty((K, blk), dtype=xz.dtype)  # the block's weights, tap-major
-    for j in range(j0, j1):
-        b = j // nbb
-        d0 = (j % nbb) * blk
-        d1 = min(E, d0 + blk)
-        m = d1 - d0
-        for k in range(K):
-            for i in range(m):
-                w_t[k, i] = w[d0 + i, k]
-        cb = bias[d0:d1]
+    acc = np.empty(E, dtype=xz.dtype)
+    w_t = np.empty((K, E), dtype=xz.dtype)  # the weights, tap-major
+    for k in range(K):
+        for i in range(E):
+            w_t[k, i] = w[i, k]
+    for b in range(b0, b1):
         for t in range(L):
-            for i in range(m):
-                acc[i] = cb[i]
+            for i in range(E):
+                acc[i] = bias[i]
             for k in range(K - 1):
                 s = t - (K - 1) + k  # input time of tap k
                 wk = w_t[k]
                 if s >= 0:
-                    row = xz[b, s, d0:d1]
-                    for i in range(m):
+                    row = xz[b, s, :E]
+                    for i in range(E):
                         acc[i] += wk[i] * row[i]
                 else:
-                    for i in range(m):
-                        acc[i] += wk[i] * conv_state[b, d0 + i, s + K - 1]
-            wk, row, out = w_t[K - 1], xz[b, t, d0:d1], xc[b, t, d0:d1]  # the last tap reads x[t]
-            for i in range(m):
+                    for i in range(E):
+                        acc[i] += wk[i] * conv_state[b, i, s + K - 1]
+            wk, row, out = w_t[K - 1], xz[b, t, :E], xc[b, t]  # the last tap reads x[t]
+            for i in range(E):
                 v = acc[i] + wk[i] * row[i]
                 out[i] = v / (one + _exp(-v))
-        for d in range(d0, d1):
+        for d in range(E):
             for i in range(K - 1):
                 s = L - (K - 1) + i
                 new_state[b, d, i] = xz[b, s, d] if s >= 0 else conv_state[b, d, s + K - 1]
 
 
 @njit(**_OPTS)
-def scan_gate(xz, xc, dt_w, x_dbl, R, A_in, a_is_log, a_scale, D, dt_bias, h0, y, last, blk, j0, j1):  # pragma: no cover
-    """``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc [B, L, E]``, ``x_dbl [B, L, R+2N]``
-    (the low-rank dt at ``[0, R)``, B at ``[R, R+N)``, C at ``[R+N, R+2N)``), ``dt_w [E, R]`` (``dt_proj``'s
-    weight: ``delta = dt @ dt_w^T`` is computed here, ``R`` multiply-adds per channel and step, rather
-    than by a GEMM of its own), ``A_in``: ``A_log [E, N]`` where ``a_is_log`` (float32: ``-A = exp(A_log)``
-    is computed here), else ``-A`` itself; ``a_scale`` (``-log2(e)`` for
-    float32, ``-1`` for float64: the block uses ``A * log2(e)`` or ``A``), ``D, dt_bias [E]``,
-    ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Blocks
-    ``j = b * nbb + c`` of ``blk`` channels; per-step rows are slices as in :func:`conv_silu`, the
-    block's state and scaled ``A`` local ``[N, blk]`` arrays."""
-    nb, L, E = xc.shape
+def scan_gate(xz, xc, dt_w, x_dbl, R, A_in, a_is_log, a_scale, D, dt_bias, h0, y, last, b0, b1):  # pragma: no cover
+    """Batch elements ``[b0, b1)`` of: ``xz [B, L, 2E]`` (gate z: channels ``[E, 2E)``), ``xc [B, L, E]``,
+    ``x_dbl [B, L, R+2N]`` (the low-rank dt at ``[0, R)``, B at ``[R, R+N)``, C at ``[R+N, R+2N)``),
+    ``dt_w [E, R]`` (``dt_proj``'s weight: ``delta = dt @ dt_w^T`` is computed here, ``R``
+    multiply-adds per channel and step, rather than by a GEMM of its own), ``A_in``: ``A_log [E, N]``
+    where ``a_is_log`` (float32: ``-A = exp(A_log)`` is computed here), else ``-A`` itself; ``a_scale``
+    (``-log2(e)`` for float32, ``-1`` for float64: the kernel uses ``A * log2(e)`` or ``A``),
+    ``D, dt_bias [E]``, ``h0 [B, E, N]`` -> ``y [B, L, E]`` (gated), ``last [B, E, N]``. Per-step rows
+    are slices as in :func:`conv_silu`; the state and the scaled ``A`` are local ``[N, E]`` arrays."""
+    _, L, E = xc.shape
     N = A_in.shape[1]
-    nbb = (E + blk - 1) // blk
     one = xc.dtype.type(1.0)
-    h = np.empty((N, blk), dtype=xc.dtype)  # the state of this block, channel-contiguous
-    a = np.empty((N, blk), dtype=xc.dtype)  # A of this block
-    dtr = np.empty(blk, dtype=xc.dtype)
-    dl = np.empty(blk, dtype=xc.dtype)
-    wdt = np.empty((R, blk), dtype=xc.dtype)  # dt_proj's weight of this block, transposed
-    dur = np.empty(blk, dtype=xc.dtype)
-    yr = np.empty(blk, dtype=xc.dtype)
-    for j in range(j0, j1):
-        b = j // nbb
-        d0 = (j % nbb) * blk
-        d1 = min(E, d0 + blk)
-        m = d1 - d0
+    h = np.empty((N, E), dtype=xc.dtype)  # the state, channel-contiguous
+    a = np.empty((N, E), dtype=xc.dtype)  # A, scaled
+    dtr = np.empty(E, dtype=xc.dtype)
+    dl = np.empty(E, dtype=xc.dtype)
+    wdt = np.empty((R, E), dtype=xc.dtype)  # dt_proj's weight, transposed
+    dur = np.empty(E, dtype=xc.dtype)
+    yr = np.empty(E, dtype=xc.dtype)
+    for n in range(N):
+        for i in range(E):
+            an = A_in[i, n]
+            a[n, i] = (np.exp(an) if a_is_log else an) * a_scale
+    for r in range(R):
+        for i in range(E):
+            wdt[r, i] = dt_w[i, r]
+    for b in range(b0, b1):
         for n in range(N):
-            for i in range(m):
-                h[n, i] = h0[b, d0 + i, n]
-                an = A_in[d0 + i, n]
-                a[n, i] = (np.exp(an) if a_is_log else an) * a_scale
-        for r in range(R):
-            for i in range(m):
-                wdt[r, i] = dt_w[d0 + i, r]
-        Dl, bl = D[d0:d1], dt_bias[d0:d1]
+            for i in range(E):
+                h[n, i] = h0[b, i, n]
         for t in range(L):
-            ul, xr = xc[b, t, d0:d1], x_dbl[b, t]
+            ul, xr = xc[b, t], x_dbl[b, t]
             w0 = wdt[0]
-            for i in range(m):
+            for i in range(E):
                 dl[i] = xr[0] * w0[i]
             for r in range(1, R):
                 wr, xv = wdt[r], xr[r]
-                for i in range(m):
+                for i in range(E):
                     dl[i] += xv * wr[i]
-            for i in range(m):
-                dt = _softplus(dl[i] + bl[i])
+            for i in range(E):
+                dt = _softplus(dl[i] + dt_bias[i])
                 dtr[i] = dt
                 dur[i] = dt * ul[i]
-                yr[i] = Dl[i] * ul[i]
+                yr[i] = D[i] * ul[i]
             for n in range(N):
                 bn = xr[R + n]
                 cn = xr[R + N + n]
-                for i in range(m):
+                for i in range(E):
                     v = _exp_scaled(dtr[i] * a[n, i]) * h[n, i] + dur[i] * bn
                     h[n, i] = v
                     yr[i] += v * cn
-            zl, yl = xz[b, t, E + d0 : E + d1], y[b, t, d0:d1]
-            for i in range(m):
+            zl, yl = xz[b, t, E:], y[b, t]
+            for i in range(E):
                 yl[i] = yr[i] * zl[i] / (one + _exp(-zl[i]))
-        for i in range(m):
+        for i in range(E):
             for n in range(N):
-                last[b, d0 + i, n] = h[n, i]
+                last[b, i, n] = h[n, i]
 
 
 @njit(**_OPTS)
@@ -237,10 +226,9 @@ def warm_up() -> None:
     """Compile (or load from the cache) both kernels for float32 and float64 now."""
     for dt in (np.float32, np.float64):
         a3, a2, a1 = np.zeros((1, 1, 2), dt), np.zeros((1, 2), dt), np.zeros(1, dt)
-        conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 1, 0, 1)
+        conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 0, 1)
         one = np.zeros((1, 1, 1), dt)
         rmsnorm(a2, a1[:1].repeat(2), dt(1e-5), a2.copy())
         scan_gate(a3, one, np.zeros((1, 1), dt), np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt == np.float32,
-                  dt(-1.0), a1, a1, one,
-                  one.copy(), one.copy(), 1, 0, 1)  # fmt: skip
+                  dt(-1.0), a1, a1, one, one.copy(), one.copy(), 0, 1)  # fmt: skip
 

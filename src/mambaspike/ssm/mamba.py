@@ -11,8 +11,9 @@ with the same state, in O(1) memory; a sequence fed step by step gives the full 
 
 Fused inference: where no autograd graph is needed (CPU, float32/float64, scan backend ``auto`` or
 ``numba``), ``MambaBlock.forward`` runs the compiled kernels of :mod:`._mamba_numba` between its GEMMs,
-time-major ``[B, L, E]`` throughout (conv + SiLU; softplus + scan + ``D`` skip + SiLU gate), instead
-of :meth:`MambaBlock.forward_reference`; same outputs and states, within float rounding.
+time-major ``[B, L, E]`` throughout (conv + SiLU; dt_proj + softplus + scan + ``D`` skip + SiLU gate),
+instead of :meth:`MambaBlock.forward_reference`, and ``RMSNorm`` is one compiled call; same outputs and
+states, within float rounding.
 """
 
 from __future__ import annotations
@@ -68,26 +69,9 @@ def _observed(*modules: nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in mods)
 
 
-def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
-    """The kernel module of the fused inference forward where it applies, else ``None``: CPU float32 or
-    float64 input with parameters of the same dtype, no autocast, ``scan_backend`` ``auto`` or
-    ``numba`` with numba available, no forward hooks on the block or its layers (operation
-    counters), and no autograd graph needed (grad mode off, or neither ``x``, the state nor any
-    parameter requires grad)."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
-        return None
-    if block.cfg.scan_backend not in ("auto", "numba") or block.in_proj.weight.dtype != x.dtype:
-        return None
-    if torch.is_autocast_enabled("cpu"):
-        return None
-    if _observed(block):  # operation counters hook the Linear/Conv1d layers the kernels replace
-        return None
-    if torch.is_grad_enabled() and (
-        x.requires_grad
-        or any(p.requires_grad for p in block.parameters())
-        or (state is not None and any(t.requires_grad for t in state))
-    ):
-        return None
+def _load_kernels():
+    """The compiled kernel module (:mod:`._mamba_numba`), or ``None`` where numba is unavailable or the
+    kernels do not compile (one warning)."""
     if "kernels" not in _FUSED and "error" not in _FUSED:
         if numba_available():  # the scan backend's check (warns once where numba is missing)
             try:
@@ -101,7 +85,7 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
                     f"MambaBlock: the fused inference kernels are unavailable ({_FUSED['error']}); "
                     "using the unfused forward",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         else:
             _FUSED["error"] = "numba unavailable"
@@ -109,11 +93,39 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
 
 
 def _no_graph(*tensors: torch.Tensor) -> bool:
+    """Whether autograd would record nothing on ``tensors`` (grad mode off, or none requires grad)."""
     return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
 
 
+def _cpu_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """What every fused path needs of its input: CPU float32/float64 like ``weight``, no autocast, not
+    traced for export."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and weight.dtype == x.dtype
+        and not torch.is_autocast_enabled("cpu")
+        and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+    )
+
+
+def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
+    """The kernel module of the fused inference forward where it applies, else ``None``: CPU float32 or
+    float64 input with parameters of the same dtype, no autocast, ``scan_backend`` ``auto`` or
+    ``numba`` with numba available, no forward hooks on the block or its layers (operation
+    counters), and no autograd graph needed (grad mode off, or neither ``x``, the state nor any
+    parameter requires grad)."""
+    if x.dim() != 3 or block.cfg.scan_backend not in ("auto", "numba") or not _cpu_inference(x, block.in_proj.weight):
+        return None
+    if _observed(block):  # operation counters hook the Linear/Conv1d layers the kernels replace
+        return None
+    if not _no_graph(x, *block.parameters(), *(state if state is not None else ())):
+        return None
+    return _load_kernels()
+
+
 def _rmsnorm(norm: "RMSNorm", x: torch.Tensor, k) -> torch.Tensor:
-    """``norm(x)`` through the fused kernel (``x`` CPU, float32/float64, no graph needed)."""
+    """``norm(x)`` through the compiled kernel (``x`` CPU, float32/float64, no graph needed)."""
     x = x.contiguous()
     out = torch.empty_like(x)
     eps = np.float32(norm.eps) if x.dtype == torch.float32 else float(norm.eps)
@@ -129,7 +141,12 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # not F.rms_norm: it does not export to ONNX opset 17
+        """In inference on CPU (no graph needed) one compiled call (:func:`_rmsnorm`), else torch's
+        operations (not ``F.rms_norm``: it does not export to ONNX opset 17)."""
+        if _cpu_inference(x, self.weight) and _no_graph(x, self.weight):
+            k = _load_kernels()
+            if k is not None:
+                return _rmsnorm(self, x, k)
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
@@ -196,15 +213,16 @@ class MambaBlock(nn.Module):
         cb = numpy_view(self.conv1d.bias) if self.conv1d.bias is not None else np.zeros(E, w.dtype)  # (E,)
         xc = x.new_empty(Bsz, L, E)  # (B, L, E)
         new_conv_state = x.new_empty(Bsz, E, K - 1)  # (B, E, d_conv-1)
-        # one block of all E channels per batch element, [0, Bsz), on this thread (see the class docstring)
-        k.conv_silu(xz.numpy(), w, cb, conv_state.numpy(), xc.numpy(), new_conv_state.numpy(), E, 0, Bsz)
+        xz_np, xc_np = xz.numpy(), xc.numpy()
+        # batch elements [0, Bsz) on this thread (see the docstring)
+        k.conv_silu(xz_np, w, cb, conv_state.numpy(), xc_np, new_conv_state.numpy(), 0, Bsz)
 
         x_dbl = F.linear(xc, self.x_proj.weight, self.x_proj.bias)  # (B, L, R+2N): dt, B, C
         dt_w, A_in, a_is_log, a_scale, D, dt_bias = self._kernel_params(dtype, k)
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
-        k.scan_gate(xz.numpy(), xc.numpy(), dt_w, x_dbl.numpy(), cfg.rank, A_in, a_is_log, a_scale, D, dt_bias,
-                    h0.numpy(), y.numpy(), last.numpy(), E, 0, Bsz)  # fmt: skip
+        k.scan_gate(xz_np, xc_np, dt_w, x_dbl.numpy(), cfg.rank, A_in, a_is_log, a_scale, D, dt_bias, h0.numpy(),
+                    y.numpy(), last.numpy(), 0, Bsz)  # fmt: skip
         W, bias = self.out_proj.weight, self.out_proj.bias
         if residual is None:
             return F.linear(y, W, bias), (new_conv_state, last)
@@ -310,9 +328,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         k = _fused_kernels(self.mixer, x, state)
-        if k is not None and not _observed(self) and _no_graph(self.norm.weight):
-            # the fused inference path: RMSNorm kernel, mixer kernels, residual added by out_proj's GEMM
-            return self.mixer.forward_fused(_rmsnorm(self.norm, x, k), state, k, residual=x)
+        if k is not None:  # the fused inference path: the residual added by out_proj's GEMM
+            return self.mixer.forward_fused(self.norm(x), state, k, residual=x)
         y, state = self.mixer(self.norm(x), state)
         return x + y, state
 
@@ -335,10 +352,6 @@ class MambaBackbone(nn.Module):
         for i, layer in enumerate(self.layers):
             x, s = layer(x, None if state is None else state[i])
             states.append(s)
-        k = _FUSED.get("kernels")
-        if k is not None and self.layers and _fused_kernels(self.layers[-1].mixer, x, None) is not None:
-            if not _observed(self.norm_f) and _no_graph(self.norm_f.weight):
-                return _rmsnorm(self.norm_f, x, k), states
         return self.norm_f(x), states
 
     def step(self, x: torch.Tensor, state=None):
