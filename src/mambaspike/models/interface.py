@@ -33,6 +33,17 @@ def window_sum(x: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor
     return sums, bins
 
 
+def window_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """``x [T, B, F]`` averaged over windows of ``window`` bins -> ``[L, B, F]`` (a last short window
+    over its real bins): :func:`window_sum` divided by the bins, in one reshape and sum when every
+    window is whole (the same values, fewer operations)."""
+    T = x.shape[0]
+    if T and T % window == 0 and not torch.jit.is_tracing():
+        return x.reshape(T // window, window, *x.shape[1:]).sum(dim=1) / window
+    sums, bins = window_sum(x, window)  # (L, B, F), (L,)
+    return sums / bins[:, None, None]
+
+
 def sinusoidal_time_encoding(t_ms: torch.Tensor, d: int, base: float = 10000.0) -> torch.Tensor:
     """``t_ms [L]`` -> ``[L, d]``; periods from 2*pi ms up to 2*pi*base ms."""
     half = d // 2
@@ -81,13 +92,7 @@ class SpikeInterface(nn.Module):
 
     def rates(self, x: torch.Tensor) -> torch.Tensor:
         """``[T, B, C, H, W]`` -> normalised activations ``[L, B, F]``."""
-        x = x.flatten(2)  # (T, B, F)
-        T, w = x.shape[0], self.window
-        if T % w == 0 and T and not torch.jit.is_tracing():  # whole windows: the same values, fewer ops
-            r = x.reshape(T // w, w, *x.shape[1:]).sum(dim=1) / w  # (L, B, F), spikes per bin
-        else:
-            sums, bins = window_sum(x, w)  # (L, B, F), (L,)
-            r = sums / bins[:, None, None]  # (L, B, F), spikes per bin
+        r = window_mean(x.flatten(2), self.window)  # (L, B, F), spikes per bin
         if not self.rate_norm:
             return r
         if self.training:
