@@ -17,11 +17,10 @@ skips zero inputs, is timed at its cheapest; ``smnist_latency_activity.py`` rais
 """
 
 import argparse
-import statistics
 
 import torch
 
-from mambaspike.bench import time_alternating
+from mambaspike.bench import alternating_ms
 from mambaspike.bench.inputs import bench_config, bench_input
 from mambaspike.models import build_model
 
@@ -52,11 +51,9 @@ def main() -> None:
         outs = [f() for f in paths.values()]
         same = all(torch.equal(o, outs[0]) for o in outs)
         rate = float(outs[0].mean())
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for name, ts in time_alternating(paths, args.calls, warmup=5).items():
-                print(f"{args.input}  threads {threads}  {name:6s}  median {statistics.median(ts) * 1e3:7.3f} ms"
-                      f"  p10 {ts[len(ts) // 10] * 1e3:7.3f} ms  (identical spikes: {same}, output rate {rate:.3f})")
+        for threads, name, med, p10 in alternating_ms(paths, args.threads, args.calls, warmup=5):
+            print(f"{args.input}  threads {threads}  {name:6s}  median {med:7.3f} ms  p10 {p10:7.3f} ms"
+                  f"  (identical spikes: {same}, output rate {rate:.3f})")
 
 
 if __name__ == "__main__":

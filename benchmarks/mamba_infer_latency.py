@@ -7,11 +7,10 @@ call, so load from other processes hits both alike; median and 10th percentile i
 """
 
 import argparse
-import statistics
 
 import torch
 
-from mambaspike.bench import time_alternating
+from mambaspike.bench import alternating_ms
 from mambaspike.ssm.mamba import MambaBackbone, MambaConfig
 
 
@@ -33,11 +32,9 @@ def main() -> None:
     paths = {"reference": lambda: reference_forward(bb, x), "fused": lambda: bb(x)[0]}
     with torch.no_grad():
         diff = (paths["fused"]() - paths["reference"]()).abs().max().item()
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            for name, ts in time_alternating(paths, args.calls, warmup=10).items():
-                print(f"threads {threads}  {name:9s}  median {statistics.median(ts) * 1e3:6.3f} ms"
-                      f"  p10 {ts[len(ts) // 10] * 1e3:6.3f} ms  (max |fused - reference| {diff:.1e})")
+        for threads, name, med, p10 in alternating_ms(paths, args.threads, args.calls, warmup=10):
+            print(f"threads {threads}  {name:9s}  median {med:6.3f} ms  p10 {p10:6.3f} ms"
+                  f"  (max |fused - reference| {diff:.1e})")
 
 if __name__ == "__main__":
     main()

@@ -78,6 +78,15 @@ def time_alternating(fns: dict[str, Callable[[], object]], calls: int = 50, warm
     return {name: sorted(ts) for name, ts in times.items()}
 
 
+def alternating_ms(fns: dict[str, Callable[[], object]], threads: list[int], calls: int = 50, warmup: int = 5):
+    """For each thread count (``torch.set_num_threads``): :func:`time_alternating` of ``fns``; yields
+    ``(threads, name, median_ms, p10_ms)``."""
+    for n in threads:
+        torch.set_num_threads(n)
+        for name, ts in time_alternating(fns, calls, warmup).items():
+            yield n, name, statistics.median(ts) * 1e3, ts[len(ts) // 10] * 1e3
+
+
 def _status_kb(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
