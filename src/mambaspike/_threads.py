@@ -1,10 +1,11 @@
 """Running compiled kernels over ranges of work on several threads (one pool for every kernel).
 
 The numba kernels of this package (fused LIF, recurrent LIF; the fused Mamba inference kernels share
-the design but run on the caller's thread) are compiled with ``nogil=True`` and take a range ``[b0, b1)`` of work blocks as their last two arguments; they are not
-``parallel=True``: numba's OpenMP pool and PyTorch's (a second libgomp) spin-wait after each parallel
-region, and on a machine with few cores each hand-over between them costs milliseconds. Instead,
-:func:`run_ranges` hands ranges to Python worker threads, which block (not spin) while idle.
+the design but run on the caller's thread) are compiled with ``nogil=True`` and take a range
+``[b0, b1)`` of work blocks as their last two arguments; they are not ``parallel=True``: numba's
+OpenMP pool and PyTorch's (a second libgomp) spin-wait after each parallel region, and on a machine
+with few cores each hand-over between them costs milliseconds. Instead, :func:`run_ranges` hands
+ranges to Python worker threads, which block (not spin) while idle.
 """
 
 from __future__ import annotations
