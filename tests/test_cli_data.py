@@ -54,10 +54,10 @@ def test_train_on_missing_dvsgesture_fails_within_seconds_naming_the_layout(tmp_
 
 
 def test_config_is_overridden_by_explicit_options_only(tmp_path, monkeypatch):
-    import mambaspike.train
+    import mambaspike.training.trainer
 
     seen = {}
-    monkeypatch.setattr(mambaspike.train, "train", lambda cfg, **kw: seen.update(cfg=cfg))
+    monkeypatch.setattr(mambaspike.training.trainer, "train", lambda cfg, **kw: seen.update(cfg=cfg))
     assert main(["train", "--config", "dvsgesture-mambaspike", "--epochs", "3", "--dt", "50000"]) == 0
     cfg = seen["cfg"]
     assert (cfg.dataset, cfg.model, cfg.batch_size, cfg.lr, cfg.augment) == ("dvsgesture", "mambaspike", 16, 5e-4, True)

@@ -18,8 +18,8 @@ from mambaspike.data.registry import dataset_names, get_entry
 from mambaspike.data.sources import event_array
 
 h5py = pytest.importorskip("h5py")
-from mambaspike.data.ntidigits import write_ntidigits_file  # noqa: E402
-from mambaspike.data.shd import write_shd_file  # noqa: E402
+from mambaspike.data.ntidigits import write_ntidigits_file
+from mambaspike.data.shd import write_shd_file
 
 
 def _events(n, seed, t_max_us=200_000, size=128):

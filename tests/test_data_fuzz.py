@@ -12,14 +12,14 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mambaspike.data import DatasetError  # noqa: E402
-from mambaspike.data.audio import read_audio  # noqa: E402
-from mambaspike.data.cifar import read_batch, write_batch  # noqa: E402
-from mambaspike.data.cifar10dvs import encode_aedat2, read_aedat2  # noqa: E402
-from mambaspike.data.dvsgesture import encode_aedat31, parse_aedat31, read_gesture_npy  # noqa: E402
-from mambaspike.data.mnist import encode_idx, parse_idx  # noqa: E402
-from mambaspike.data.nmnist import encode_nmnist, read_nmnist_file  # noqa: E402
-from mambaspike.data.sources import event_array  # noqa: E402
+from mambaspike.data import DatasetError
+from mambaspike.data.audio import read_audio
+from mambaspike.data.cifar import read_batch, write_batch
+from mambaspike.data.cifar10dvs import encode_aedat2, read_aedat2
+from mambaspike.data.dvsgesture import encode_aedat31, parse_aedat31, read_gesture_npy
+from mambaspike.data.mnist import encode_idx, parse_idx
+from mambaspike.data.nmnist import encode_nmnist, read_nmnist_file
+from mambaspike.data.sources import event_array
 
 _EV = event_array(np.arange(12) % 34, np.arange(12) % 30, np.arange(12) * 1000, np.arange(12) % 2)
 

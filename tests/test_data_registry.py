@@ -9,14 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mambaspike.data import (
-    DataInfo,
-    DatasetError,
-    collate_time_first,
-    dataset_defaults,
-    dataset_names,
-    get_datasets,
-)
+from mambaspike.data import DataInfo, DatasetError, collate_time_first, dataset_defaults, dataset_names, get_datasets
 from mambaspike.data.ndigits import ensure_ndigits
 
 

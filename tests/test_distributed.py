@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mambaspike.distributed import Context, shard
+from mambaspike.training.distributed import Context, shard
 
 TINY_RECIPE = """\
 dataset: ndigits

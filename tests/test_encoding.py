@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mambaspike.encoding import delta, latency, latency_times, rate
+from mambaspike.neurons.encoding import delta, latency, latency_times, rate
 from mambaspike.errors import ConfigError
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mambaspike.activity import ActivityMonitor
-from mambaspike.energy import PJ_PER_AC, PJ_PER_MAC, OpCounter, footprint_bytes, is_binary
-from mambaspike.neurons import LIF, SpikingNeuron
+from mambaspike.evaluation.activity import ActivityMonitor
+from mambaspike.evaluation.energy import PJ_PER_AC, PJ_PER_MAC, OpCounter, footprint_bytes, is_binary
+from mambaspike.neurons.modules import LIF, SpikingNeuron
 
 
 class TimeFirstLinear(nn.Module):
@@ -142,7 +142,8 @@ def test_activity_monitor_counts_spikes_rates_and_time_course():
 
 
 def test_op_counter_on_mambaspike_marks_spike_fed_layers():
-    from mambaspike.models import ModelConfig, build_model
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
 
     torch.manual_seed(0)
     m = build_model(ModelConfig(input_shape=(2, 16, 16), channels=(4, 8), d_model=16, n_layers=1, d_state=4,
@@ -161,7 +162,8 @@ def test_op_counter_sees_every_layer_despite_fused_inference_paths():
     """The fused inference kernels (dense front-end, Mamba conv1d/dt_proj) bypass module calls; with
     an OpCounter's hooks in place the models take their module-by-module paths, so counts under
     no_grad equal those of a forward that records a graph (which never fuses)."""
-    from mambaspike.models import ModelConfig, build_model
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
 
     torch.manual_seed(0)
     m = build_model(ModelConfig(input_shape=(1,), dt_ms=1.0, channels=(4, 8), d_model=16, n_layers=2, d_state=4,

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from mambaspike.ablation import ablate
+from mambaspike.lab.ablate import ablate
 from mambaspike.cli import main
-from mambaspike.compare import compare
+from mambaspike.lab.compare import compare
 from mambaspike.errors import ConfigError
-from mambaspike.robustness import robustness
-from mambaspike.train import TrainConfig
+from mambaspike.evaluation.robustness import robustness
+from mambaspike.training.trainer import TrainConfig
 
 TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
 
@@ -126,7 +126,7 @@ def test_bad_list_option_is_one_line_exit_2(capsys):
 
 def test_a_run_directory_with_another_budget_is_not_reused(study):
     out, _, _, _ = study
-    from mambaspike.experiments import train_or_reuse
+    from mambaspike.lab.experiments import train_or_reuse
 
     cfg = TrainConfig(output_dir=str(out / "runs" / "ndigits-mamba-seed0"), model="mamba", seed=0, subset=20,
                       epochs=3, batch_size=10, time_window_us=100_000, model_overrides=dict(TINY))  # fmt: skip

@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from mambaspike.cli import main
-from mambaspike.evaluate import SpikeCounter
-from mambaspike.export import ExportError, export_mode, export_onnx, frontend_to_nir
-from mambaspike.models import ModelConfig, build_model
-from mambaspike.models.frontend import SpikingFrontEnd, temporal_pool
-from mambaspike.neurons import LIF
+from mambaspike.evaluation.inference import SpikeCounter
+from mambaspike.export.core import ExportError, export_mode, export_onnx, frontend_to_nir
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model
+from mambaspike.layers.frontend import SpikingFrontEnd
+from mambaspike.layers.pooling import temporal_pool
+from mambaspike.neurons.modules import LIF
 
 TINY = dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8, input_shape=(2, 34, 34), num_classes=10, dt_ms=10.0)
 
@@ -50,7 +52,7 @@ def test_onnx_round_trip_matches_pytorch(name, tmp_path):
 
 def test_onnx_mismatch_is_an_error(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    import mambaspike.export as ex
+    import mambaspike.export.core as ex
 
     model = build_model(ModelConfig(name="gru", **TINY))
     with pytest.raises(ExportError, match="differ from PyTorch's"):
@@ -236,7 +238,7 @@ def test_nir_block_imported_into_snntorch_spikes_like_ours():
 
 @pytest.fixture(scope="module")
 def tiny_run(data_dir, tmp_path_factory):
-    from mambaspike.train import TrainConfig, train
+    from mambaspike.training.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("export") / "run"
     cfg = TrainConfig(data_dir=str(data_dir), output_dir=str(out), subset=40, epochs=1, batch_size=16, lr=3e-3,
@@ -269,7 +271,7 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
     # snnTorch's time step
     assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--bin-seconds", "1e-4",
                  "--output", str(tmp_path / "snn.nir")]) == 0  # fmt: skip
-    from mambaspike.evaluate import load_run_model
+    from mambaspike.evaluation.inference import load_run_model
 
     beta = float(load_run_model(tiny_run)[0].frontend.blocks[0].lif.beta.detach().double())
     lif = nir.read(tmp_path / "snn.nir").nodes["block0_lif"]
@@ -288,8 +290,8 @@ def test_cli_export_errors_are_one_line(tiny_run, tmp_path, capsys):
 
 def test_nir_of_a_non_spiking_model_is_refused(tmp_path, monkeypatch):
     pytest.importorskip("nir")
-    import mambaspike.evaluate as ev
-    from mambaspike.export import export_run
+    import mambaspike.evaluation.inference as ev
+    from mambaspike.export.core import export_run
 
     cfg = ModelConfig(name="gru", **TINY)
     run = {"model": cfg.to_dict(), "train": {"time_window_us": 30000, "dt_us": 10000}}

@@ -31,9 +31,9 @@ import pytest
 import torch
 from torch import nn
 
-from mambaspike.models import frontend_fused
-from mambaspike.models.frontend import SpikingFrontEnd
-from mambaspike.neurons import LIF, NEURONS
+from mambaspike.layers import frontend_fused
+from mambaspike.layers.frontend import SpikingFrontEnd
+from mambaspike.neurons.modules import LIF, NEURONS
 
 pytestmark = pytest.mark.skipif(frontend_fused._kernels() is None, reason="fused front-end kernel unavailable")
 
@@ -550,7 +550,8 @@ def test_dtype_switches():
 
 
 def test_whole_model_logits(monkeypatch, spy):
-    from mambaspike.models import ModelConfig, build_model
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
 
     torch.manual_seed(37)
     model = build_model(ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32,

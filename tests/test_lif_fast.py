@@ -10,7 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mambaspike import neurons
-from mambaspike.neurons import LIF, SURROGATES, LIFParams, lif_multistep, lif_multistep_fast, make_surrogate
+from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
+from mambaspike.neurons.functional import LIFParams, lif_multistep
+from mambaspike.neurons.lif_fast import lif_multistep_fast
 
 pytest.importorskip("numba")
 

@@ -12,8 +12,11 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton")
 
-from mambaspike import neurons  # noqa: E402
-from mambaspike.neurons import SURROGATES, LIF, LIFParams, lif_multistep, lif_multistep_fast, make_surrogate  # noqa: E402
+from mambaspike import neurons
+from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
+from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.functional import LIFParams, lif_multistep
+from mambaspike.neurons.lif_fast import lif_multistep_fast
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":

@@ -1,11 +1,13 @@
 import pytest
 import torch
 
-from mambaspike.evaluate import SpikeCounter
-from mambaspike.models import ModelConfig, build_model, count_parameters, model_names, model_scores
+from mambaspike.evaluation.inference import SpikeCounter
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model, count_parameters, model_names, model_scores
 from mambaspike.models.baselines import matched_hidden, rnn_params
-from mambaspike.models.frontend import SpikingFrontEnd, temporal_pool
-from mambaspike.models.interface import SpikeInterface, window_sum
+from mambaspike.layers.frontend import SpikingFrontEnd
+from mambaspike.layers.pooling import temporal_pool
+from mambaspike.layers.interface import SpikeInterface, window_sum
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mambaspike.energy import OpCounter, footprint_bytes
+from mambaspike.evaluation.energy import OpCounter, footprint_bytes
 
 pytest.importorskip("snntorch")
 Benchmark = pytest.importorskip("neurobench.benchmarks").Benchmark

@@ -5,34 +5,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mambaspike.neurons import (
-    ALIF,
-    LIF,
-    NEURONS,
-    SRM,
-    SURROGATES,
-    ALIFParams,
-    ALIFState,
-    ATan,
-    FastSigmoid,
-    LIFParams,
-    Sigmoid,
-    SpikingNeuron,
-    SRMParams,
-    SRMState,
-    SynapticLIF,
-    SynapticParams,
-    SynapticState,
-    Triangle,
-    alif_step,
-    lif_multistep,
-    lif_step,
-    make_surrogate,
-    srm_kernels,
-    srm_multistep,
-    srm_step,
-    synaptic_step,
-)
+from mambaspike.neurons.modules import ALIF, LIF, NEURONS, SRM, SpikingNeuron, SynapticLIF
+from mambaspike.neurons.surrogate import SURROGATES, ATan, FastSigmoid, Sigmoid, Triangle, make_surrogate
+from mambaspike.neurons.functional import ALIFParams, ALIFState, LIFParams, SRMParams, SRMState, SynapticParams, SynapticState, alif_step, lif_multistep, lif_step, srm_kernels, srm_multistep, srm_step, synaptic_step
 
 HALF = torch.tensor(0.5)
 ONE = torch.tensor(1.0)

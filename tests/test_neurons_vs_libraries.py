@@ -20,7 +20,7 @@ import math
 import pytest
 import torch
 
-from mambaspike.neurons import LIF, SynapticLIF
+from mambaspike.neurons.modules import LIF, SynapticLIF
 
 
 def _lif_for_beta(beta: float, **kw) -> LIF:

@@ -7,8 +7,9 @@ import torch
 from mambaspike.data import dataset_defaults, get_entry
 from mambaspike.data.frames import num_bins
 from mambaspike.errors import ConfigError
-from mambaspike.models import ModelConfig, build_model, count_parameters, model_loss
-from mambaspike.recipes import load_recipe, recipe_paths
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model, count_parameters, model_loss
+from mambaspike.training.recipes import load_recipe, recipe_paths
 
 # One time step of each data set as binned (sensor sizes of the real data).
 INPUT_SHAPES = {

@@ -8,10 +8,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mambaspike.energy import OpCounter
-from mambaspike.models.frontend import SpikingConvBlock, SpikingDenseBlock
-from mambaspike.neurons import LIFParams, make_surrogate
-from mambaspike.recurrent_lif import fused_supported, rlif_multistep, rlif_multistep_fast
+from mambaspike.evaluation.energy import OpCounter
+from mambaspike.layers.blocks import SpikingConvBlock, SpikingDenseBlock
+from mambaspike.neurons.functional import LIFParams
+from mambaspike.neurons.surrogate import make_surrogate
+from mambaspike.neurons.recurrent import fused_supported, rlif_multistep, rlif_multistep_fast
 
 pytest.importorskip("numba")
 

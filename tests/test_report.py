@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from mambaspike.paper import PAPER, paper_rows
-from mambaspike.report import paper_comparison, streaming_latency
+from mambaspike.evaluation.paper import PAPER, paper_rows
+from mambaspike.evaluation.report import paper_comparison, streaming_latency
 
 
 class Streams(nn.Module):

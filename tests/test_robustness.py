@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mambaspike.errors import ConfigError
-from mambaspike.robustness import PERTURBATIONS, PerturbedDataset, is_event_input, perturb
+from mambaspike.evaluation.robustness import PERTURBATIONS, PerturbedDataset, is_event_input, perturb
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_dataset_wrapper_and_unknown_name(frames):
 
 
 def test_bad_levels_are_refused_before_any_work(tmp_path):
-    from mambaspike.robustness import robustness
+    from mambaspike.evaluation.robustness import robustness
 
     with pytest.raises(ConfigError, match=r"--event-drop-levels: drop probabilities must be in \[0, 1\]"):
         robustness([], tmp_path, levels={"event_drop": [0.0, 1.5]})

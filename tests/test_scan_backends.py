@@ -152,7 +152,8 @@ def test_cuda_backend_explains_what_it_needs():
 
 
 def test_models_default_to_auto_and_match_the_reference_backend():
-    from mambaspike.models import ModelConfig, build_model
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
     from mambaspike.ssm.mamba import MambaConfig
 
     assert MambaConfig().scan_backend == "auto" and ModelConfig().scan_backend == "auto"

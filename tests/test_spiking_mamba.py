@@ -4,24 +4,11 @@ import pytest
 import torch
 
 from mambaspike.errors import ConfigError
-from mambaspike.models import ModelConfig, build_model, count_parameters, model_loss, model_scores
-from mambaspike.models.spiking_layers import (
-    ChannelConv,
-    SEWAdd,
-    SpikingMambaBlock,
-    SpikingPatchGenerator,
-    SpikingS6,
-    SpikingSelfAttentionBlock,
-    lif,
-)
-from mambaspike.models.spiking_mamba import (
-    SpikingMamba,
-    patch_widths,
-    spike_count_decode,
-    spike_count_loss,
-    spike_rate_loss,
-)
-from mambaspike.neurons import LIF
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model, count_parameters, model_loss, model_scores
+from mambaspike.models.spiking_mamba.layers import ChannelConv, SEWAdd, SpikingMambaBlock, SpikingPatchGenerator, SpikingS6, SpikingSelfAttentionBlock, lif
+from mambaspike.models.spiking_mamba.model import SpikingMamba, patch_widths, spike_count_decode, spike_count_loss, spike_rate_loss
+from mambaspike.neurons.modules import LIF
 from mambaspike.ssm.spiking_scan import spiking_scan, spiking_scan_parallel, spiking_scan_reference
 
 

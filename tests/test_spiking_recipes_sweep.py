@@ -5,10 +5,11 @@ import pytest
 import yaml
 
 from mambaspike.cli import main
-from mambaspike.recipes import load_recipe
-from mambaspike.models import ModelConfig, build_model, count_parameters
-from mambaspike.sweep import PAPER_GRID, SweepRow, composition, run_sweep
-from mambaspike.train import TrainConfig
+from mambaspike.training.recipes import load_recipe
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model, count_parameters
+from mambaspike.lab.sweep import PAPER_GRID, SweepRow, composition, run_sweep
+from mambaspike.training.trainer import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SPIKING_RECIPES = sorted(CONFIGS.glob("spiking-*.yaml"))

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from mambaspike.errors import ConfigError
-from mambaspike.models import ModelConfig, build_model
-from mambaspike.neurons import SpikingNeuron
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model
+from mambaspike.neurons.modules import SpikingNeuron
 from mambaspike.ssm.mamba import MambaBackbone, MambaBlock, MambaConfig
 
 STREAMING = ["mambaspike", "mamba", "lstm", "gru"]  # the Mamba-Spike family and its baselines stream

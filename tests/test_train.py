@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import mambaspike.train as train_mod
-from mambaspike.checkpoint import load_record
+import mambaspike.training.trainer as train_mod
+from mambaspike.training.checkpoint import load_record
 from mambaspike.errors import ConfigError, TrainingError
-from mambaspike.evaluate import evaluate_run
-from mambaspike.train import TrainConfig, train
+from mambaspike.evaluation.inference import evaluate_run
+from mambaspike.training.trainer import TrainConfig, train
 
 TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
 

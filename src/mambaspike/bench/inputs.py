@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models import ModelConfig
+from mambaspike.models.config import ModelConfig
 
 # name -> (ModelConfig overrides, T): the N-MNIST recipe (300 ms in 10 ms bins of [2, 34, 34] event
 # counts) and Sequential MNIST (784 steps of one pixel).

@@ -29,7 +29,7 @@ import sys
 
 import torch
 
-from . import peak_memory_mb, time_it
+from mambaspike.bench import peak_memory_mb, time_it
 
 DESCRIPTION = "LIF forward+backward: fused kernel vs reference loop (and snnTorch, spikingjelly when installed)"
 
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def copy_bandwidth_gb_s(numel: int = 1 << 26, repeats: int = 5) -> float:
     """Bytes read + written per second by ``Tensor.copy_`` between two float32 tensors of ``numel``
     (256 MiB each, in huge pages like the fused kernel's outputs; the best of ``repeats``)."""
-    from ..neurons import _empty
+    from mambaspike.neurons.lif_fast import _empty
 
     a = _empty((numel,), torch.float32).fill_(1.0)
     b = _empty((numel,), torch.float32)
@@ -68,7 +68,7 @@ def copy_bandwidth_gb_s(numel: int = 1 << 26, repeats: int = 5) -> float:
 
 
 def _lif(backend: str):
-    from ..neurons import LIF
+    from mambaspike.neurons.modules import LIF
 
     return LIF(tau=TAU_MS, dt=DT_MS, v_threshold=V_THRESHOLD, soft_reset=True, decay_input=False,
                learn_tau=True, surrogate="atan", alpha=ALPHA, backend=backend)  # fmt: skip

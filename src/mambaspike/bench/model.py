@@ -15,9 +15,9 @@ import argparse
 
 import torch
 
-from ..models import build_model, count_parameters, model_loss, model_names
-from . import time_it
-from .inputs import INPUTS, bench_config, bench_input
+from mambaspike.models.registry import build_model, count_parameters, model_loss, model_names
+from mambaspike.bench import time_it
+from mambaspike.bench.inputs import INPUTS, bench_config, bench_input
 
 DESCRIPTION = "models: training samples/s and batch-1 latency (ms) at matched parameter counts"
 
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args):
-    from ..distributed import resolve_device
+    from mambaspike.training.distributed import resolve_device
 
     device = resolve_device(args.device)
     for input_name in args.inputs:

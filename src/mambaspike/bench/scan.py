@@ -16,8 +16,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ..ssm.scan import available_backends, selective_scan
-from . import peak_memory_mb, time_it
+from mambaspike.ssm.scan import available_backends, selective_scan
+from mambaspike.bench import peak_memory_mb, time_it
 
 DESCRIPTION = "selective scan: reference loop vs compiled backends (and mambapy), forward and forward+backward"
 

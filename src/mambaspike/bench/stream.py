@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from ..models import build_model, model_names
-from .inputs import INPUTS, bench_config, bench_input
+from mambaspike.models.registry import build_model, model_names
+from mambaspike.bench.inputs import INPUTS, bench_config, bench_input
 
 DESCRIPTION = "streaming: ms per time bin (batch 1) and max |difference| to the full forward"
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ssm.mamba import MambaBackbone
-from .frontend import ConvStem
-from .interface import SpikeInterface
-from .mamba_spike import ClassifierHead, ModelConfig
-from .stream import StreamMixin
+from mambaspike.ssm.mamba import MambaBackbone
+from mambaspike.layers.stem import ConvStem
+from mambaspike.layers.interface import SpikeInterface
+from mambaspike.layers.head import ClassifierHead
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.stream import StreamMixin
 
 
 def _stem_and_interface(cfg: ModelConfig) -> tuple[ConvStem, SpikeInterface]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from mambaspike.errors import ConfigError
 
 
 class StreamMixin:

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._views import numpy_view
-from .scan import numba_available, selective_scan
+from mambaspike.kernels.views import numpy_view
+from mambaspike.ssm.scan import numba_available, selective_scan
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _load_kernels():
     if "kernels" not in _FUSED and "error" not in _FUSED:
         if numba_available():  # the scan backend's check (warns once where numba is missing)
             try:
-                from . import _mamba_numba as k
+                from mambaspike.kernels import mamba_numba as k
 
                 k.warm_up()
                 _FUSED["kernels"] = k

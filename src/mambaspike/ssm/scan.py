@@ -97,7 +97,7 @@ def _numba_kernels():
         return None
     torch_threads = torch.get_num_threads()  # numba's OpenMP layer resets it when it starts
     try:
-        from . import _scan_numba as k
+        from mambaspike.kernels import scan_numba as k
 
         # compile (or load from cache) both dtypes now, so a failure shows here and only once
         for dt in (torch.float32, torch.float64):

@@ -1,0 +1,1 @@
+"""Evaluation: inference and metrics, activity and energy observers, robustness, the run report."""

@@ -1,0 +1,232 @@
+"""Robustness: test accuracy against perturbation level (``mambaspike robustness``).
+
+Perturbations act on the **binned frames** a data set serves (``[T, C, H, W]`` event counts per bin
+and polarity), not on raw event streams, so every data set and cache works unchanged; each count is
+treated as that many events at the bin's centre. Consequently time jitter is quantised to the bin
+width (an event moves by ``round(N(0, sigma) / dt)`` bins) and spatial jitter to whole pixels.
+
+============== ======================= ===================================================================
+name           level                   what it does
+============== ======================= ===================================================================
+event_drop     probability             each event is removed independently (binomial thinning)
+background     noise / signal events   adds ``round(level * events in the sample)`` events uniformly over
+                                       bins, polarities and pixels
+spatial_jitter sigma in pixels         each event moves by ``round(N(0, sigma))`` in x and y; events
+                                       leaving the sensor are lost
+time_jitter    sigma in ms             each event moves by ``round(N(0, sigma) / dt)`` bins; events
+                                       leaving the window are lost
+gaussian       sigma / input std       adds ``N(0, (level * std)^2)`` to every value (non-event input)
+============== ======================= ===================================================================
+
+Every perturbation at level 0 returns its input unchanged. Randomness comes from a generator seeded
+by ``(seed, sample index, perturbation)``, so results do not depend on batch size or order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from mambaspike.errors import ConfigError
+
+
+def _events(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``frames [T, C, H, W]`` counts -> ``(idx [E, 4] int64, one row per event)``, plus the counts' shape."""
+    counts = frames.round().clamp_min(0).long()
+    nz = counts.nonzero()  # (P, 4)
+    reps = counts[tuple(nz.t())]  # (P,)
+    return nz.repeat_interleave(reps, dim=0), torch.tensor(frames.shape)
+
+
+def _to_frames(idx: torch.Tensor, shape, dtype) -> torch.Tensor:
+    keep = ((idx >= 0) & (idx < torch.as_tensor(shape))).all(dim=1)
+    idx = idx[keep]
+    out = torch.zeros(tuple(int(s) for s in shape), dtype=dtype)
+    out.index_put_(tuple(idx.t()), torch.ones(len(idx), dtype=dtype), accumulate=True)
+    return out
+
+
+def event_drop(frames: torch.Tensor, level: float, g: torch.Generator, dt_ms: float = 1.0) -> torch.Tensor:
+    if level == 0:
+        return frames.clone()
+    if not 0 <= level <= 1:
+        raise ConfigError(f"event_drop: level must be a probability in [0, 1], got {level}")
+    counts = frames.round().clamp_min(0)
+    return torch.binomial(counts, torch.full_like(counts, 1 - level), generator=g).to(frames.dtype)
+
+
+def background_noise(frames: torch.Tensor, level: float, g: torch.Generator, dt_ms: float = 1.0) -> torch.Tensor:
+    if level == 0:
+        return frames.clone()
+    n = int(round(level * float(frames.clamp_min(0).sum())))
+    flat = frames.clone().reshape(-1)
+    pos = torch.randint(0, flat.numel(), (n,), generator=g)
+    flat.index_put_((pos,), torch.ones(n, dtype=frames.dtype), accumulate=True)
+    return flat.reshape(frames.shape)
+
+
+def spatial_jitter(frames: torch.Tensor, level: float, g: torch.Generator, dt_ms: float = 1.0) -> torch.Tensor:
+    if level == 0:
+        return frames.clone()
+    idx, shape = _events(frames)
+    shift = torch.round(torch.randn(len(idx), 2, generator=g) * level).long()
+    idx = idx.clone()
+    idx[:, 2:] += shift
+    return _to_frames(idx, shape, frames.dtype)
+
+
+def time_jitter(frames: torch.Tensor, level: float, g: torch.Generator, dt_ms: float = 1.0) -> torch.Tensor:
+    if level == 0:
+        return frames.clone()
+    idx, shape = _events(frames)
+    shift = torch.round(torch.randn(len(idx), generator=g) * level / dt_ms).long()
+    idx = idx.clone()
+    idx[:, 0] += shift
+    return _to_frames(idx, shape, frames.dtype)
+
+
+def gaussian_noise(frames: torch.Tensor, level: float, g: torch.Generator, dt_ms: float = 1.0) -> torch.Tensor:
+    if level == 0:
+        return frames.clone()
+    std = float(frames.std()) or 1.0
+    return frames + level * std * torch.randn(frames.shape, generator=g, dtype=frames.dtype)
+
+
+Perturbation = Callable[[torch.Tensor, float, torch.Generator, float], torch.Tensor]
+
+PERTURBATIONS: dict[str, Perturbation] = {
+    "event_drop": event_drop,
+    "background": background_noise,
+    "spatial_jitter": spatial_jitter,
+    "time_jitter": time_jitter,
+    "gaussian": gaussian_noise,
+}
+EVENT_PERTURBATIONS = ("event_drop", "background", "spatial_jitter", "time_jitter")
+DEFAULT_LEVELS: dict[str, list[float]] = {
+    "event_drop": [0.0, 0.1, 0.3, 0.5, 0.7, 0.9],
+    "background": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0],
+    "spatial_jitter": [0.0, 0.5, 1.0, 2.0, 3.0],
+    "time_jitter": [0.0, 5.0, 10.0, 20.0, 50.0],
+    "gaussian": [0.0, 0.1, 0.25, 0.5, 1.0],
+}
+LEVEL_UNITS = {
+    "event_drop": "drop probability",
+    "background": "noise events / signal events",
+    "spatial_jitter": "sigma (pixels)",
+    "time_jitter": "sigma (ms)",
+    "gaussian": "sigma / input std",
+}
+
+
+def perturb(frames: torch.Tensor, name: str, level: float, seed: int = 0, index: int = 0, dt_ms: float = 1.0):
+    """Apply perturbation ``name`` at ``level`` to one sample ``frames [T, C, H, W]`` (deterministic in
+    ``(seed, index, name)``)."""
+    if name not in PERTURBATIONS:
+        raise ConfigError(f"unknown perturbation {name!r}; available: {', '.join(PERTURBATIONS)}")
+    g = torch.Generator().manual_seed((seed * 1_000_003 + index) * 31 + list(PERTURBATIONS).index(name))
+    return PERTURBATIONS[name](frames, float(level), g, dt_ms)
+
+
+class PerturbedDataset(Dataset):
+    """``base[i]`` with ``perturb`` applied (same labels)."""
+
+    def __init__(self, base: Dataset, name: str, level: float, seed: int = 0, dt_ms: float = 1.0):
+        self.base, self.name, self.level, self.seed, self.dt_ms = base, name, level, seed, dt_ms
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        x, y = self.base[i]
+        return perturb(x, self.name, self.level, self.seed, i, self.dt_ms), y
+
+
+def is_event_input(frames: torch.Tensor) -> bool:
+    """Event-count frames: non-negative whole numbers."""
+    return bool((frames >= 0).all() and (frames == frames.round()).all())
+
+
+def _labels(run_dirs: list[Path], runs: list[dict]) -> list[str]:
+    names = [r["model"]["name"] for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{n} ({d.name})" for n, d in zip(names, run_dirs)]
+
+
+def robustness(
+    run_dirs: list[str | Path],
+    out_dir: str | Path,
+    perturbations: list[str] | None = None,
+    levels: dict[str, list[float]] | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    data_dir: str | None = None,
+    subset: int | None = None,
+) -> list[dict]:
+    """Test accuracy of each run's selected checkpoint under each perturbation and level.
+
+    Writes ``robustness.csv``, ``robustness.md`` and ``robustness.png`` (one panel per perturbation,
+    one curve per checkpoint) into ``out_dir``; returns the rows ``{model, run, perturbation, level,
+    accuracy}``. ``subset``: evaluate on the first N test samples only.
+    """
+    from mambaspike.evaluation.inference import classification_metrics, load_run_model, run_inference
+    from mambaspike.evaluation.plots import curves_png
+    from mambaspike.evaluation.report import load_run_data
+    from mambaspike.evaluation.tables import markdown_table, write_csv
+
+    levels = {**DEFAULT_LEVELS, **(levels or {})}
+    for name in perturbations or []:
+        if name not in PERTURBATIONS:
+            raise ConfigError(f"--perturbations: unknown perturbation {name!r}; available: {', '.join(PERTURBATIONS)}")
+    for name, ls in levels.items():
+        opt = f"--{name.replace('_', '-')}-levels"
+        if not ls or any(v < 0 for v in ls):
+            raise ConfigError(f"{opt}: expected one or more levels >= 0 ({LEVEL_UNITS[name]}), got {ls}")
+        if name == "event_drop" and any(v > 1 for v in ls):
+            raise ConfigError(f"{opt}: drop probabilities must be in [0, 1], got {ls}")
+    run_dirs = [Path(d) for d in run_dirs]
+    loaded = [load_run_model(d) for d in run_dirs]
+    labels = _labels(run_dirs, [r for _, r, _ in loaded])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for (model, run, _), label, run_dir in zip(loaded, labels, run_dirs):
+        _, _, test_set, info = load_run_data(run, data_dir)
+        if subset is not None:
+            test_set = torch.utils.data.Subset(test_set, range(min(subset, len(test_set))))
+        events = is_event_input(test_set[0][0])
+        names = perturbations or (list(EVENT_PERTURBATIONS) if events else ["gaussian"])
+        for name in names:
+            if name in EVENT_PERTURBATIONS and not events:
+                raise ConfigError(f"{run_dir}: perturbation {name!r} needs event-count input; use 'gaussian'")
+            for level in levels[name]:
+                ds = PerturbedDataset(test_set, name, level, seed, info.dt_us / 1000)
+                scores, targets, _ = run_inference(model, ds, batch_size)
+                acc = classification_metrics(scores, targets)["accuracy"]
+                rows.append({"model": label, "run": str(run_dir), "dataset": info.name, "perturbation": name,
+                             "level": level, "unit": LEVEL_UNITS[name], "accuracy": acc})  # fmt: skip
+    write_csv(out / "robustness.csv", rows)
+    # Markdown: one row per (perturbation, level), one accuracy column per checkpoint
+    table = {}
+    for r in rows:
+        table.setdefault((r["perturbation"], r["level"]), {"perturbation": r["perturbation"], "level": r["level"],
+                                                          "unit": r["unit"]})[r["model"]] = r["accuracy"]  # fmt: skip
+    md = ["# Robustness: test accuracy against perturbation level", "",
+          f"Perturbations applied to binned frames (see `mambaspike.robustness`); seed {seed}.", "",
+          markdown_table(list(table.values()), ["perturbation", "level", "unit", *labels]),
+          "![robustness](robustness.png)", ""]  # fmt: skip
+    (out / "robustness.md").write_text("\n".join(md))
+    panels: dict[str, dict[str, tuple[list, list]]] = {}
+    for r in rows:
+        xs, ys = panels.setdefault(r["perturbation"], {}).setdefault(r["model"], ([], []))
+        xs.append(r["level"])
+        ys.append(r["accuracy"])
+    curves_png(panels, out / "robustness.png", xlabel={p: LEVEL_UNITS[p] for p in panels}, ylabel="test accuracy",
+               title="accuracy against perturbation level")  # fmt: skip
+    return rows
+
+
+__all__ = ["PERTURBATIONS", "DEFAULT_LEVELS", "perturb", "PerturbedDataset", "robustness", "is_event_input"]

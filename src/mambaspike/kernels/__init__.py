@@ -1,0 +1,1 @@
+"""Every compiled kernel (numba, Triton) and the one registry that loads them."""

@@ -1,0 +1,1 @@
+"""The paper-reproduction lab: compare models, ablate, sweep, tabulate over seeds."""

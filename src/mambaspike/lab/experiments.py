@@ -1,0 +1,113 @@
+"""Shared by ``compare`` and ``ablate``: train a configuration into a run directory, or reuse the run
+already there, and summarise a run (metrics.json plus the energy report of ``eval``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from mambaspike.errors import ConfigError
+from mambaspike.evaluation.tables import mean_std, pm
+
+SUMMARY_KEYS = ["test_accuracy", "test_macro_f1", "latency_ms_per_sample", "spikes_per_sample", "energy_uj_per_sample",
+                "params"]  # fmt: skip
+
+
+def train_or_reuse(cfg, log=print) -> Path:
+    """Train ``cfg`` into ``cfg.output_dir``; a finished run there (``metrics.json``) is reused, an
+    interrupted one (``run.json`` only) is resumed. Returns the run directory."""
+    from mambaspike.training.trainer import train
+
+    out = Path(cfg.output_dir)
+    resume = (out / "run.json").is_file()
+    if resume:
+        _check_same_budget(cfg, json.loads((out / "run.json").read_text()), out)
+    if (out / "metrics.json").is_file():
+        log(f"reusing finished run {out}")
+        return out
+    log(f"{'resuming' if resume else 'training'} {cfg.model} seed {cfg.seed} -> {out}")
+    train(replace(cfg), resume=resume, log=lambda *a, **k: None)
+    return out
+
+
+BUDGET_FIELDS = ("dataset", "model", "seed", "epochs", "subset", "batch_size", "lr", "time_window_us", "dt_us")
+
+
+def _check_same_budget(cfg, run: dict, out: Path) -> None:
+    """A run directory is reused only for the same data set, model, seed, budget and model overrides."""
+    saved_train, saved_model = run["train"], run["model"]
+    diff = [f"{k}: {saved_train.get(k)!r} there, {getattr(cfg, k)!r} asked"
+            for k in BUDGET_FIELDS if getattr(cfg, k) is not None and saved_train.get(k) != getattr(cfg, k)]  # fmt: skip
+    for k, v in cfg.model_overrides.items():
+        v = list(v) if isinstance(v, tuple) else v
+        if saved_model.get(k) != v:
+            diff.append(f"model {k}: {saved_model.get(k)!r} there, {v!r} asked")
+    if diff:
+        raise ConfigError(f"{out} holds a run with another configuration ({'; '.join(diff)}); "
+                          "choose another --output-dir or remove it")  # fmt: skip
+
+
+def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None = None) -> dict:
+    """The figures of one run for the comparison tables; reads ``eval.json`` when it is newer than the
+    best checkpoint, else runs the evaluation (which writes it)."""
+    from mambaspike.evaluation.report import evaluate_checkpoint
+
+    run_dir = Path(run_dir)
+    ev = run_dir / "eval.json"
+    best = run_dir / "checkpoints" / "best.json"
+    if ev.is_file() and best.is_file() and ev.stat().st_mtime >= best.stat().st_mtime:
+        m = json.loads(ev.read_text())
+    else:
+        m = evaluate_checkpoint(run_dir, data_dir=data_dir, latency_repeats=latency_repeats)
+    run = json.loads((run_dir / "run.json").read_text())
+    return {
+        "model": m["model"],
+        "dataset": m["dataset"],
+        "seed": run["train"]["seed"],
+        "run": str(run_dir),
+        "test_accuracy": m["test_accuracy"],
+        "test_macro_f1": m["test_macro_f1"],
+        "latency_ms_per_sample": m["latency_ms_per_sample"],
+        "latency_threads": m["latency_threads"],
+        "spikes_per_sample": m["spikes_per_sample"],
+        "energy_uj_per_sample": m["energy_pj_per_sample"] / 1e6,
+        "params": m["params"],
+        "epochs_trained": m["epochs_trained"],
+        "train_seconds": m["train_seconds"],
+    }
+
+
+def aggregate(rows: list[dict], by: list[str]) -> list[dict]:
+    """Group ``rows`` by the keys ``by``; for every ``SUMMARY_KEYS`` metric: mean, std and a
+    ``"mean ± std"`` string (``<key>_mean``, ``<key>_std``, ``<key>``)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        agg = dict(zip(by, key))
+        agg["seeds"] = len(rs)
+        for k in SUMMARY_KEYS:
+            mean, std = mean_std([r.get(k) for r in rs])
+            agg[f"{k}_mean"], agg[f"{k}_std"] = mean, std
+            scale = 100.0 if k in ("test_accuracy", "test_macro_f1") else 1.0
+            agg[k] = f"{mean:.0f}" if k == "params" and not std else pm(mean, std, scale)
+        out.append(agg)
+    return out
+
+
+TABLE_HEADERS = {
+    "test_accuracy": "accuracy (%)",
+    "test_macro_f1": "macro-F1 (%)",
+    "latency_ms_per_sample": "latency (ms/sample, batch 1)",
+    "spikes_per_sample": "spikes/sample",
+    "energy_uj_per_sample": "energy (µJ/sample)*",
+    "params": "params",
+}
+ENERGY_FOOTNOTE = (
+    "*compute-only estimate, 4.6 pJ/MAC and 0.9 pJ/AC (45 nm FP32, Horowitz 2014); see `mambaspike.energy`."
+)
+
+
+__all__ = ["train_or_reuse", "summarise_run", "aggregate", "SUMMARY_KEYS", "TABLE_HEADERS", "ENERGY_FOOTNOTE"]

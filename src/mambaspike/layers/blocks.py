@@ -1,0 +1,90 @@
+"""Spiking blocks of the front-end: spiking convolution (conv 3x3 -> BatchNorm -> LIF, optionally
+recurrent, then spatial pooling) and its 1-D form (linear -> BatchNorm1d -> LIF).
+
+The recurrent connection is a 1x1 convolution (or, for 1-D input, a dense layer) of the block's own
+spikes at t-1 added to its input current at t; the whole sequence runs through the compiled recurrent
+LIF of :mod:`mambaspike.neurons.recurrent` where it applies, else a loop over bins.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mambaspike.layers.pooling import per_bin
+from mambaspike.neurons.modules import LIF, NEURONS
+
+
+class SpikingConvBlock(nn.Module):
+    """conv3x3 -> BatchNorm -> LIF (optionally recurrent) -> spatial max-pool.
+
+    ``forward(x [T, B, Cin, H, W], state=None) -> (spikes [T, B, Cout, H', W'], state)``; the state is
+    the membrane potential (and, when recurrent, the last spikes before pooling).
+    """
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        lif_kwargs: dict,
+        recurrent: bool = False,
+        pool: nn.Module | None = None,
+        neuron: str = "lif",
+    ):
+        super().__init__()
+        if neuron not in NEURONS:
+            raise ValueError(f"unknown neuron {neuron!r}; available: {', '.join(NEURONS)}")
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.lif = NEURONS[neuron](**lif_kwargs)
+        self.recurrent = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
+        self.pool = pool if pool is not None else nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor, state=None):
+        current = per_bin(lambda f: self.bn(self.conv(f)), x)  # (T, B, Cout, H, W)
+        if self.recurrent is None:
+            spikes, v = self.lif(current, state)
+            new_state = v
+        elif self._fuse_recurrence(current):
+            spikes, new_state = self.lif(current, state, recurrent=self._recurrent_matrix())
+        else:
+            v, s_prev = state if state is not None else (None, None)
+            out = []
+            for c in current.unbind(0):
+                if s_prev is not None:
+                    c = c + self.recurrent(s_prev)
+                s_seq, v = self.lif(c[None], v)  # one bin through forward(), so spike hooks see it
+                s_prev = s_seq[0]
+                out.append(s_prev)
+            spikes = torch.stack(out)
+            new_state = (v, s_prev)
+        return per_bin(self.pool, spikes), new_state
+
+    def _recurrent_matrix(self) -> torch.Tensor:
+        """The recurrent weight as ``[C, C]`` (a view: gradients reach the module's parameter)."""
+        w = self.recurrent.weight
+        return w if w.dim() == 2 else w[:, :, 0, 0]
+
+    def _fuse_recurrence(self, current: torch.Tensor) -> bool:
+        """Whether the whole recurrent sequence goes to the LIF in one call (``recurrent=W``: the
+        compiled recurrent LIF where it applies, see :meth:`mambaspike.neurons.LIF.forward`) instead
+        of the loop over bins: a plain ``LIF`` on the fused backends, more than one bin, and nothing
+        observing the recurrent layer call by call (operation counters' hooks, tracing for export),
+        which the loop serves. Both give the same results."""
+        if type(self.lif) is not LIF or self.lif.backend not in ("auto", "numba", "cpu") or current.shape[0] < 2:
+            return False
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False
+        rec = self.recurrent
+        return not (rec._forward_hooks or rec._forward_pre_hooks or nn.modules.module._global_forward_hooks)
+
+
+class SpikingDenseBlock(SpikingConvBlock):
+    """The 1-D block: linear -> BatchNorm1d -> LIF (optionally recurrent through a linear map of the
+    block's spikes at t-1). ``[T, B, F_in] -> [T, B, F_out]``."""
+
+    def __init__(self, f_in: int, f_out: int, lif_kwargs: dict, recurrent: bool = False, neuron: str = "lif"):
+        super().__init__(1, 1, lif_kwargs, recurrent=False, pool=nn.Identity(), neuron=neuron)
+        self.conv = nn.Linear(f_in, f_out, bias=False)
+        self.bn = nn.BatchNorm1d(f_out)
+        self.recurrent = nn.Linear(f_out, f_out, bias=False) if recurrent else None

@@ -1,0 +1,99 @@
+"""The spiking front-end (Mamba-Spike §3.1): spiking convolutions, temporal pooling, recurrence.
+
+Takes time-first frames ``[T, B, C, H, W]`` and returns binary spikes ``[T', B, C', h, w]`` with
+``T' = ceil(T / temporal_pool)`` and ``h = w = spatial_out``. With ``spatial=False`` it takes 1-D input
+``[T, B, F]`` (F features per bin: Sequential MNIST's pixel, audio channels) and uses dense blocks
+(linear -> BatchNorm1d -> LIF) and no spatial pooling: ``[T, B, F] -> [T', B, C']``.
+
+Per block: a spiking convolution (:mod:`mambaspike.layers.blocks`), the last block with a recurrent
+connection, spatial max-pooling (binary spikes stay binary). After the first block, temporal
+max-pooling over windows of ``temporal_pool`` bins (a spike if any bin of the window spiked); the bin
+width seen by later neurons grows accordingly, and since time constants are in ms their dynamics stay
+the same. In inference a dense (1-D) front-end of plain LIF neurons runs as one compiled call
+(:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is the block-by-block ground truth,
+and the path of training.
+
+Streaming: ``step(x [B, ...], state=None) -> (out | None, state)`` takes one input bin and emits a
+pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last incomplete window
+(or ``None``), exactly what ``forward`` gives for it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mambaspike.layers import frontend_fused
+from mambaspike.layers.blocks import SpikingConvBlock, SpikingDenseBlock
+from mambaspike.layers.pooling import PooledStream, temporal_pool
+
+
+class SpikingFrontEnd(PooledStream, nn.Module):
+    """Events/frames ``[T, B, C, H, W]`` -> binary spikes ``[T', B, C_last, s, s]``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels=(16, 32, 64),
+        dt_ms: float = 1.0,
+        tau_ms: float = 30.0,
+        v_threshold: float = 1.0,
+        learn_tau: bool = True,
+        recurrent: bool = True,
+        temporal_pool: int = 2,
+        temporal_pool_mode: str = "max",
+        spatial_out: int = 4,
+        neuron: str = "lif",
+        spatial: bool = True,
+    ):
+        super().__init__()
+        self.temporal_pool = temporal_pool
+        self.temporal_pool_mode = temporal_pool_mode
+        blocks = []
+        c_prev = in_channels
+        for i, c in enumerate(channels):
+            last = i == len(channels) - 1
+            bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
+            lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
+            rec = recurrent and last
+            if spatial:
+                pool = nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)
+                blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=rec, pool=pool, neuron=neuron))
+            else:
+                blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, recurrent=rec, neuron=neuron))
+            c_prev = c
+        self.blocks = nn.ModuleList(blocks)
+        self.out_channels = c_prev
+        self.out_features = c_prev * spatial_out**2 if spatial else c_prev  # per output bin
+        self.out_bin_ms = dt_ms * temporal_pool
+        self._pool_mode = temporal_pool_mode
+        self.spatial = spatial
+
+    def forward(self, x: torch.Tensor, state=None):
+        """``(spikes [T', B, ...], per-block states)``. Dense stacks in inference take the fused kernel
+        (:mod:`mambaspike.layers.frontend_fused`) where it applies, else :meth:`forward_reference`;
+        both give the same spikes and states."""
+        if not self.spatial:
+            if frontend_fused.unsupported(self, x, state) is None:
+                return frontend_fused.forward(self, x, state)
+        return self.forward_reference(x, state)
+
+    def forward_reference(self, x: torch.Tensor, state=None):
+        """Block by block (the ground truth of the fused path, and the path of training)."""
+        states = []
+        for i, block in enumerate(self.blocks):
+            x, s = block(x, None if state is None else state[i])
+            states.append(s)
+            if i == 0:
+                x = temporal_pool(x, self.temporal_pool, self.temporal_pool_mode)
+        return x, states
+
+    def _first(self, x, s):
+        return self.blocks[0](x, s)
+
+    def _rest(self, x, states):
+        out = []
+        for i, block in enumerate(self.blocks[1:]):
+            x, s = block(x, None if states is None else states[i])
+            out.append(s)
+        return x, out

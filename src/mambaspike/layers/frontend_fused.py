@@ -1,0 +1,168 @@
+"""Inference forward of the dense spiking front-end in one compiled call.
+
+:meth:`SpikingFrontEnd.forward <mambaspike.models.frontend.SpikingFrontEnd.forward>` takes this path
+when :func:`unsupported` finds nothing against it: 1-D input (dense blocks, Sequential MNIST, audio),
+plain ``LIF`` neurons on the ``auto``/``numba``/``cpu`` backends, BatchNorm in eval mode with running
+statistics, CPU float32/float64, no autograd graph needed, and nothing observing the blocks call by
+call (hooks of spike counters, tracing for export). Otherwise, and always as the ground truth, the
+module-by-module forward (:meth:`~mambaspike.models.frontend.SpikingFrontEnd.forward_reference`) runs.
+
+The kernel (:mod:`._frontend_numba`) reads every parameter and buffer from the modules on each call
+(nothing is cached, so in-place changes, ``.data`` writes, replaced tensors and changed attributes such
+as ``soft_reset`` or ``bn.eps`` all take effect at once); the LIF scalars are computed by torch exactly
+as the reference computes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from mambaspike.kernels.views import numpy_view
+from mambaspike.layers.blocks import SpikingDenseBlock
+from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.lif_fast import _kernel_scalars, numba_available
+
+_KERNELS: dict = {}
+
+
+def _kernels():
+    """The compiled kernel module, or ``None`` where numba is unavailable or the kernel fails to build."""
+    if "module" not in _KERNELS and "error" not in _KERNELS:
+        if not numba_available():
+            _KERNELS["error"] = "numba unavailable"
+        else:
+            try:
+                from mambaspike.kernels import frontend_numba as _frontend_numba
+
+                _frontend_numba.warm_up()
+                _KERNELS["module"] = _frontend_numba
+            except Exception as e:  # numba/LLVM failures: the module path still works
+                _KERNELS["error"] = f"{type(e).__name__}: {e}"
+                warnings.warn(f"SpikingFrontEnd: the fused inference kernel is unavailable ({_KERNELS['error']}); "
+                              "using the module-by-module forward", RuntimeWarning, stacklevel=4)  # fmt: skip
+    return _KERNELS.get("module")
+
+
+def _hooked(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks)
+
+
+def unsupported(fe, x: torch.Tensor, state) -> str | None:
+    """Why the fused inference forward cannot run ``fe(x, state)`` (``None`` when it can).
+
+    Called on every forward: it reads the modules' ``_modules`` / ``_parameters`` dicts directly
+    (``nn.Module.__getattr__`` and ``ModuleList.__getitem__`` cost microseconds each)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+        return "not a CPU float32/float64 [T, B, F] input"
+    if x.shape[0] < 2 or x.shape[1] == 0:
+        return "fewer than two bins or an empty batch"
+    grad = torch.is_grad_enabled()
+    if grad and x.requires_grad:
+        return "an autograd graph is needed"
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks or _hooked(fe):
+        return "the blocks are observed call by call (hooks)"
+    for b in fe._modules["blocks"]._modules.values():
+        if type(b) is not SpikingDenseBlock:
+            return "not a stack of dense blocks"
+        mods = b._modules
+        lif, bn, lin = mods["lif"], mods["bn"], mods["conv"]
+        if type(lif) is not LIF or lif.backend not in ("auto", "numba", "cpu"):
+            return "not plain LIF neurons on a fused backend"
+        if bn.training or bn._buffers.get("running_mean") is None or not bn.affine:
+            return "BatchNorm in training mode, or without running statistics or affine parameters"
+        if lin._parameters["weight"].dtype != x.dtype or lin._parameters.get("bias") is not None:
+            return "weights of another dtype, or a Linear bias"
+        if _hooked(b) or any(_hooked(m) for m in mods.values() if m is not None):
+            return "the blocks are observed call by call (hooks)"
+        if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
+            return "per-neuron LIF parameters"
+        vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
+        if vth.numel() != 1:
+            return "per-neuron LIF parameters"
+        params = (p for m in mods.values() if m is not None for p in m._parameters.values() if p is not None)
+        if grad and any(p.requires_grad for p in params):
+            return "an autograd graph is needed"
+    if grad and state is not None and any(
+        t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,))
+    ):
+        return "an autograd graph is needed"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "tracing for export"
+    if _kernels() is None:
+        return f"the kernel is unavailable ({_KERNELS.get('error')})"
+    return None
+
+
+_SCALARS: dict = {}
+
+
+def _lif_scalars(neuron: LIF, dtype) -> tuple:
+    """``(beta, input gain, threshold, v_reset, soft)`` of a LIF for the kernel, as
+    :func:`mambaspike.neurons._kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
+    dtype), memoised on the parameters' values (read on every call, so never stale)."""
+    w, vth = neuron.w, neuron.v_threshold
+    key = (w.item(), w.dtype, vth.item(), vth.dtype, bool(neuron.decay_input), dtype)
+    out = _SCALARS.get(key)
+    if out is None:
+        p = neuron.params()
+        out = _kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
+        if len(_SCALARS) > 4096:
+            _SCALARS.clear()
+        _SCALARS[key] = out
+    return (*out, neuron.v_reset, neuron.soft_reset)
+
+
+def forward(fe, x: torch.Tensor, state=None):
+    """``fe(x, state)`` for a front-end :func:`unsupported` accepts: same outputs and states."""
+    k = _kernels()
+    dtype = x.dtype
+    T, B, _ = x.shape
+    ws, means, variances, gammas, betas, eps, lif = [], [], [], [], [], [], []
+    blocks = list(fe._modules["blocks"]._modules.values())
+    for b in blocks:
+        mods = b._modules
+        bn = mods["bn"]
+        ws.append(numpy_view(mods["conv"]._parameters["weight"], dtype))
+        means.append(numpy_view(bn._buffers["running_mean"], dtype))
+        variances.append(numpy_view(bn._buffers["running_var"], dtype))
+        gammas.append(numpy_view(bn._parameters["weight"], dtype))
+        betas.append(numpy_view(bn._parameters["bias"], dtype))
+        eps.append(bn.eps)
+        lif.append(_lif_scalars(mods["lif"], dtype))
+    n_outs = [w.shape[0] for w in ws]
+    n_last = n_outs[-1]
+    rec = blocks[-1].recurrent
+    has_rec = rec is not None
+    r_w = numpy_view(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
+    lifp = np.array([q[:4] for q in lif], dtype=ws[0].dtype)  # (L, 4): beta, input gain, threshold, v_reset
+    soft = np.array([q[4] for q in lif], dtype=np.bool_)
+    # states in: per block v (B, n) -- (v, s_prev) for the recurrent block -- packed into v_state
+    v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes it
+    s_prev = x.new_empty(B, n_last)
+    init_v, has_s0 = True, False
+    if state is not None:
+        v_parts = []
+        for i, n in enumerate(n_outs):
+            s = state[i]
+            if has_rec and i == len(n_outs) - 1:
+                s, sp = s if s is not None else (None, None)
+                if sp is not None:
+                    s_prev.copy_(sp.reshape(B, n_last))
+                    has_s0 = True
+            v_parts.append(s.reshape(B, n) if s is not None else x.new_full((B, n), blocks[i].lif.v_reset))
+        torch.cat(v_parts, dim=1, out=v_state)
+        init_v = False
+    kp = fe.temporal_pool
+    out = x.new_empty((T + kp - 1) // kp, B, n_last)
+    k.dense_frontend(x.contiguous().numpy(), tuple(ws), tuple(means), tuple(variances), tuple(gammas), tuple(betas),
+                     np.array(eps, dtype=np.float64), lifp, soft, r_w, has_rec, kp,
+                     fe.temporal_pool_mode == "avg", v_state.numpy(), init_v, s_prev.numpy(), has_s0, out.numpy(), 0,
+                     B)  # fmt: skip
+    states = list(v_state.split(n_outs, dim=1))
+    if has_rec:
+        states[-1] = (states[-1], s_prev)
+    return out, states

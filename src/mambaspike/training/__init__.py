@@ -1,0 +1,1 @@
+"""The training harness: run directories, the trainer, checkpoints, distributed set-up, recipes."""
