@@ -22,7 +22,7 @@ import torch
 
 from mambaspike.bench import alternating_ms
 from mambaspike.bench.inputs import bench_config, bench_input
-from mambaspike.models import build_model
+from mambaspike.models.registry import build_model
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import torch
 
 from mambaspike.bench import time_it
 from mambaspike.bench.inputs import bench_config, bench_input
-from mambaspike.models import build_model
+from mambaspike.models.registry import build_model
 
 SHIFTS = (None, 0.0, 1.0, 2.0, 4.0, 8.0)  # None: as initialised (what bench model times)
 
