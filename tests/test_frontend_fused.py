@@ -35,7 +35,6 @@ from mambaspike.layers import frontend_fused
 from mambaspike.layers.frontend import SpikingFrontEnd
 from mambaspike.neurons.modules import LIF, NEURONS
 
-pytestmark = pytest.mark.skipif(frontend_fused._kernels() is None, reason="fused front-end kernel unavailable")
 
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 RATE_LO, RATE_HI = 0.05, 0.95

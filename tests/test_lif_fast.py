@@ -2,7 +2,6 @@
 every gradient, float32 and float64, T from 1 to 500, every reset / input / surrogate option."""
 
 import itertools
-import warnings
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
 from mambaspike.neurons.functional import LIFParams, lif_multistep
 from mambaspike.neurons.lif_fast import lif_multistep_fast
 
-pytest.importorskip("numba")
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-12, atol=1e-13)}
 
@@ -166,22 +164,6 @@ def test_backend_selection_and_errors():
     with pytest.raises(ValueError, match="dtype"):
         lif_multistep_fast(x.half(), None, p, neurons.ATan(), backend="numba")
     assert LIF().backend == "auto"
-
-
-def test_auto_falls_back_to_the_reference_with_one_warning(monkeypatch):
-    monkeypatch.setitem(neurons._numba_state, "module", None)
-    monkeypatch.setitem(neurons._numba_state, "error", "ImportError: No module named 'numba'")
-    monkeypatch.setitem(neurons._numba_state, "warned", False)
-    x = torch.randn(6, 3) * 2
-    lif = LIF(tau=10.0)
-    with pytest.warns(RuntimeWarning, match="reference loop"):
-        s1, _ = lif(x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        s2, _ = lif(x)  # no second warning
-    assert torch.equal(s1, s2) and torch.equal(s1, LIF(tau=10.0, backend="reference")(x)[0])
-    with pytest.raises(ImportError, match="pip install numba"):
-        LIF(tau=10.0, backend="numba")(x)
 
 
 def test_zero_length_sequence():

@@ -13,6 +13,7 @@ if not torch.cuda.is_available():
 pytest.importorskip("triton")
 
 from mambaspike import neurons
+from mambaspike.neurons import lif_fast
 from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
 from mambaspike.neurons.modules import LIF
 from mambaspike.neurons.functional import LIFParams, lif_multistep
@@ -77,5 +78,5 @@ def test_triton_lengths(T):
 
 def test_triton_self_check_passes():
     p = LIFParams(torch.tensor(0.8), torch.tensor(1.0))
-    assert neurons._triton_self_check(torch.device(DEVICE), torch.float32, p, neurons.ATan())
+    assert lif_fast._triton_self_check(torch.device(DEVICE), torch.float32, p, neurons.ATan())
     assert LIF().backend == "auto"

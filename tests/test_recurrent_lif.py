@@ -14,7 +14,6 @@ from mambaspike.neurons.functional import LIFParams
 from mambaspike.neurons.surrogate import make_surrogate
 from mambaspike.neurons.recurrent import fused_supported, rlif_multistep, rlif_multistep_fast
 
-pytest.importorskip("numba")
 
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-11, atol=1e-12)}
 

@@ -1,18 +1,14 @@
 """Every fast selective-scan backend against the reference loop: outputs, last state, all gradients."""
 
-import warnings
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mambaspike.ssm import scan as scan_mod
-from mambaspike.ssm.scan import available_backends, resolve_backend, selective_scan
+from mambaspike.ssm.scan import resolve_backend, selective_scan
 
-FAST = [b for b in available_backends() if b not in ("reference", "cuda")]
-if not FAST:
-    pytest.skip("no fast CPU scan backend compiles here", allow_module_level=True)
+FAST = ["numba"]  # a declared dependency: where it does not compile, these tests fail (no skip)
 
 NAMES = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state"]
 
@@ -116,28 +112,6 @@ def test_autocast_keeps_parameters_fp32():
 
 def test_auto_picks_compiled_backend_on_cpu():
     assert resolve_backend("auto", "cpu") == "numba"
-
-
-def test_missing_compiler_falls_back_with_one_warning(monkeypatch):
-    monkeypatch.setattr(scan_mod, "_NUMBA", {})
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_numba(name, *a, **k):
-        if name == "numba" or name.startswith("numba.") or (a and a[2] and "_scan_numba" in a[2]):
-            raise ImportError("numba is not installed")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_numba)
-    t = make(1, 2, 2, 3, torch.float64)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        y1 = run("numba", t)
-        y2 = run("auto", t)
-    assert len([x for x in w if "unavailable" in str(x.message)]) == 1
-    assert_same(run("reference", t), y1, 0, 0)
-    assert_same(y1, y2, 0, 0)
 
 
 def test_cuda_backend_explains_what_it_needs():

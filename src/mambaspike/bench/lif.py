@@ -58,10 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def copy_bandwidth_gb_s(numel: int = 1 << 26, repeats: int = 5) -> float:
     """Bytes read + written per second by ``Tensor.copy_`` between two float32 tensors of ``numel``
     (256 MiB each, in huge pages like the fused kernel's outputs; the best of ``repeats``)."""
-    from mambaspike.neurons.lif_fast import _empty
+    from mambaspike.kernels.views import empty_like_numpy
 
-    a = _empty((numel,), torch.float32).fill_(1.0)
-    b = _empty((numel,), torch.float32)
+    a = empty_like_numpy((numel,), torch.float32).fill_(1.0)
+    b = empty_like_numpy((numel,), torch.float32)
     b.copy_(a)  # fault the pages in
     best = min(time_it(lambda: b.copy_(a), repeats=1, warmup=0) for _ in range(repeats))
     return 2 * numel * 4 / best / 1e9

@@ -18,6 +18,7 @@ from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, Dataset
 
 from mambaspike.training.checkpoint import load_record, load_weights, read_json
+from mambaspike.data import collate_time_first
 from mambaspike.errors import CheckpointError
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model, count_parameters, model_scores
@@ -48,12 +49,6 @@ class SpikeCounter:
         for h in self._handles:
             h.remove()
         self._handles = []
-
-
-def collate_time_first(batch):
-    frames = torch.stack([b[0] for b in batch], dim=1)  # (T, B, C, H, W)
-    labels = torch.tensor([int(b[1]) for b in batch], dtype=torch.long)
-    return frames, labels
 
 
 @torch.no_grad()

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from mambaspike.evaluation.activity import ActivityMonitor
 from mambaspike.training.checkpoint import atomic_write_json, load_record
 from mambaspike.evaluation.energy import OpCounter, footprint_bytes
-from mambaspike.evaluation.inference import collate_time_first, final_metrics, load_run_data, load_run_model, selection_info
+from mambaspike.data import collate_time_first
+from mambaspike.evaluation.inference import final_metrics, load_run_data, load_run_model, selection_info
 from mambaspike.models.registry import model_scores
 from mambaspike.evaluation.paper import SOURCE, paper_rows
 from mambaspike.evaluation.tables import fmt, markdown_table

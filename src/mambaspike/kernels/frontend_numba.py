@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mambaspike.kernels.lif_numba import lif_update
+
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
 
@@ -53,14 +55,11 @@ def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset,
     the block adds it), then the LIF update of the potentials ``vl`` into spikes ``s[:n_out]``;
     ``acc``: scratch. ``wl``, ``sc``, ``sh``, ``vl`` are the layer's slices, taken once per layer: a
     slice costs two atomic reference-count updates, more than a step's arithmetic at batch 1."""
-    zero = acc.dtype.type(0)
     one = acc.dtype.type(1)
     _spmv(inp, n_in, wl, n_out, acc)
-    for i in range(n_out):  # the reset as lif_step writes it: h - r vth, or h (1 - r) + r v_reset
-        h = beta * vl[i] + cin * (acc[i] * sc[i] + sh[i] + rec[i])
-        r = one if (h - vth) >= zero else zero
-        s[i] = r
-        vl[i] = h - r * vth if soft else h * (one - r) + r * vreset
+    for i in range(n_out):
+        _, spiked, vl[i] = lif_update(vl[i], acc[i] * sc[i] + sh[i] + rec[i], beta, cin, vth, vreset, soft)
+        s[i] = one if spiked else one - one
 
 
 @njit(**_OPTS)

@@ -149,3 +149,11 @@ def scan_bwd(u, dt, A, Bt, Ct, x0, gy, glast, groups, du_out, ddt_out, dA_rows, 
             for n in range(N):
                 dx0_out[b, d, n] = h[n]
                 dA_rows[b, d, n] = dA_acc[n]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the forward kernel for float32 and float64 now, so a failure
+    shows at load time, once."""
+    for dt in (np.float32, np.float64):
+        z3, z2 = np.zeros((1, 1, 1), dt), np.zeros((1, 1), dt)
+        scan_fwd(z3, z3, z2, z3, z3, z3, z3.copy(), z3.copy())

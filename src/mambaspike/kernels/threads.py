@@ -15,6 +15,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import torch
+
 _pool_state: dict = {"pool": None, "workers": 0, "pid": None}
 
 
@@ -76,4 +78,18 @@ def run_ranges(kernel, args: tuple, bounds: list[int], threads: int) -> None:
         raise errors[0]
 
 
-__all__ = ["run_ranges"]
+def run_blocks(kernel, args: tuple, nblk: int, work_items: int) -> None:
+    """Run ``kernel(*args, b0, b1)`` over the blocks ``[0, nblk)`` on ``torch.get_num_threads()`` threads.
+
+    Chunks of blocks are handed out one at a time (balanced when other processes share the cores)
+    by :func:`run_ranges`. Below ~1M elements one thread does it all.
+    """
+    threads = torch.get_num_threads()
+    nchunk = min(nblk, 4 * threads)
+    if threads <= 1 or nchunk <= 1 or work_items < (1 << 20):
+        kernel(*args, 0, nblk)
+        return
+    run_ranges(kernel, args, [c * nblk // nchunk for c in range(nchunk + 1)], threads)
+
+
+__all__ = ["run_blocks", "run_ranges"]

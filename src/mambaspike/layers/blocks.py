@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mambaspike import kernels
 from mambaspike.layers.pooling import per_bin
 from mambaspike.neurons.modules import LIF, NEURONS
 
@@ -73,10 +74,7 @@ class SpikingConvBlock(nn.Module):
         which the loop serves. Both give the same results."""
         if type(self.lif) is not LIF or self.lif.backend not in ("auto", "numba", "cpu") or current.shape[0] < 2:
             return False
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return False
-        rec = self.recurrent
-        return not (rec._forward_hooks or rec._forward_pre_hooks or nn.modules.module._global_forward_hooks)
+        return not kernels.observed(self.recurrent)
 
 
 class SpikingDenseBlock(SpikingConvBlock):

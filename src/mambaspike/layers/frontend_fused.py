@@ -15,41 +15,14 @@ as the reference computes them.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from torch import nn
 
+from mambaspike import kernels
 from mambaspike.kernels.views import numpy_view
 from mambaspike.layers.blocks import SpikingDenseBlock
 from mambaspike.neurons.modules import LIF
-from mambaspike.neurons.lif_fast import _kernel_scalars, numba_available
-
-_KERNELS: dict = {}
-
-
-def _kernels():
-    """The compiled kernel module, or ``None`` where numba is unavailable or the kernel fails to build."""
-    if "module" not in _KERNELS and "error" not in _KERNELS:
-        if not numba_available():
-            _KERNELS["error"] = "numba unavailable"
-        else:
-            try:
-                from mambaspike.kernels import frontend_numba as _frontend_numba
-
-                _frontend_numba.warm_up()
-                _KERNELS["module"] = _frontend_numba
-            except Exception as e:  # numba/LLVM failures: the module path still works
-                _KERNELS["error"] = f"{type(e).__name__}: {e}"
-                warnings.warn(f"SpikingFrontEnd: the fused inference kernel is unavailable ({_KERNELS['error']}); "
-                              "using the module-by-module forward", RuntimeWarning, stacklevel=4)  # fmt: skip
-    return _KERNELS.get("module")
-
-
-def _hooked(m: nn.Module) -> bool:
-    return bool(m._forward_hooks or m._forward_pre_hooks)
-
+from mambaspike.neurons.lif_fast import kernel_scalars
 
 def unsupported(fe, x: torch.Tensor, state) -> str | None:
     """Why the fused inference forward cannot run ``fe(x, state)`` (``None`` when it can).
@@ -63,8 +36,8 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
     grad = torch.is_grad_enabled()
     if grad and x.requires_grad:
         return "an autograd graph is needed"
-    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks or _hooked(fe):
-        return "the blocks are observed call by call (hooks)"
+    if kernels.observed(fe):
+        return "the blocks are observed call by call (hooks, tracing)"
     for b in fe._modules["blocks"]._modules.values():
         if type(b) is not SpikingDenseBlock:
             return "not a stack of dense blocks"
@@ -76,8 +49,6 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
             return "BatchNorm in training mode, or without running statistics or affine parameters"
         if lin._parameters["weight"].dtype != x.dtype or lin._parameters.get("bias") is not None:
             return "weights of another dtype, or a Linear bias"
-        if _hooked(b) or any(_hooked(m) for m in mods.values() if m is not None):
-            return "the blocks are observed call by call (hooks)"
         if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
             return "per-neuron LIF parameters"
         vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
@@ -90,10 +61,8 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,))
     ):
         return "an autograd graph is needed"
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        return "tracing for export"
-    if _kernels() is None:
-        return f"the kernel is unavailable ({_KERNELS.get('error')})"
+    if not kernels.available("frontend_numba"):
+        return f"the kernel is unavailable ({kernels.reason('frontend_numba')})"
     return None
 
 
@@ -102,14 +71,14 @@ _SCALARS: dict = {}
 
 def _lif_scalars(neuron: LIF, dtype) -> tuple:
     """``(beta, input gain, threshold, v_reset, soft)`` of a LIF for the kernel, as
-    :func:`mambaspike.neurons._kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
+    :func:`mambaspike.neurons.lif_fast.kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
     dtype), memoised on the parameters' values (read on every call, so never stale)."""
     w, vth = neuron.w, neuron.v_threshold
     key = (w.item(), w.dtype, vth.item(), vth.dtype, bool(neuron.decay_input), dtype)
     out = _SCALARS.get(key)
     if out is None:
         p = neuron.params()
-        out = _kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
+        out = kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
         if len(_SCALARS) > 4096:
             _SCALARS.clear()
         _SCALARS[key] = out
@@ -118,7 +87,7 @@ def _lif_scalars(neuron: LIF, dtype) -> tuple:
 
 def forward(fe, x: torch.Tensor, state=None):
     """``fe(x, state)`` for a front-end :func:`unsupported` accepts: same outputs and states."""
-    k = _kernels()
+    k = kernels.load("frontend_numba")
     dtype = x.dtype
     T, B, _ = x.shape
     ws, means, variances, gammas, betas, eps, lif = [], [], [], [], [], [], []

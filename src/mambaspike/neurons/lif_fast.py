@@ -21,44 +21,22 @@ import warnings
 
 import torch
 
-from mambaspike.kernels.threads import run_ranges
+from mambaspike import kernels
+from mambaspike.kernels.threads import run_blocks
+from mambaspike.kernels.views import empty_like_numpy, np_dtype
 from mambaspike.neurons.functional import LIFParams, lif_multistep
 from mambaspike.neurons.surrogate import Surrogate
 
 LIF_BACKENDS = ("auto", "reference", "numba", "cpu", "triton")
 
-_numba_state: dict = {"module": None, "error": None, "warned": False}
-
-
-def _numba_kernels():
-    """The compiled kernel module, or ``None`` (with the reason in ``_numba_state['error']``)."""
-    if _numba_state["module"] is None and _numba_state["error"] is None:
-        try:
-            from mambaspike.kernels import lif_numba as _lif_numba
-
-            _numba_state["module"] = _lif_numba
-        except Exception as e:  # ImportError, or numba/llvmlite failing to load on this platform
-            _numba_state["error"] = f"{type(e).__name__}: {e}"
-    return _numba_state["module"]
-
-
-def _warn_fallback(reason: str) -> None:
-    if not _numba_state["warned"]:
-        _numba_state["warned"] = True
-        warnings.warn(
-            f"mambaspike: the compiled LIF kernel is unavailable ({reason}); using the reference loop, "
-            "which is slower and uses more memory. Install it with `pip install numba==0.68.1`.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 def numba_available() -> bool:
-    """Whether the compiled CPU LIF kernel can be used (numba imports)."""
-    return _numba_kernels() is not None
+    """Whether the compiled CPU LIF kernel can be used (see :func:`mambaspike.kernels.load`)."""
+    return kernels.available("lif_numba")
 
 
-def _kernel_unsupported(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> str | None:
+def kernel_unsupported(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> str | None:
     """What every compiled LIF kernel (plain and recurrent) needs: float32/float64 input, a built-in
     surrogate, scalar ``beta`` and ``v_threshold``. The reason it cannot run, or ``None``."""
     if x_seq.dtype not in (torch.float32, torch.float64):
@@ -72,28 +50,17 @@ def _kernel_unsupported(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> str | No
     return None
 
 
-def _kernel_failed(e: Exception, backend: str) -> bool:
+def _kernel_failed(e: Exception, backend: str, name: str = "lif_numba") -> bool:
     """After ``e`` from a compiled LIF kernel: ``True`` where ``backend`` is ``"auto"`` and the kernel
-    did not compile on this platform (numba/llvmlite errors), which disables the kernels for the rest
-    of the process with one warning, so the caller falls back to the reference loop; ``False``: the
-    caller re-raises."""
-    if backend != "auto" or type(e).__module__.split(".")[0] not in ("numba", "llvmlite"):
-        return False
-    _numba_state["module"], _numba_state["error"] = None, f"{type(e).__name__}: {e}"
-    _warn_fallback(_numba_state["error"])
-    return True
-
-
-def _np_dtype(dtype: torch.dtype):
-    """The NumPy scalar type of a float32/float64 kernel call."""
-    import numpy as np
-
-    return np.float32 if dtype == torch.float32 else np.float64
+    did not compile on this platform, which disables it for the rest of the process (one warning; an
+    error under ``MAMBASPIKE_KERNELS=strict``), so the caller falls back to the reference loop;
+    ``False``: the caller re-raises."""
+    return backend == "auto" and kernels.failed(name, e)
 
 
 def _fast_unsupported(x_seq: torch.Tensor, v, p: LIFParams, spike_fn) -> str | None:
     """Why the compiled kernel cannot run this call (``None`` when it can)."""
-    why = _kernel_unsupported(x_seq, p, spike_fn)
+    why = kernel_unsupported(x_seq, p, spike_fn)
     if why is not None:
         return why
     if x_seq.dim() < 1:
@@ -117,57 +84,30 @@ def _block_sizes(T: int, N: int, itemsize: int, threads: int) -> tuple[int, int]
     return fwd, bwd
 
 
-def _empty(shape, dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor in memory allocated by NumPy.
-
-    NumPy asks Linux for transparent huge pages on large allocations (``madvise(MADV_HUGEPAGE)``);
-    PyTorch's CPU allocator does not unless ``THP_MEM_ALLOC_ENABLE=1``. The kernels write every
-    element of these outputs once, so first-touch page faults would otherwise cost about as much as
-    the kernels themselves (512 times fewer faults with 2 MiB pages).
-    """
-    import numpy as np
-
-    return torch.from_numpy(np.empty(shape, dtype=np.float32 if dtype == torch.float32 else np.float64))
-
-
-def _parallel(kernel, args: tuple, nblk: int, work_items: int) -> None:
-    """Run ``kernel(*args, b0, b1)`` over the blocks ``[0, nblk)`` on ``torch.get_num_threads()`` threads.
-
-    Chunks of blocks are handed out one at a time (balanced when other processes share the cores)
-    by :func:`mambaspike._threads.run_ranges`. Below ~1M elements one thread does it all.
-    """
-    threads = torch.get_num_threads()
-    nchunk = min(nblk, 4 * threads)
-    if threads <= 1 or nchunk <= 1 or work_items < (1 << 20):
-        kernel(*args, 0, nblk)
-        return
-    run_ranges(kernel, args, [c * nblk // nchunk for c in range(nchunk + 1)], threads)
-
-
 def _numba_forward(x2, v02, b, c, vth, v_reset, soft):
-    K = _numba_kernels()
+    K = kernels.load("lif_numba")
     T, N = x2.shape
-    npd = _np_dtype(x2.dtype)
-    s = _empty(x2.shape, x2.dtype)
+    npd = np_dtype(x2.dtype)
+    s = empty_like_numpy(x2.shape, x2.dtype)
     v_last = torch.empty_like(v02)
     blk = _block_sizes(T, N, x2.element_size(), torch.get_num_threads())[0]
     args = (x2.numpy(), v02.numpy(), npd(b), npd(c), npd(vth), npd(v_reset), soft, s.numpy(), v_last.numpy(), blk)
-    _parallel(K.lif_forward, args, -(-N // blk), T * N)
+    run_blocks(K.lif_forward, args, -(-N // blk), T * N)
     return s, v_last
 
 
 def _numba_backward(x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_input, kind, alpha):
     import numpy as np
 
-    K = _numba_kernels()
+    K = kernels.load("lif_numba")
     T, N = x2.shape
     dt = x2.dtype
-    npd = _np_dtype(dt)
+    npd = np_dtype(dt)
     if all(st == 0 for st in g_s.stride()):  # a broadcast scalar (e.g. from .sum()): one value
         gs, gs_scalar = g_s[0, 0].reshape(1, 1).contiguous(), True
     else:
         gs, gs_scalar = g_s.contiguous(), False
-    gx = _empty(x2.shape, dt)
+    gx = empty_like_numpy(x2.shape, dt)
     gv0 = torch.empty_like(v02)
     blk = _block_sizes(T, N, x2.element_size(), torch.get_num_threads())[1]
     nblk = -(-N // blk)
@@ -176,11 +116,11 @@ def _numba_backward(x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_in
     args = (x2.numpy(), v02.numpy(), gs.numpy(), gs_scalar, gv.numpy(), npd(b), npd(c), npd(vth), npd(v_reset), soft,
             detach, decay_input, kind, npd(alpha), npd(1.0), npd(math.pi / 2), gx.numpy(), gv0.numpy(), gbeta, gvth,
             blk)  # fmt: skip
-    _parallel(K.lif_backward, args, nblk, T * N)
+    run_blocks(K.lif_backward, args, nblk, T * N)
     return gx, gv0, float(gbeta.sum()), float(gvth.sum())
 
 
-def _kernel_scalars(beta: torch.Tensor, v_threshold: torch.Tensor, decay_input: bool, dtype) -> tuple[float, float, float]:
+def kernel_scalars(beta: torch.Tensor, v_threshold: torch.Tensor, decay_input: bool, dtype) -> tuple[float, float, float]:
     """``(beta, input scale, threshold)`` as Python floats, exactly as the reference computes them:
     ``1 - beta`` in beta's dtype, then cast to the compute ``dtype``."""
     beta = beta.detach()
@@ -205,11 +145,11 @@ class _FusedLIF(torch.autograd.Function):
         N = math.prod(shape[1:])
         x2 = x_seq.detach().contiguous().view(T, N)  # (T, N)
         v02 = v0.detach().to(dt).contiguous().view(N)  # (N,)
-        b, c, vth = _kernel_scalars(beta, v_threshold, decay_input, dt)
+        b, c, vth = kernel_scalars(beta, v_threshold, decay_input, dt)
         if T == 0 or N == 0:
             s, v_last = torch.empty_like(x2), v02.clone()
         elif impl == "triton":
-            s, v_last = _triton_kernels().lif_forward(x2, v02, b, c, vth, float(v_reset), bool(soft))
+            s, v_last = kernels.load("lif_triton").lif_forward(x2, v02, b, c, vth, float(v_reset), bool(soft))
         else:
             s, v_last = _numba_forward(x2, v02, b, c, vth, float(v_reset), bool(soft))
         ctx.save_for_backward(x2, v02)
@@ -228,7 +168,7 @@ class _FusedLIF(torch.autograd.Function):
         if T == 0 or N == 0:
             gx, gv0, g_beta, g_vth = torch.zeros_like(x2), gv.clone(), 0.0, 0.0
         elif impl == "triton":
-            gx, gv0, g_beta, g_vth = _triton_kernels().lif_backward(
+            gx, gv0, g_beta, g_vth = kernels.load("lif_triton").lif_backward(
                 x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_input, kind, alpha
             )
         else:
@@ -257,10 +197,7 @@ def _resolve_backend(backend: str, x_seq: torch.Tensor, v, p: LIFParams, spike_f
         if why is not None:
             return "reference"
         if device == "cpu":
-            if _numba_kernels() is None:
-                _warn_fallback(_numba_state["error"])
-                return "reference"
-            return "numba"
+            return "numba" if kernels.available("lif_numba") else "reference"
         if device == "cuda" and _triton_usable(x_seq, p, spike_fn):
             return "triton"
         return "reference"
@@ -272,16 +209,11 @@ def _resolve_backend(backend: str, x_seq: torch.Tensor, v, p: LIFParams, spike_f
         why = f"tensors on {device} (the Triton kernel needs CUDA)"
     if why is not None:
         raise ValueError(f"LIF backend {backend!r} cannot run this call: {why}")
-    if impl == "numba" and _numba_kernels() is None:
-        raise ImportError(f"LIF backend {backend!r} needs numba ({_numba_state['error']}); `pip install numba==0.68.1`")
-    if impl == "triton" and _triton_kernels() is None:
-        raise ImportError(f"LIF backend 'triton' needs triton ({_triton_state['error']})")
+    kernel = "lif_triton" if impl == "triton" else "lif_numba"
+    if not kernels.available(kernel):
+        raise ImportError(f"LIF backend {backend!r} needs the {kernel!r} kernel ({kernels.reason(kernel)}); "
+                          f"`pip install {kernels.KERNELS[kernel].package}`")  # fmt: skip
     return impl
-
-
-def _needs_graph(*tensors: torch.Tensor) -> bool:
-    """Whether autograd would record an operation on ``tensors`` (grad mode on and one requires grad)."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def lif_multistep_fast(
@@ -302,11 +234,11 @@ def lif_multistep_fast(
     if v is None:
         v = x_seq.new_full(x_seq.shape[1:], p.v_reset)
     try:
-        if impl == "numba" and not _needs_graph(x_seq, v, beta, vth) and x_seq.numel():
+        if impl == "numba" and not kernels.needs_graph(x_seq, v, beta, vth) and x_seq.numel():
             # inference: the forward kernel alone (what _FusedLIF.forward runs), without an autograd node
             shape = x_seq.shape
             s, v_last = _numba_forward(x_seq.contiguous().view(shape[0], -1), v.to(dtype).contiguous().view(-1),
-                                       *_kernel_scalars(beta, vth, p.decay_input, dtype), float(p.v_reset),
+                                       *kernel_scalars(beta, vth, p.decay_input, dtype), float(p.v_reset),
                                        bool(p.soft_reset))  # fmt: skip
             return s.view(shape), v_last.view(shape[1:])
         return _FusedLIF.apply(x_seq, v, beta, vth, spike_fn.alpha, float(p.v_reset), bool(p.soft_reset),
@@ -317,37 +249,26 @@ def lif_multistep_fast(
         return lif_multistep(x_seq, v, p, spike_fn)
 
 
-_triton_state: dict = {"module": None, "error": None, "checked": {}, "warned": False}
-
-
-def _triton_kernels():
-    """The Triton kernel module, or ``None`` (with the reason in ``_triton_state['error']``)."""
-    if _triton_state["module"] is None and _triton_state["error"] is None:
-        try:
-            from mambaspike.kernels import lif_triton as _lif_triton
-
-            _triton_state["module"] = _lif_triton
-        except Exception as e:
-            _triton_state["error"] = f"{type(e).__name__}: {e}"
-    return _triton_state["module"]
+_triton_checked: dict = {}  # (device, dtype, configuration) -> whether the kernel matched the reference
+_triton_warned: set = set()
 
 
 def _triton_usable(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> bool:
     """Whether ``"auto"`` may use the Triton kernel here: it imports, and it matched the reference loop
     (spikes, final state, gradients) on this device, dtype and configuration in a one-time check."""
-    if _triton_kernels() is None:
+    if kernels.load("lif_triton") is None:
         return False
     key = (str(x_seq.device), x_seq.dtype, bool(p.soft_reset), bool(p.detach_reset), bool(p.decay_input),
            spike_fn.kind, float(spike_fn.alpha))  # fmt: skip
-    checked = _triton_state["checked"]
+    checked = _triton_checked
     if key not in checked:
         try:
             checked[key] = _triton_self_check(x_seq.device, x_seq.dtype, p, spike_fn)
             reason = "it disagreed with the reference loop"
         except Exception as e:  # a compile or launch failure on this GPU
             checked[key], reason = False, f"{type(e).__name__}: {e}"
-        if not checked[key] and not _triton_state["warned"]:
-            _triton_state["warned"] = True
+        if not checked[key] and str(x_seq.device) not in _triton_warned:
+            _triton_warned.add(str(x_seq.device))
             warnings.warn(f"mambaspike: the Triton LIF kernel is not used on {x_seq.device} ({reason}); "
                           "using the reference loop.", RuntimeWarning, stacklevel=4)  # fmt: skip
     return checked[key]

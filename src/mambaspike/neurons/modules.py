@@ -148,7 +148,7 @@ class LIF(_LeakyNeuron):
                     try:
                         return _rlif_fused(x_seq, recurrent, state, p, self.spike_fn)
                     except Exception as e:
-                        if not _kernel_failed(e, self.backend):
+                        if not _kernel_failed(e, self.backend, "rlif_numba"):
                             raise
                 if self.backend != "auto":
                     raise ValueError(f"LIF backend {self.backend!r} cannot run this recurrent call: {why}")

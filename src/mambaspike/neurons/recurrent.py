@@ -12,7 +12,7 @@ is ``(v [B, C, ...], s_prev [B, C, ...])``.
 
 - :func:`rlif_multistep`: the reference loop (per step: ``einsum`` then :func:`lif_step`).
 - :func:`rlif_multistep_fast`: one custom autograd node over the whole sequence; forward and backward
-  are compiled loops (``mambaspike._rlif_numba``) -- no Python per time step, which is what makes a
+  are compiled loops (:mod:`mambaspike.kernels.rlif_numba`) -- no Python per time step, which is what makes a
   recurrent block slow at long sequences and small batches (batch-1 inference of 392 bins: one Python
   iteration of several small ops per bin). CPU, float32/float64, scalar ``beta``/``v_threshold``, a
   built-in surrogate; see :func:`fused_supported`.
@@ -28,7 +28,10 @@ import math
 import torch
 
 from mambaspike.neurons.functional import LIFParams, lif_step
-from mambaspike.neurons.lif_fast import _empty, _kernel_scalars, _kernel_unsupported, _np_dtype, _numba_kernels, _parallel
+from mambaspike import kernels
+from mambaspike.kernels.threads import run_blocks
+from mambaspike.kernels.views import empty_like_numpy, np_dtype
+from mambaspike.neurons.lif_fast import kernel_scalars, kernel_unsupported
 
 
 def _rows(t: torch.Tensor, batch_dim: int) -> torch.Tensor:
@@ -58,7 +61,7 @@ def rlif_multistep(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParams, sp
         s_prev, v = lif_step(x, v, p, spike_fn)
         out.append(s_prev)
     if not out:
-        return x_seq.new_empty(x_seq.shape), (v, s_prev)
+        return x_seq.newempty_like_numpy(x_seq.shape), (v, s_prev)
     return torch.stack(out), (v, s_prev)
 
 
@@ -66,30 +69,16 @@ def fused_supported(x_seq: torch.Tensor, W: torch.Tensor, p: LIFParams, spike_fn
     """Why the compiled kernel cannot run this call (``None`` when it can)."""
     if x_seq.device.type != "cpu":
         return f"tensors on {x_seq.device} (CPU only)"
-    why = _kernel_unsupported(x_seq, p, spike_fn)
+    why = kernel_unsupported(x_seq, p, spike_fn)
     if why is not None:
         return why
     if x_seq.dim() < 3:
         return "input without a channel axis ([T, B, C, ...] expected)"
     if tuple(W.shape) != (x_seq.shape[2], x_seq.shape[2]):
         return f"a recurrent weight of shape {tuple(W.shape)} for {x_seq.shape[2]} channels"
-    if _numba_kernels() is None or _rlif_kernels() is None:
-        return "numba is unavailable"
+    if not kernels.available("rlif_numba"):
+        return f"the recurrent LIF kernel is unavailable ({kernels.reason('rlif_numba')})"
     return None
-
-
-_state: dict = {"module": None, "error": None}
-
-
-def _rlif_kernels():
-    if _state["module"] is None and _state["error"] is None:
-        try:
-            from mambaspike.kernels import rlif_numba as _rlif_numba
-
-            _state["module"] = _rlif_numba
-        except Exception as e:  # pragma: no cover - numba missing or broken
-            _state["error"] = f"{type(e).__name__}: {e}"
-    return _state["module"]
 
 
 class _FusedRecurrentLIF(torch.autograd.Function):
@@ -101,19 +90,19 @@ class _FusedRecurrentLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, W, v0, s0, beta, v_threshold, alpha, has_s0, v_reset, soft, detach, decay_input, kind):
-        K = _rlif_kernels()
+        K = kernels.load("rlif_numba")
         dt = x.dtype
-        npd = _np_dtype(dt)
+        npd = np_dtype(dt)
         x, W, v0, s0 = (t.detach().to(dt).contiguous() for t in (x, W, v0, s0))
         WT = W.t().contiguous()
-        b, c, vth = _kernel_scalars(beta, v_threshold, decay_input, dt)
+        b, c, vth = kernel_scalars(beta, v_threshold, decay_input, dt)
         T, R, C = x.shape
-        s = _empty(x.shape, dt)
+        s = empty_like_numpy(x.shape, dt)
         v_last = v0.clone()
         if T and R and C:
             args = (x.numpy(), WT.numpy(), v0.numpy(), s0.numpy(), bool(has_s0), npd(b), npd(c), npd(vth),
                     npd(v_reset), bool(soft), s.numpy(), v_last.numpy())  # fmt: skip
-            _parallel(K.rlif_forward, args, R, T * R * C)
+            run_blocks(K.rlif_forward, args, R, T * R * C)
         ctx.save_for_backward(x, W, WT, v0, s0)
         ctx.cfg = (b, c, vth, float(v_reset), bool(soft), bool(detach), bool(decay_input), int(kind),
                    float(alpha.detach()), bool(has_s0), beta.shape, beta.dtype, v_threshold.shape, v_threshold.dtype)  # fmt: skip
@@ -121,15 +110,15 @@ class _FusedRecurrentLIF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_s, g_v):
-        K = _rlif_kernels()
+        K = kernels.load("rlif_numba")
         x, W, WT, v0, s0 = ctx.saved_tensors
         b, c, vth, v_reset, soft, detach, decay_input, kind, alpha, has_s0, b_shape, b_dt, t_shape, t_dt = ctx.cfg
         T, R, C = x.shape
         dt = x.dtype
-        npd = _np_dtype(dt)
+        npd = np_dtype(dt)
         gs = torch.zeros_like(x) if g_s is None else g_s.to(dt).contiguous()
         gv = torch.zeros_like(v0) if g_v is None else g_v.to(dt).contiguous()
-        gx = _empty(x.shape, dt)
+        gx = empty_like_numpy(x.shape, dt)
         gv0 = torch.empty_like(v0)
         gs0 = torch.empty_like(v0)
         threads = torch.get_num_threads()
@@ -145,7 +134,7 @@ class _FusedRecurrentLIF(torch.autograd.Function):
             args = (kind, x.numpy(), W.numpy(), WT.numpy(), v0.numpy(), s0.numpy(), has_s0, gs.numpy(), gv.numpy(),
                     npd(b), npd(c), npd(vth), npd(v_reset), npd(alpha), npd(1.0), npd(math.pi / 2), soft, detach,
                     decay_input, gx.numpy(), gv0.numpy(), gs0.numpy(), gWT, gbeta, gvth, nrows)  # fmt: skip
-            _parallel(K.rlif_backward, args, nchunk, T * R * C * C)
+            run_blocks(K.rlif_backward, args, nchunk, T * R * C * C)
         else:
             gx.zero_()
             gv0.copy_(gv)

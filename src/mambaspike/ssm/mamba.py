@@ -19,7 +19,6 @@ states, within float rounding.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mambaspike import kernels
 from mambaspike.kernels.views import numpy_view
-from mambaspike.ssm.scan import numba_available, selective_scan
+from mambaspike.ssm.scan import selective_scan
 
 
 @dataclass
@@ -56,47 +56,6 @@ class MambaConfig:
         return math.ceil(self.d_model / 16) if self.dt_rank == "auto" else int(self.dt_rank)
 
 
-_FUSED: dict = {}  # "kernels" -> module, or "error" -> why it is unavailable
-
-
-def _observed(*modules: nn.Module) -> bool:
-    """Whether a forward hook (global, or on one of ``modules`` or their children) would see calls
-    the fused path does not make (``conv1d`` and ``dt_proj`` run inside its kernels)."""
-    mm = nn.modules.module
-    if mm._global_forward_hooks or mm._global_forward_pre_hooks:
-        return True
-    mods = (m for mod in modules for m in (mod, *mod._modules.values()) if m is not None)
-    return any(m._forward_hooks or m._forward_pre_hooks for m in mods)
-
-
-def _load_kernels():
-    """The compiled kernel module (:mod:`._mamba_numba`), or ``None`` where numba is unavailable or the
-    kernels do not compile (one warning)."""
-    if "kernels" not in _FUSED and "error" not in _FUSED:
-        if numba_available():  # the scan backend's check (warns once where numba is missing)
-            try:
-                from mambaspike.kernels import mamba_numba as k
-
-                k.warm_up()
-                _FUSED["kernels"] = k
-            except Exception as e:  # numba.errors.*, LLVM failures: the reference path still works
-                _FUSED["error"] = f"{type(e).__name__}: {e}"
-                warnings.warn(
-                    f"MambaBlock: the fused inference kernels are unavailable ({_FUSED['error']}); "
-                    "using the unfused forward",
-                    RuntimeWarning,
-                    stacklevel=5,
-                )
-        else:
-            _FUSED["error"] = "numba unavailable"
-    return _FUSED.get("kernels")
-
-
-def _no_graph(*tensors: torch.Tensor) -> bool:
-    """Whether autograd would record nothing on ``tensors`` (grad mode off, or none requires grad)."""
-    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
-
-
 def _cpu_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """What every fused path needs of its input: CPU float32/float64 like ``weight``, no autocast, not
     traced for export."""
@@ -105,7 +64,7 @@ def _cpu_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.dtype in (torch.float32, torch.float64)
         and weight.dtype == x.dtype
         and not torch.is_autocast_enabled("cpu")
-        and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+        and not kernels.tracing()
     )
 
 
@@ -117,11 +76,11 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
     parameter requires grad)."""
     if x.dim() != 3 or block.cfg.scan_backend not in ("auto", "numba") or not _cpu_inference(x, block.in_proj.weight):
         return None
-    if _observed(block):  # operation counters hook the Linear/Conv1d layers the kernels replace
+    if kernels.observed(block):  # operation counters hook the Linear/Conv1d layers the kernels replace
         return None
-    if not _no_graph(x, *block.parameters(), *(state if state is not None else ())):
+    if kernels.needs_graph(x, *block.parameters(), *(state if state is not None else ())):
         return None
-    return _load_kernels()
+    return kernels.load("mamba_numba")
 
 
 def _rmsnorm(norm: "RMSNorm", x: torch.Tensor, k) -> torch.Tensor:
@@ -143,8 +102,8 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """In inference on CPU (no graph needed) one compiled call (:func:`_rmsnorm`), else torch's
         operations (not ``F.rms_norm``: it does not export to ONNX opset 17)."""
-        if _cpu_inference(x, self.weight) and _no_graph(x, self.weight):
-            k = _load_kernels()
+        if _cpu_inference(x, self.weight) and not kernels.needs_graph(x, self.weight):
+            k = kernels.load("mamba_numba")
             if k is not None:
                 return _rmsnorm(self, x, k)
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight

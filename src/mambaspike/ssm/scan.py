@@ -30,10 +30,10 @@ autocast; ``y`` is returned in ``u``'s dtype, the last state in the compute dtyp
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
+
+from mambaspike import kernels
 
 BACKENDS = ("reference", "numba", "cuda", "auto")
 
@@ -86,41 +86,9 @@ def selective_scan_reference(
 # numba (compiled CPU) backend
 # --------------------------------------------------------------------------------------------
 
-_NUMBA: dict = {}  # "kernels" -> module, or "error" -> why it is unavailable
-
-
-def _numba_kernels():
-    """The compiled kernel module, or ``None`` (after one warning) where numba cannot provide it."""
-    if "kernels" in _NUMBA:
-        return _NUMBA["kernels"]
-    if "error" in _NUMBA:
-        return None
-    torch_threads = torch.get_num_threads()  # numba's OpenMP layer resets it when it starts
-    try:
-        from mambaspike.kernels import scan_numba as k
-
-        # compile (or load from cache) both dtypes now, so a failure shows here and only once
-        for dt in (torch.float32, torch.float64):
-            z3 = torch.zeros(1, 1, 1, dtype=dt).numpy()
-            z2 = torch.zeros(1, 1, dtype=dt).numpy()
-            k.scan_fwd(z3, z3, z2, z3, z3, z3, z3.copy(), z3.copy())
-        _NUMBA["kernels"] = k
-        torch.set_num_threads(torch_threads)
-        return k
-    except Exception as e:  # ImportError, numba.errors.*, LLVM failures
-        torch.set_num_threads(torch_threads)
-        _NUMBA["error"] = f"{type(e).__name__}: {e}"
-        warnings.warn(
-            f"selective_scan: the compiled 'numba' backend is unavailable ({_NUMBA['error']}); "
-            "using the 'reference' loop instead",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-
-
 def numba_available() -> bool:
-    return _numba_kernels() is not None
+    """Whether the compiled CPU scan kernel can be used (see :func:`mambaspike.kernels.load`)."""
+    return kernels.available("scan_numba")
 
 
 def _numba_threads() -> int:
@@ -147,7 +115,7 @@ class _NumbaScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, x0, softplus: bool):
-        k = _NUMBA["kernels"]
+        k = kernels.load("scan_numba")
         u, delta, A, x0 = (t.detach().contiguous() for t in (u, delta, A, x0))
         D, z, delta_bias = (t.detach() if t is not None else None for t in (D, z, delta_bias))
         dt = _delta(delta, delta_bias, softplus)  # (B, D, L)
@@ -168,7 +136,7 @@ class _NumbaScanFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout, glast):
-        k = _NUMBA["kernels"]
+        k = kernels.load("scan_numba")
         u, delta, A, Bt, Ct, x0, D, z, delta_bias, ypd = ctx.saved_tensors
         nb, nd, L = u.shape
         N = A.shape[1]

@@ -36,7 +36,8 @@ from mambaspike._version import __version__
 from mambaspike.training import distributed
 from mambaspike.training.checkpoint import atomic_write_json, load_optimizer_state, load_record, load_weights, read_json, save_checkpoint
 from mambaspike.errors import ConfigError, TrainingError
-from mambaspike.evaluation.inference import classification_metrics, collate_time_first, final_metrics, run_inference, selection_info
+from mambaspike.data import collate_time_first
+from mambaspike.evaluation.inference import classification_metrics, final_metrics, run_inference, selection_info
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model, count_parameters, model_loss, model_scores
 
