@@ -1,20 +1,24 @@
-"""Our synaptic-operation counts and footprint against NeuroBench's on a small model.
+"""Our synaptic-operation counts, footprint and activation sparsity against NeuroBench's: on a small
+model, and through the adapter (``mambaspike.evaluation.neurobench``) on a trained Mamba-Spike run.
 
 NeuroBench is a test-only dependency (requirements-neurobench.txt, installed with --no-deps by .ci/run).
 """
+
+import sys
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from mambaspike.evaluation import neurobench as nbadapter
 from mambaspike.evaluation.energy import OpCounter, footprint_bytes
 
 pytest.importorskip("snntorch")
 Benchmark = pytest.importorskip("neurobench.benchmarks").Benchmark
 TorchModel = pytest.importorskip("neurobench.models").TorchModel
 from neurobench.metrics.static import Footprint  # noqa: E402
-from neurobench.metrics.workload import SynapticOperations  # noqa: E402
+from neurobench.metrics.workload import ActivationSparsity, ActivationSparsityByLayer, SynapticOperations  # noqa: E402
 
 
 class Small(nn.Module):
@@ -55,3 +59,75 @@ def test_synaptic_operations_and_footprint_match_neurobench():
     assert ours["synops_effective_macs"] == pytest.approx(nb["Effective_MACs"])
     assert ours["synops_dense"] == pytest.approx(nb["Dense"])
     assert footprint_bytes(net) == theirs["Footprint"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_dir, tmp_path_factory):
+    """A Mamba-Spike run trained by the project's trainer on N-Digits (small, but it learns and spikes)."""
+    from mambaspike.training.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("neurobench") / "run"
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        output_dir=str(out),
+        subset=120,
+        epochs=3,
+        batch_size=8,
+        lr=5e-3,
+        time_window_us=100_000,
+        progress=False,
+        threads=1,
+        model_overrides={"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8},
+    )
+    train(cfg, log=lambda *a, **k: None)
+    return out
+
+
+def test_neurobench_benchmark_of_a_trained_run_reports_what_eval_reports(trained_run, tmp_path):
+    from mambaspike.evaluation.inference import load_run_data, load_run_model
+    from mambaspike.evaluation.report import evaluate_checkpoint
+
+    ours = evaluate_checkpoint(trained_run, out_dir=tmp_path, latency_repeats=1)  # what `mambaspike eval` writes
+    model, run, _ = load_run_model(trained_run)
+    test_set = load_run_data(run)[2]
+    theirs = nbadapter.neurobench_benchmark(model, test_set, batch_size=16)
+
+    sparsity = ours["neurobench"]["activation_sparsity"]
+    assert 0.5 < sparsity < 0.999  # the model spikes, sparsely
+    assert theirs["ActivationSparsity"] == pytest.approx(sparsity, abs=0.01)
+    assert theirs["ActivationSparsity"] == pytest.approx(sparsity, rel=1e-9)  # same neurons, same definition
+    assert theirs["Footprint"] == ours["neurobench"]["footprint_bytes"]
+    for key, value in ours["neurobench"]["synaptic_operations"].items():
+        assert theirs["SynapticOperations"][key] == pytest.approx(value), key
+    assert ours["neurobench"]["synaptic_operations"]["Effective_ACs"] > 0
+    assert theirs["ClassificationAccuracy"] == pytest.approx(ours["test_accuracy"])
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())  # hooks removed
+
+
+def test_without_the_adapter_neurobench_sees_no_activation_in_our_model(trained_run):
+    from mambaspike.evaluation.inference import load_run_data, load_run_model
+
+    model, run, _ = load_run_model(trained_run)
+    test_set = load_run_data(run)[2]
+    loader = DataLoader(torch.utils.data.Subset(test_set, range(16)), batch_size=8)
+    assert TorchModel(model).activation_layers() == []  # NeuroBench alone finds no activation: sparsity 0.0
+
+    adapted = nbadapter.neurobench_model(model)
+    names = [a["layer_name"] for a in adapted.activation_layers()]
+    assert names == ["frontend.blocks.0.lif", "frontend.blocks.1.lif", "frontend.blocks.2.lif"]
+    bench = Benchmark(adapted, loader, [], [], [[], [ActivationSparsity, ActivationSparsityByLayer]])
+    with torch.no_grad():
+        res = bench.run(quiet=True)
+    adapted.cleanup_hooks()
+    by_layer = res["ActivationSparsityByLayer"]
+    assert sorted(by_layer) == names and all(0.0 < v < 1.0 for v in by_layer.values())
+    assert min(by_layer.values()) <= res["ActivationSparsity"] <= max(by_layer.values())
+
+
+def test_missing_neurobench_is_one_error_saying_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(nbadapter, "_CLASSES", {})
+    for name in [m for m in sys.modules if m == "neurobench" or m.startswith("neurobench.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # an import of it now fails as if it were not installed
+    hint = r"NeuroBench is not installed .*pip install --no-deps -r requirements-neurobench\.txt"
+    with pytest.raises(ImportError, match=hint):
+        nbadapter.neurobench_model(nn.Linear(2, 2))
