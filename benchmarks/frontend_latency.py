@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/frontend_latency.py [--threads 1 2] [--calls 50] [--input smnist|nmnist]
 
-- ``fused``: the whole dense front-end in one compiled call (:mod:`mambaspike.models.frontend_fused`;
+- ``fused``: the whole dense front-end in one compiled call (:mod:`mambaspike.layers.frontend_fused`;
   1-D input only, so ``nmnist`` has no such row);
 - ``blocks``: block by block (``forward_reference``), each LIF through its compiled kernel, the
   recurrent block through the compiled recurrent LIF;

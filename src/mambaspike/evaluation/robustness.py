@@ -1,4 +1,4 @@
-"""Robustness: test accuracy against perturbation level (``mambaspike robustness``).
+"""Robustness: test accuracy against perturbation level (``mambaspike.evaluation.robustness``).
 
 Perturbations act on the **binned frames** a data set serves (``[T, C, H, W]`` event counts per bin
 and polarity), not on raw event streams, so every data set and cache works unchanged; each count is
@@ -215,7 +215,7 @@ def robustness(
         table.setdefault((r["perturbation"], r["level"]), {"perturbation": r["perturbation"], "level": r["level"],
                                                           "unit": r["unit"]})[r["model"]] = r["accuracy"]  # fmt: skip
     md = ["# Robustness: test accuracy against perturbation level", "",
-          f"Perturbations applied to binned frames (see `mambaspike.robustness`); seed {seed}.", "",
+          f"Perturbations applied to binned frames (see `mambaspike.evaluation.robustness`); seed {seed}.", "",
           markdown_table(list(table.values()), ["perturbation", "level", "unit", *labels]),
           "![robustness](robustness.png)", ""]  # fmt: skip
     (out / "robustness.md").write_text("\n".join(md))

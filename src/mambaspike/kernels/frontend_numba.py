@@ -1,6 +1,6 @@
 """Compiled CPU kernel of the dense spiking front-end's inference forward (numba, ``cache=True``, ``nogil``).
 
-Used by :func:`mambaspike.models.frontend_fused.forward` (1-D input, eval mode, no autograd graph).
+Used by :func:`mambaspike.layers.frontend_fused.forward` (1-D input, eval mode, no autograd graph).
 One call runs the whole stack for a range of samples with no Python in between -- at batch 1 the
 module-by-module forward spends nearly all its time in the per-call overhead of a dozen small
 operations per block, not in arithmetic. Per sample::
@@ -64,6 +64,9 @@ def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset,
 
 @njit(**_OPTS)
 def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: no cover
+    # BatchNorm is folded here in the input's dtype, as torch's eval-mode batch norm rounds it, so the
+    # kernel's spikes equal the module path's; the NIR export folds in float64 into a graph (its own
+    # function, mambaspike.export): a shared fold would cost one of the two its precision.
     """The packed parameters of one call, from the live tensors: each layer's weight transposed into
     ``wt[l, :n_in, :n_out]`` (zero-padded to the widest layer), BatchNorm folded as torch's eval-mode
     batch norm computes it (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``, packed by

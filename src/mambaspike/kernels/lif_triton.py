@@ -1,6 +1,6 @@
 """GPU kernels of the fused multi-step LIF (Triton), used by :func:`mambaspike.neurons.lif_multistep_fast`.
 
-The same algorithm as the CPU kernels (``mambaspike._lif_numba``): one program per block of
+The same algorithm as the CPU kernels (``mambaspike.kernels.lif_numba``): one program per block of
 ``BLOCK`` neurons loops over time; the forward reads ``x`` and writes the spikes; the backward
 recomputes the pre-reset potentials ``h`` into the input-gradient buffer (a first pass), then runs
 the adjoint recursion backwards in time, reading ``h[t]`` from that buffer and overwriting it with
@@ -9,10 +9,10 @@ between forward and backward but the input. Per-program partial sums of the ``be
 ``v_threshold`` gradients are added up on the host (deterministic). Scalars travel in a small
 tensor of the inputs' dtype, so float64 runs in float64 throughout.
 
-Status: checked against the reference loop with Triton's interpreter on CPU tensors
-(``TRITON_INTERPRET=1``, ``tests/test_lif_triton.py``); not yet run on a GPU. ``backend="auto"``
-therefore uses it only after a one-time check on the device against the reference loop
-(``mambaspike.neurons._triton_checked``), and falls back to the reference loop with a warning otherwise.
+``tests/test_lif_triton.py`` compares it with the reference loop (in Triton's interpreter,
+``TRITON_INTERPRET=1``, where no GPU is present). ``backend="auto"`` uses it only after a one-time check
+on the device against the reference loop (``mambaspike.neurons.lif_fast._triton_usable``), and falls
+back to the reference loop with a warning otherwise.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ transposed or copied between the GEMMs:
 
 Both kernels run a range of batch elements ``[b0, b1)`` over all channels and release the GIL. The
 caller (:meth:`mambaspike.ssm.mamba.MambaBlock.forward_fused`) runs them on its own thread: split over
-worker threads they lost to torch's OpenMP threads spinning after each GEMM (measured there). They
-are not ``parallel=True`` for the reason given in :mod:`mambaspike._threads` (two spinning OpenMP
+worker threads they would wait for torch's OpenMP threads spinning after each GEMM. They are not
+``parallel=True`` for the reason given in :mod:`mambaspike.kernels.threads` (two spinning OpenMP
 pools).
 Every array has one dtype, float32 or float64; float64 uses libm's ``exp``/``log1p``.
 """

@@ -1,4 +1,4 @@
-"""Compiled CPU kernels of the fused recurrent LIF (numba), used by :mod:`mambaspike.recurrent_lif`.
+"""Compiled CPU kernels of the fused recurrent LIF (numba), used by :mod:`mambaspike.neurons.recurrent`.
 
 A recurrent LIF population adds a channel-mixing map of its own spikes at ``t - 1`` to its input::
 
@@ -8,7 +8,7 @@ A recurrent LIF population adds a channel-mixing map of its own spikes at ``t - 
 
 Layout: ``x [T, R, C]`` (``R`` independent rows -- batch x pixels for a 1x1 recurrent convolution,
 batch for a dense one -- and ``C`` channels, contiguous). Rows never interact, so work is split over
-ranges of rows ``[r0, r1)`` that run on several threads (``nogil``; see :mod:`mambaspike._threads`).
+ranges of rows ``[r0, r1)`` that run on several threads (``nogil``; see :mod:`mambaspike.kernels.threads`).
 
 - forward: per row, the time loop outermost; the recurrent current is accumulated from the spikes
   that fired (``W``'s columns, read as rows of ``WT = W.T``), so its cost is proportional to the
@@ -18,7 +18,7 @@ ranges of rows ``[r0, r1)`` that run on several threads (``nogil``; see :mod:`ma
   ``W^T dL/dI[t]`` (dense: surrogate gradients are nowhere exactly zero); ``dL/dW`` accumulates
   ``dL/dI[t] s[t-1]^T`` over the spikes, per range of rows (float64), summed by the caller.
 
-Scalar arguments must have the arrays' dtype (see ``mambaspike._lif_numba``).
+Scalar arguments must have the arrays' dtype (see ``mambaspike.kernels.lif_numba``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def rlif_forward(x, WT, v0, s0, has_s0, beta, c, vth, v_reset, soft, s, v_last, 
 @njit(**_OPTS)
 def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi, soft,
                         detach, decay_input, gx, gv0, gs0, gWT, gbeta, gvth, r0, r1):  # fmt: skip
-    """Rows ``[r0, r1)``: the LIF adjoint of one step is ``mambaspike._lif_numba._bwd_row`` driven by
+    """Rows ``[r0, r1)``: the LIF adjoint of one step is ``mambaspike.kernels.lif_numba._bwd_row`` driven by
     ``I[t]`` and by the spike gradient plus what reaches ``s[t]`` through the recurrence."""
     T, R, C = x.shape
     zero = one - one
@@ -130,7 +130,7 @@ def rlif_backward(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_r
     """Adjoint of :func:`rlif_forward` for the row chunks ``[b0, b1)`` (chunk ``b``: rows
     ``[b * nrows, (b + 1) * nrows)``). Writes ``gx [T, R, C]``, ``gv0, gs0 [R, C]`` and per chunk
     ``gWT_part[b] [C, C]`` (dL/dW transposed), ``gbeta[b]``, ``gvth[b]`` (float64 partial sums).
-    ``kind`` selects the surrogate (see ``mambaspike._lif_numba``)."""
+    ``kind`` selects the surrogate (see ``mambaspike.kernels.lif_numba``)."""
     R = x.shape[1]
     for b in range(b0, b1):
         lo, hi = b * nrows, min((b + 1) * nrows, R)

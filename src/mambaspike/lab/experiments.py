@@ -106,7 +106,7 @@ TABLE_HEADERS = {
     "params": "params",
 }
 ENERGY_FOOTNOTE = (
-    "*compute-only estimate, 4.6 pJ/MAC and 0.9 pJ/AC (45 nm FP32, Horowitz 2014); see `mambaspike.energy`."
+    "*compute-only estimate, 4.6 pJ/MAC and 0.9 pJ/AC (45 nm FP32, Horowitz 2014); see `mambaspike.evaluation.energy`."
 )
 
 

@@ -1,5 +1,5 @@
 """``mambaspike sweep``: the Spiking Mamba paper's MNIST hyper-parameter ablation grid (Miao, Table 1)
-on any registered data set, trained by :func:`mambaspike.train.train`.
+on any registered data set, trained by :func:`mambaspike.training.trainer.train`.
 
 Each row changes one of: channels (the first patch block's width), time steps, patchifier blocks,
 block composition (``MM`` = Mamba + Mamba, ``MT`` = Mamba + Transformer) and state size; the paper

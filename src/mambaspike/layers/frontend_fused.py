@@ -1,13 +1,13 @@
 """Inference forward of the dense spiking front-end in one compiled call.
 
-:meth:`SpikingFrontEnd.forward <mambaspike.models.frontend.SpikingFrontEnd.forward>` takes this path
+:meth:`SpikingFrontEnd.forward <mambaspike.layers.frontend.SpikingFrontEnd.forward>` takes this path
 when :func:`unsupported` finds nothing against it: 1-D input (dense blocks, Sequential MNIST, audio),
 plain ``LIF`` neurons on the ``auto``/``numba``/``cpu`` backends, BatchNorm in eval mode with running
 statistics, CPU float32/float64, no autograd graph needed, and nothing observing the blocks call by
 call (hooks of spike counters, tracing for export). Otherwise, and always as the ground truth, the
-module-by-module forward (:meth:`~mambaspike.models.frontend.SpikingFrontEnd.forward_reference`) runs.
+module-by-module forward (:meth:`~mambaspike.layers.frontend.SpikingFrontEnd.forward_reference`) runs.
 
-The kernel (:mod:`._frontend_numba`) reads every parameter and buffer from the modules on each call
+The kernel (:mod:`mambaspike.kernels.frontend_numba`) reads every parameter and buffer from the modules on each call
 (nothing is cached, so in-place changes, ``.data`` writes, replaced tensors and changed attributes such
 as ``soft_reset`` or ``bn.eps`` all take effect at once); the LIF scalars are computed by torch exactly
 as the reference computes them.

@@ -138,7 +138,7 @@ class LIF(_LeakyNeuron):
     def forward(self, x_seq: torch.Tensor, state=None, recurrent: torch.Tensor | None = None):
         """``recurrent``: a ``[C, C]`` weight from the population's spikes at ``t - 1`` to its input at
         ``t`` (channels on axis 2 of ``x_seq``); the state is then ``(v, s_prev)`` (see
-        :mod:`mambaspike.recurrent_lif`): the compiled kernel where it applies and the backend allows,
+        :mod:`mambaspike.neurons.recurrent`): the compiled kernel where it applies and the backend allows,
         else the reference loop."""
         if recurrent is not None:
             p = self.params()

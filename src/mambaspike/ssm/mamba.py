@@ -10,7 +10,7 @@ Streaming: every module also has ``step(x [B, D], state=None) -> (y [B, D], stat
 with the same state, in O(1) memory; a sequence fed step by step gives the full forward's output.
 
 Fused inference: where no autograd graph is needed (CPU, float32/float64, scan backend ``auto`` or
-``numba``), ``MambaBlock.forward`` runs the compiled kernels of :mod:`._mamba_numba` between its GEMMs,
+``numba``), ``MambaBlock.forward`` runs the compiled kernels of :mod:`mambaspike.kernels.mamba_numba` between its GEMMs,
 time-major ``[B, L, E]`` throughout (conv + SiLU; dt_proj + softplus + scan + ``D`` skip + SiLU gate),
 instead of :meth:`MambaBlock.forward_reference`, and ``RMSNorm`` is one compiled call; same outputs and
 states, within float rounding.
@@ -151,7 +151,7 @@ class MambaBlock(nn.Module):
     def forward_fused(self, x: torch.Tensor, state, k, residual: torch.Tensor | None = None):
         """The inference forward, time-major throughout: ``in_proj`` -> kernel (causal conv + SiLU) ->
         ``x_proj`` -> kernel (``dt_proj``, softplus, scan, ``D`` skip, SiLU gate) -> ``out_proj``.
-        ``k`` is the kernel module (:mod:`._mamba_numba`). No autograd graph. With ``residual``
+        ``k`` is the kernel module (:mod:`mambaspike.kernels.mamba_numba`). No autograd graph. With ``residual``
         (``[B, L, d_model]``) the output is ``residual + out_proj(y)``, the sum done by the GEMM.
 
         The kernels run on the calling thread. Right after each GEMM torch's OpenMP threads spin for
@@ -192,7 +192,7 @@ class MambaBlock(nn.Module):
     def _kernel_params(self, dtype, k) -> tuple:
         """``(dt_w [E, R], A_in [E, N], a_is_log, a_scale, D [E], dt_bias [E])`` for
         :func:`._mamba_numba.scan_gate`, read from the live parameters on every call (views kept by
-        :func:`mambaspike._views.numpy_view`; nothing that could go stale). In float32 the kernel
+        :func:`mambaspike.kernels.views.numpy_view`; nothing that could go stale). In float32 the kernel
         takes ``A_log`` and computes ``-A = exp(A_log)`` itself; in float64 ``-A`` comes from torch's
         float32 ``exp``, exactly as :meth:`forward_reference` rounds it."""
         dt_w = numpy_view(self.dt_proj.weight, dtype)  # (E, R)

@@ -1,6 +1,6 @@
 """Training recipes: YAML files in ``configs/`` (one per data set x model), validated on loading.
 
-A recipe holds :class:`~mambaspike.train.TrainConfig` fields (``dataset``, ``model``, ``epochs``,
+A recipe holds :class:`~mambaspike.training.trainer.TrainConfig` fields (``dataset``, ``model``, ``epochs``,
 ``batch_size``, ``lr``, ``weight_decay``, ``warmup_epochs``, ``grad_clip``, ``time_window_us``,
 ``dt_us``, ``seed``, ``augment``, ...) and ``model_overrides``: a mapping of
 :class:`~mambaspike.models.ModelConfig` fields. ``mambaspike train --config X`` starts from the
