@@ -11,7 +11,9 @@ import torch.nn.functional as F
 
 from mambaspike.cli import main
 from mambaspike.evaluation.inference import SpikeCounter
-from mambaspike.export.core import ExportError, export_mode, export_onnx, frontend_to_nir
+from mambaspike.errors import ExportError
+from mambaspike.export import export_onnx, frontend_to_nir
+from mambaspike.export.onnx import export_mode
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model
 from mambaspike.layers.frontend import SpikingFrontEnd
@@ -52,7 +54,7 @@ def test_onnx_round_trip_matches_pytorch(name, tmp_path):
 
 def test_onnx_mismatch_is_an_error(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    import mambaspike.export.core as ex
+    import mambaspike.export.onnx as ex
 
     model = build_model(ModelConfig(name="gru", **TINY))
     with pytest.raises(ExportError, match="differ from PyTorch's"):
@@ -291,7 +293,7 @@ def test_cli_export_errors_are_one_line(tiny_run, tmp_path, capsys):
 def test_nir_of_a_non_spiking_model_is_refused(tmp_path, monkeypatch):
     pytest.importorskip("nir")
     import mambaspike.evaluation.inference as ev
-    from mambaspike.export.core import export_run
+    from mambaspike.export import export_run
 
     cfg = ModelConfig(name="gru", **TINY)
     run = {"model": cfg.to_dict(), "train": {"time_window_us": 30000, "dt_us": 10000}}
