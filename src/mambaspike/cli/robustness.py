@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "robustness",
         help=HELP,
         description="Evaluate each run's validation-selected checkpoint on its test split under each perturbation "
-        "and level; perturbations act on the binned frames (see mambaspike.robustness). Writes robustness.csv, "
+        "and level; perturbations act on the binned frames (see mambaspike.evaluation.robustness). Writes robustness.csv, "
         "robustness.md and robustness.png (one curve per checkpoint). Levels: "
         + "; ".join(f"{k}: {LEVEL_UNITS[k]}, default {','.join(f'{v:g}' for v in DEFAULT_LEVELS[k])}"
                     for k in PERTURBATIONS),
