@@ -1,6 +1,6 @@
 """Training recipes: YAML files in ``configs/`` (one per data set x model), validated on loading.
 
-A recipe holds :class:`~mambaspike.train.TrainConfig` fields (``dataset``, ``model``, ``epochs``,
+A recipe holds :class:`~mambaspike.training.config.TrainConfig` fields (``dataset``, ``model``, ``epochs``,
 ``batch_size``, ``lr``, ``weight_decay``, ``warmup_epochs``, ``grad_clip``, ``time_window_us``,
 ``dt_us``, ``seed``, ``augment``, ...) and ``model_overrides``: a mapping of
 :class:`~mambaspike.models.ModelConfig` fields. ``mambaspike train --config X`` starts from the
@@ -15,8 +15,6 @@ from pathlib import Path
 from mambaspike.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the checkout's configs/
-# Set by the data set and the trainer, never by a recipe:
-_DERIVED_MODEL_FIELDS = {"name", "input_shape", "num_classes", "dt_ms"}
 _RUN_ONLY_FIELDS = {"output_dir", "progress", "threads", "data_dir", "model_overrides", "download", "device"}
 
 
@@ -43,7 +41,7 @@ def load_recipe(name_or_path: str) -> dict:
     from mambaspike.data import dataset_names
     from mambaspike.models.config import ModelConfig
     from mambaspike.models.registry import model_names
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import DERIVED_MODEL_FIELDS, TrainConfig, model_config
 
     path = resolve(name_or_path)
     try:
@@ -53,7 +51,7 @@ def load_recipe(name_or_path: str) -> dict:
     if not isinstance(recipe, dict):
         raise ConfigError(f"{path}: expected a mapping of training options at the top level")
     train_keys = {f.name for f in fields(TrainConfig)} - _RUN_ONLY_FIELDS
-    model_keys = {f.name for f in fields(ModelConfig)} - _DERIVED_MODEL_FIELDS
+    model_keys = {f.name for f in fields(ModelConfig)} - set(DERIVED_MODEL_FIELDS)
     unknown = sorted(set(recipe) - train_keys - {"model_overrides"})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(train_keys))}, model_overrides")
@@ -76,7 +74,9 @@ def load_recipe(name_or_path: str) -> dict:
         ok = isinstance(value, expected) or (expected is float and isinstance(value, int) and not isinstance(value, bool))
         if not ok or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
-    for key in ("channels",):
-        if key in overrides:
-            overrides[key] = tuple(overrides[key])
+    try:
+        model_config(TrainConfig(model=recipe.get("model", TrainConfig.model), model_overrides=overrides))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    overrides = {k: ModelConfig.accepts(k).normalise(v) for k, v in overrides.items()}
     return {**recipe, "model_overrides": overrides}
