@@ -47,10 +47,10 @@ def test_unknown_key_is_one_line_with_the_closest_names(captured, capsys):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("d_model=abc", "--set: d_model must be int, got 'abc'"),
-        ("channels=[16,x]", "--set: channels must be a list of int, got [16, 'x']"),
-        ("learn_tau=3", "--set: learn_tau must be true or false, got 3"),
-        ("tau_ms=5e-4", "tau_ms must be float, got '5e-4' (YAML reads 5e-4 as text"),
+        ("d_model=abc", "--set: d_model = 'abc': expected an integer >= 1"),
+        ("channels=[16,x]", "--set: channels = [16, 'x']: expected a non-empty list of integers >= 1"),
+        ("learn_tau=3", "--set: learn_tau = 3: expected true or false"),
+        ("tau_ms=5e-4", "tau_ms = '5e-4': expected a finite number > 0 (ms) (YAML reads 5e-4 as text"),
         ("channels=[16,32", "--set channels=[16,32: not a YAML value"),
     ],
 )
@@ -111,7 +111,7 @@ def test_compare_and_ablate_take_set_over_model_config(monkeypatch, tmp_path, ca
 
 
 def test_a_set_value_reaches_the_trained_model(data_dir, tmp_path):
-    from mambaspike.evaluation.inference import load_run_model
+    from mambaspike.training.run import load_run
 
     out = tmp_path / "run"
     settings = ["tau_ms=12.5", "learn_tau=false", "recurrent=false", "channels=[4,8]", "d_model=24", "n_layers=1"]
@@ -120,7 +120,7 @@ def test_a_set_value_reaches_the_trained_model(data_dir, tmp_path):
                  *(a for s in settings for a in ("--set", s))]) == 0  # fmt: skip
     saved = json.loads((out / "run.json").read_text())
     assert saved["model"]["tau_ms"] == 12.5 and saved["model"]["channels"] == [4, 8]
-    model, _, _ = load_run_model(out)  # the saved weights fit a model of these sizes
+    model = load_run(out).model()  # the saved weights fit a model of these sizes
     blocks = model.frontend.blocks
     assert len(blocks) == 2 and blocks[0].conv.out_channels == 4 and blocks[1].conv.out_channels == 8
     assert all(b.lif.tau == pytest.approx(12.5, rel=1e-5) and b.recurrent is None for b in blocks)

@@ -273,9 +273,9 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
     # snnTorch's time step
     assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--bin-seconds", "1e-4",
                  "--output", str(tmp_path / "snn.nir")]) == 0  # fmt: skip
-    from mambaspike.evaluation.inference import load_run_model
+    from mambaspike.training.run import load_run
 
-    beta = float(load_run_model(tiny_run)[0].frontend.blocks[0].lif.beta.detach().double())
+    beta = float(load_run(tiny_run).model().frontend.blocks[0].lif.beta.detach().double())
     lif = nir.read(tmp_path / "snn.nir").nodes["block0_lif"]
     np.testing.assert_allclose(1 - 1e-4 / lif.tau, beta)  # snnTorch's decay at its dt equals ours
 
@@ -292,11 +292,14 @@ def test_cli_export_errors_are_one_line(tiny_run, tmp_path, capsys):
 
 def test_nir_of_a_non_spiking_model_is_refused(tmp_path, monkeypatch):
     pytest.importorskip("nir")
-    import mambaspike.evaluation.inference as ev
+    import json
+
     from mambaspike.export import export_run
+    from mambaspike.training.run import Run
 
     cfg = ModelConfig(name="gru", **TINY)
     run = {"model": cfg.to_dict(), "train": {"time_window_us": 30000, "dt_us": 10000}}
-    monkeypatch.setattr(ev, "load_run_model", lambda d: (build_model(cfg), run, {}))
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    monkeypatch.setattr(Run, "model", lambda self, tag="best", device=None: build_model(self.model_config).eval())
     with pytest.raises(ExportError, match="no spiking front-end"):
         export_run(tmp_path, "nir", log=lambda *a: None)

@@ -84,12 +84,12 @@ def trained_run(data_dir, tmp_path_factory):
 
 
 def test_neurobench_benchmark_of_a_trained_run_reports_what_eval_reports(trained_run, tmp_path):
-    from mambaspike.evaluation.inference import load_run_data, load_run_model
+    from mambaspike.training.run import load_run
     from mambaspike.evaluation.report import evaluate_checkpoint
 
     ours = evaluate_checkpoint(trained_run, out_dir=tmp_path, latency_repeats=1)  # what `mambaspike eval` writes
-    model, run, _ = load_run_model(trained_run)
-    test_set = load_run_data(run)[2]
+    run = load_run(trained_run)
+    model, test_set = run.model(), run.data("test")
     theirs = nbadapter.neurobench_benchmark(model, test_set, batch_size=16)
 
     sparsity = ours["neurobench"]["activation_sparsity"]
@@ -105,10 +105,10 @@ def test_neurobench_benchmark_of_a_trained_run_reports_what_eval_reports(trained
 
 
 def test_without_the_adapter_neurobench_sees_no_activation_in_our_model(trained_run):
-    from mambaspike.evaluation.inference import load_run_data, load_run_model
+    from mambaspike.training.run import load_run
 
-    model, run, _ = load_run_model(trained_run)
-    test_set = load_run_data(run)[2]
+    run = load_run(trained_run)
+    model, test_set = run.model(), run.data("test")
     loader = DataLoader(torch.utils.data.Subset(test_set, range(16)), batch_size=8)
     assert TorchModel(model).activation_layers() == []  # NeuroBench alone finds no activation: sparsity 0.0
 

@@ -5,7 +5,7 @@ import torch
 
 from mambaspike.errors import ConfigError
 from mambaspike.models.config import ModelConfig
-from mambaspike.models.registry import build_model, count_parameters, model_loss, model_scores
+from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
 from mambaspike.models.spiking_mamba.layers import ChannelConv, SEWAdd, SpikingMambaBlock, SpikingPatchGenerator, SpikingS6, SpikingSelfAttentionBlock, lif
 from mambaspike.models.spiking_mamba.model import SpikingMamba, patch_widths, spike_count_decode, spike_count_loss, spike_rate_loss
 from mambaspike.neurons.modules import LIF
@@ -168,9 +168,26 @@ def test_decoder_counts_spikes_and_model_protocol():
     out = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 1.0]], [[1.0, 0.0, 1.0]]])  # (T=3, B=1, 3)
     assert spike_count_decode(out).tolist() == [[2.0, 0.0, 3.0]]
     model = build_model(ModelConfig(name="spiking-mamba", input_shape=(1, 8, 8), embed_dim=16, spike_loss="count"))
-    assert model_scores(model, out).argmax(1).tolist() == [2]  # most spikes
+    assert model.decode(out).argmax(1).tolist() == [2]  # most spikes
     target = torch.tensor([2])
-    assert float(model_loss(model, out, target)) == pytest.approx(float(spike_count_loss(out, target)))
+    assert float(model.loss(out, target)) == pytest.approx(float(spike_count_loss(out, target)))
+
+
+@pytest.mark.parametrize("spike_loss", ["rate", "count"])
+def test_forward_gives_spike_counts_and_the_trainer_loss_is_the_papers(spike_loss):
+    """``forward`` -> logits: the spike counts of ``spike_train``; the harness's loss is the paper's
+    loss of that spike train (and with ``count``, plain cross-entropy of the logits)."""
+    model = build_model(small_cfg(spike_loss=spike_loss)).eval().requires_grad_(False)
+    x, y = torch.rand(1, 3, 1, 8, 8), torch.tensor([0, 4, 9])
+    train = model.spike_train(x)
+    assert train.shape == (4, 3, 10) and binary(train)
+    logits = model(x)
+    assert torch.equal(logits, train.sum(0))
+    loss, scores = loss_and_scores(model, x, y)
+    paper = spike_rate_loss if spike_loss == "rate" else spike_count_loss
+    assert float(loss) == float(paper(train, y)) and torch.equal(scores, logits)
+    if spike_loss == "count":
+        assert float(loss) == float(torch.nn.functional.cross_entropy(logits, y))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,16 +208,16 @@ def test_static_images_are_encoded_over_time_steps(encoding):
     assert enc.shape == (3, 4, 1, 8, 8)
     if encoding != "direct":
         assert binary(enc)
-    out = model(x)
+    out = model.spike_train(x)
     assert out.shape == (3, 4, 10) and binary(out)
-    assert model_scores(model, out).shape == (4, 10)
+    assert model(x).shape == (4, 10)
 
 
 def test_event_frames_pass_through_and_eval_encoding_is_repeatable():
     model = build_model(small_cfg(time_steps=4))
     frames = spikes_like(6, 2, 1, 8, 8)
     assert model.encode(frames) is frames
-    assert model(frames).shape == (6, 2, 10)
+    assert model.spike_train(frames).shape == (6, 2, 10) and model(frames).shape == (2, 10)
     model.eval()
     x = torch.rand(1, 2, 1, 8, 8)
     assert torch.equal(model(x), model(x))
@@ -216,21 +233,21 @@ def test_hybrids_from_pattern_strings():
     assert build_model(small_cfg(name="spiking-hybrid")).pattern == "MT"
     assert build_model(small_cfg()).pattern == "MM"
     assert build_model(small_cfg(name="spiking-hybrid", pattern="TMT")).pattern == "TMT"
-    out = model(torch.rand(1, 2, 1, 8, 8))
+    out = model.spike_train(torch.rand(1, 2, 1, 8, 8))
     assert out.shape == (4, 2, 10) and binary(out)
     for bad in ("", "MX", "mm"):
-        with pytest.raises(ConfigError, match="pattern must be a non-empty string"):
+        with pytest.raises(ConfigError, match=r"ModelConfig.pattern = .*: expected a non-empty string of 'M', 'T'"):
             build_model(small_cfg(pattern=bad))
 
 
 def test_bad_options_raise_naming_the_field():
-    with pytest.raises(ConfigError, match="input_encoding must be one of"):
+    with pytest.raises(ConfigError, match="input_encoding = 'delta': expected one of 'rate', 'latency', 'direct'"):
         build_model(small_cfg(input_encoding="delta"))
-    with pytest.raises(ConfigError, match="spike_loss must be one of"):
+    with pytest.raises(ConfigError, match="spike_loss = 'mse': expected one of 'rate', 'count'"):
         build_model(small_cfg(spike_loss="mse"))
-    with pytest.raises(ConfigError, match="time_steps must be a positive integer"):
+    with pytest.raises(ConfigError, match="time_steps = 0: expected an integer >= 1"):
         build_model(small_cfg(time_steps=0))
-    with pytest.raises(ConfigError, match="divisible by attn_heads"):
+    with pytest.raises(ConfigError, match="embed_dim = 16: expected a multiple of attn_heads = 3"):
         build_model(small_cfg(pattern="MT", attn_heads=3))
 
 
@@ -255,13 +272,13 @@ def test_a_tiny_model_learns():
     def accuracy():
         model.eval()
         with torch.no_grad():
-            return float((model_scores(model, model(x)).argmax(1) == y).float().mean())
+            return float((model(x).argmax(1) == y).float().mean())
 
     before = accuracy()
     model.train()
     for step in range(60):
         idx = torch.randperm(len(y))[:50]
-        loss = model_loss(model, model(x[:, idx]), y[idx])
+        loss, _ = loss_and_scores(model, x[:, idx], y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -73,7 +73,7 @@ def test_stream_equals_full_forward(name, shape, T):
 def test_stream_emits_logits_per_window_and_finish_keeps_state():
     model = _eval_model("mambaspike", (1,))
     x = _spiky_input(20, 2, (1,))
-    every = model.cfg.temporal_pool * model.cfg.window
+    every = model.cfg.frontend.temporal_pool * model.cfg.interface.window
     state, emitted = None, 0
     with torch.no_grad():
         for t, x_t in enumerate(x.unbind(0)):

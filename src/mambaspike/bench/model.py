@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from mambaspike.models.registry import build_model, count_parameters, model_loss, model_names
+from mambaspike.models.registry import build_model, count_parameters, loss_and_scores, model_names
 from mambaspike.bench import time_it
 from mambaspike.bench.inputs import INPUTS, bench_config, bench_input
 
@@ -52,7 +52,7 @@ def run(args):
 
                 def train_step():
                     opt.zero_grad(set_to_none=True)
-                    model_loss(model, model(x), y).backward()
+                    loss_and_scores(model, x, y)[0].backward()
                     opt.step()
 
                 row["train_samples_per_s"] = args.batch / time_it(train_step, repeats=args.repeats, device=device)

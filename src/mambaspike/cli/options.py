@@ -168,7 +168,7 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 def add_budget(p: argparse.ArgumentParser) -> None:
     """Options shared by compare and ablate: data set, training budget and model settings."""
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     d = TrainConfig()
     add_dataset(p, d.dataset)
@@ -189,7 +189,7 @@ def add_budget(p: argparse.ArgumentParser) -> None:
 def budget_config(args: argparse.Namespace):
     """The ``TrainConfig`` of the budget options; ``--set`` wins over ``--model-config``, both checked."""
     from mambaspike.training.recipes import check_model_overrides
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     overrides = {**check_model_overrides(args.model_config, "--model-config", what="model key"), **model_settings(args)}
     return TrainConfig(dataset=args.dataset, epochs=args.epochs, subset=args.subset, batch_size=args.batch_size,

@@ -14,7 +14,7 @@ HELP = "train a model (defaults: Mamba-Spike on the embedded N-Digits data set)"
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from mambaspike.models.registry import DESCRIPTIONS, model_names
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     d = TrainConfig()
     models_help = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())

@@ -1,7 +1,8 @@
 """Evaluation: accuracy, macro-F1, spikes per sample and batch-1 latency of a model or a saved run.
 
 ``evaluate_run(run_dir)`` recomputes a run's ``metrics.json`` from the saved files alone (run.json,
-the best checkpoint, and the data set named in the run's configuration).
+the best checkpoint, and the data set named in the run's configuration), read through
+:func:`mambaspike.training.run.load_run`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, Dataset
 
-from mambaspike.training.checkpoint import load_record, load_weights, read_json
 from mambaspike.data import collate_time_first
-from mambaspike.errors import CheckpointError
-from mambaspike.models.config import ModelConfig
-from mambaspike.models.registry import build_model, count_parameters, model_scores
+from mambaspike.models.registry import count_parameters
 from mambaspike.neurons.modules import SpikingNeuron
+from mambaspike.training.run import load_run
 
 
 class SpikeCounter:
@@ -53,14 +52,13 @@ class SpikeCounter:
 
 @torch.no_grad()
 def run_inference(model: torch.nn.Module, dataset: Dataset, batch_size: int = 64, device="cpu"):
-    """Returns ``(scores [N, classes], targets [N], spikes_per_sample or None)``; scores are the
-    model's logits, or what its ``decode`` makes of its output (see ``models.model_scores``)."""
+    """Returns ``(logits [N, classes], targets [N], spikes_per_sample or None)``."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_time_first)
     logits, targets = [], []
     with SpikeCounter(model) as counter:
         for x, y in loader:
-            logits.append(model_scores(model, model(x.to(device))).float().cpu())
+            logits.append(model(x.to(device)).float().cpu())
             targets.append(y)
     n = sum(len(t) for t in targets)
     spikes = counter.total / n if counter.spiking and n else None
@@ -124,39 +122,14 @@ def final_metrics(model, val_set, test_set, batch_size: int = 64, latency_repeat
     }
 
 
-def load_run_model(run_dir: Path, tag: str = "best") -> tuple[torch.nn.Module, dict, dict]:
-    """Rebuild the model of a run directory and load the ``tag`` checkpoint's weights."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"{run_dir}: no such run directory (expected the --output-dir of a training run)")
-    run = read_json(run_dir / "run.json", "run configuration (run.json)")
-    record = load_record(run_dir / "checkpoints", tag)
-    model = build_model(ModelConfig.from_dict(run["model"]))
-    load_weights(run_dir / "checkpoints", record, model)
-    return model, run, record
-
-
-def load_run_data(run: dict, data_dir: str | None = None):
-    """``(train, val, test, info)`` of the data set a run was trained on, binned as it was."""
-    from mambaspike.data import get_datasets
-
-    t = run["train"]
-    return get_datasets(
-        t["dataset"],
-        data_dir if data_dir is not None else t["data_dir"],
-        time_window_us=t["time_window_us"],
-        dt_us=t["dt_us"],
-        subset=t["subset"],
-        seed=t["seed"],
-    )
-
-
 def evaluate_run(run_dir: Path, data_dir: str | None = None, batch_size: int = 64) -> dict:
     """Recompute the metrics of a finished (or interrupted) run from its saved files."""
-    model, run, record = load_run_model(run_dir)
-    _, val_set, test_set, _ = load_run_data(run, data_dir)
+    run = load_run(run_dir, data_dir=data_dir)
+    best = run.checkpoint("best")
+    model = run.model("best")
+    _, val_set, test_set, _ = run.datasets()
     metrics = final_metrics(model, val_set, test_set, batch_size)
-    metrics.update(selection_info(run, record, load_record(Path(run_dir) / "checkpoints", "last")))
+    metrics.update(selection_info(run.record, best, run.checkpoint("last")))
     return metrics
 
 

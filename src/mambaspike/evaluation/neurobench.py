@@ -15,7 +15,7 @@ and reports a sparsity of 0.0. :func:`neurobench_model` wraps a model in a ``Tor
   the module (NeuroBench's hook on it would never fire), from the block's ``x_proj`` output, as
   ``OpCounter`` does;
 - takes NeuroBench's batch-first input ``[B, T, ...]`` and feeds the model time-first ``[T, B, ...]``,
-  returning logits ``[B, classes]`` (``model_scores``).
+  returning logits ``[B, classes]``.
 
 The synaptic operations NeuroBench then reports equal ``OpCounter``'s ``synops_*`` counts, and the
 activation sparsity it reports is the fraction of zero spikes over every spiking neuron, time step and
@@ -31,7 +31,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from mambaspike.models.registry import model_scores
 from mambaspike.neurons.modules import SpikingNeuron
 from mambaspike.ssm.mamba import MambaBlock
 
@@ -102,7 +101,7 @@ def _adapter_class():
             self.add_activation_module(SpikingNeuron)
 
         def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-            return model_scores(self.net, self.net(batch.transpose(0, 1).contiguous()))
+            return self.net(batch.transpose(0, 1).contiguous())  # logits [B, classes]
 
         def activation_layers(self) -> list[dict]:
             """The activation modules NeuroBench's own search finds (the outermost ones: none inside

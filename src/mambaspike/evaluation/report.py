@@ -20,11 +20,11 @@ from sklearn.metrics import classification_report, confusion_matrix
 from torch.utils.data import DataLoader
 
 from mambaspike.evaluation.activity import ActivityMonitor
-from mambaspike.training.checkpoint import atomic_write_json, load_record
+from mambaspike.training.checkpoint import atomic_write_json
+from mambaspike.training.run import load_run
 from mambaspike.evaluation.energy import OpCounter, footprint_bytes
 from mambaspike.data import collate_time_first
-from mambaspike.evaluation.inference import final_metrics, load_run_data, load_run_model, selection_info
-from mambaspike.models.registry import model_scores
+from mambaspike.evaluation.inference import final_metrics, selection_info
 from mambaspike.evaluation.paper import SOURCE, paper_rows
 from mambaspike.evaluation.tables import fmt, markdown_table
 
@@ -37,7 +37,7 @@ def instrumented_inference(model: torch.nn.Module, dataset, batch_size: int = 64
     preds, targets = [], []
     with ActivityMonitor(model) as act, OpCounter(model) as ops:
         for x, y in loader:
-            preds.append(model_scores(model, model(x)).argmax(dim=1))
+            preds.append(model(x).argmax(dim=1))
             targets.append(y)
     return {"pred": torch.cat(preds).numpy(), "target": torch.cat(targets).numpy(), "activity": act, "ops": ops}
 
@@ -122,14 +122,16 @@ def evaluate_checkpoint(
     from mambaspike.evaluation.plots import confusion_matrix_png, firing_rate_over_time_png
 
     run_dir = Path(run_dir)
-    model, run, record = load_run_model(run_dir)  # first: a missing run directory is reported, not created
+    run = load_run(run_dir, data_dir=data_dir)  # first: a missing run directory is reported, not created
+    record = run.checkpoint("best")
+    model = run.model("best")
     out = Path(out_dir) if out_dir is not None else run_dir
     out.mkdir(parents=True, exist_ok=True)
-    _, val_set, test_set, info = load_run_data(run, data_dir)
+    _, val_set, test_set, info = run.datasets()
 
     metrics = final_metrics(model, val_set, test_set, batch_size, latency_repeats=latency_repeats)
-    metrics.update(selection_info(run, record, load_record(run_dir / "checkpoints", "last")))
-    metrics["subset"] = run["train"].get("subset")
+    metrics.update(selection_info(run.record, record, run.checkpoint("last")))
+    metrics["subset"] = run.config.subset
     metrics.update(streaming_latency(model, test_set[0][0].unsqueeze(1)))
 
     res = instrumented_inference(model, test_set, batch_size)
@@ -220,5 +222,4 @@ def paper_comparison_text(pc: dict) -> str:
     return "\n".join(head) + "\n" + (markdown_table(pc["rows"]) if pc["rows"] else "")
 
 
-__all__ = ["evaluate_checkpoint", "instrumented_inference", "streaming_latency", "paper_comparison",
-           "load_run_data", "class_report"]  # fmt: skip
+__all__ = ["evaluate_checkpoint", "instrumented_inference", "streaming_latency", "paper_comparison", "class_report"]

@@ -172,10 +172,10 @@ def robustness(
     one curve per checkpoint) into ``out_dir``; returns the rows ``{model, run, perturbation, level,
     accuracy}``. ``subset``: evaluate on the first N test samples only.
     """
-    from mambaspike.evaluation.inference import classification_metrics, load_run_model, run_inference
+    from mambaspike.evaluation.inference import classification_metrics, run_inference
     from mambaspike.evaluation.plots import curves_png
-    from mambaspike.evaluation.report import load_run_data
     from mambaspike.evaluation.tables import markdown_table, write_csv
+    from mambaspike.training.run import load_run
 
     levels = {**DEFAULT_LEVELS, **(levels or {})}
     for name in perturbations or []:
@@ -188,13 +188,14 @@ def robustness(
         if name == "event_drop" and any(v > 1 for v in ls):
             raise ConfigError(f"{opt}: drop probabilities must be in [0, 1], got {ls}")
     run_dirs = [Path(d) for d in run_dirs]
-    loaded = [load_run_model(d) for d in run_dirs]
-    labels = _labels(run_dirs, [r for _, r, _ in loaded])
+    runs = [load_run(d, data_dir=data_dir) for d in run_dirs]
+    loaded = [(run.model("best"), run) for run in runs]
+    labels = _labels(run_dirs, [run.record for run in runs])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for (model, run, _), label, run_dir in zip(loaded, labels, run_dirs):
-        _, _, test_set, info = load_run_data(run, data_dir)
+    for (model, run), label, run_dir in zip(loaded, labels, run_dirs):
+        _, _, test_set, info = run.datasets()
         if subset is not None:
             test_set = torch.utils.data.Subset(test_set, range(min(subset, len(test_set))))
         events = is_event_input(test_set[0][0])

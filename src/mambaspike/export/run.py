@@ -31,12 +31,13 @@ def export_run(
     log=print,
 ) -> dict:
     """Export the validation-selected checkpoint of a training run (``mambaspike export``)."""
-    from mambaspike.evaluation.inference import load_run_model
+    from mambaspike.training.run import load_run
 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    model, run, record = load_run_model(Path(run_dir))
-    model.eval()
+    loaded = load_run(run_dir)
+    model = loaded.model("best")
+    run = loaded.record
     cfg = run["model"]
     input_shape = tuple(cfg["input_shape"])
     out = Path(output) if output is not None else Path(run_dir) / f"model.{fmt}"

@@ -52,7 +52,7 @@ def ablate(
     ``neuron_seeds`` (default: ``seeds``) are the seeds of the neuron x tau grid.
     Returns ``{"frontend": rows, "neuron": rows}`` (aggregated over seeds)."""
     from mambaspike.evaluation.plots import curves_png
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     base = base or TrainConfig()
     seeds = seeds or [0]

@@ -31,7 +31,7 @@ def compare(
     ``run_dirs`` as they are; write ``compare.csv`` (one row per run), ``compare_summary.csv``,
     ``compare.md`` and ``compare.png`` into ``out_dir``. Returns the aggregated rows."""
     from mambaspike.evaluation.plots import bars_png
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,26 +15,30 @@ from mambaspike.ssm.mamba import MambaBackbone
 from mambaspike.layers.stem import ConvStem
 from mambaspike.layers.interface import SpikeInterface
 from mambaspike.layers.head import ClassifierHead
-from mambaspike.models.config import ModelConfig
+from mambaspike.models.config import MambaBaselineConfig, ModelConfig, RNNBaselineConfig, as_family_config
 from mambaspike.models.stream import StreamMixin
 
 
-def _stem_and_interface(cfg: ModelConfig) -> tuple[ConvStem, SpikeInterface]:
-    stem = ConvStem(cfg.input_shape[0], cfg.channels, cfg.temporal_pool, cfg.spatial_out, spatial=cfg.spatial)
-    feats = stem.out_features
-    interface = SpikeInterface(feats, cfg.d_model, cfg.window, cfg.dt_ms * cfg.temporal_pool, rate_norm=False)
+def _stem_and_interface(cfg: MambaBaselineConfig | RNNBaselineConfig) -> tuple[ConvStem, SpikeInterface]:
+    st = cfg.stem
+    stem = ConvStem(cfg.input_shape[0], st.channels, st.temporal_pool, st.spatial_out, spatial=cfg.spatial)
+    interface = SpikeInterface(
+        stem.out_features, cfg.backbone.d_model, cfg.window, cfg.dt_ms * st.temporal_pool, rate_norm=False
+    )
     return stem, interface
 
 
 class MambaBaseline(StreamMixin, nn.Module):
-    """``mamba``: ConvStem -> window means -> the same Mamba backbone and head as Mamba-Spike."""
+    """``mamba``: ConvStem -> window means -> the same Mamba backbone and head as Mamba-Spike. Built from a
+    :class:`MambaBaselineConfig` (or a ``ModelConfig(name="mamba")``); ``self.cfg`` is the typed config."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: MambaBaselineConfig | ModelConfig):
         super().__init__()
+        cfg = as_family_config(cfg, MambaBaselineConfig, ("mamba",))
         self.cfg = cfg
         self.stem, self.interface = _stem_and_interface(cfg)
-        self.backbone = MambaBackbone(cfg.mamba_config())
-        self.head = ClassifierHead(cfg.d_model, cfg.num_classes)
+        self.backbone = MambaBackbone(cfg.backbone.mamba_config())
+        self.head = ClassifierHead(cfg.backbone.d_model, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats, _ = self.stem(x)  # (T', B, C, s, s)
@@ -43,6 +47,7 @@ class MambaBaseline(StreamMixin, nn.Module):
 
     @property
     def front(self):
+        """The stage :class:`~mambaspike.models.stream.StreamMixin` streams first (the stem)."""
         return self.stem
 
     def _seq_step(self, a, state):
@@ -64,22 +69,25 @@ def matched_hidden(kind: str, d_in: int, layers: int, target_params: int) -> int
 
 
 class RNNBaseline(StreamMixin, nn.Module):
-    """``lstm`` / ``gru``: ConvStem -> window means -> multi-layer LSTM/GRU -> head.
+    """``lstm`` / ``gru``: ConvStem -> window means -> multi-layer LSTM/GRU -> head. Built from an
+    :class:`RNNBaselineConfig` (or a ``ModelConfig(name="lstm" | "gru")``); ``self.cfg`` is the typed config.
 
     The hidden size defaults to the one that matches the Mamba backbone's parameter count.
     """
 
-    def __init__(self, cfg: ModelConfig, kind: str):
+    def __init__(self, cfg: RNNBaselineConfig | ModelConfig):
         super().__init__()
+        cfg = as_family_config(cfg, RNNBaselineConfig, ("lstm", "gru"))
         self.cfg = cfg
+        bb = cfg.backbone
         self.stem, self.interface = _stem_and_interface(cfg)
-        if cfg.rnn_hidden is None:
-            target = sum(p.numel() for p in MambaBackbone(cfg.mamba_config()).parameters())
-            hidden = matched_hidden(kind, cfg.d_model, cfg.n_layers, target)
+        if cfg.hidden is None:
+            target = sum(p.numel() for p in MambaBackbone(bb.mamba_config()).parameters())
+            hidden = matched_hidden(cfg.kind, bb.d_model, bb.n_layers, target)
         else:
-            hidden = cfg.rnn_hidden
-        rnn_cls = nn.LSTM if kind == "lstm" else nn.GRU
-        self.rnn = rnn_cls(cfg.d_model, hidden, num_layers=cfg.n_layers, batch_first=True)
+            hidden = cfg.hidden
+        rnn_cls = nn.LSTM if cfg.kind == "lstm" else nn.GRU
+        self.rnn = rnn_cls(bb.d_model, hidden, num_layers=bb.n_layers, batch_first=True)
         self.head = ClassifierHead(hidden, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,6 +97,7 @@ class RNNBaseline(StreamMixin, nn.Module):
 
     @property
     def front(self):
+        """The stage :class:`~mambaspike.models.stream.StreamMixin` streams first (the stem)."""
         return self.stem
 
     def _seq_step(self, a, state):

@@ -1,16 +1,250 @@
-"""Model configuration: everything needed to rebuild a model of any registered family."""
+"""Model configurations: one typed, validated config per family, and ``ModelConfig``, the flat record.
+
+The typed configs are what a model is built from (each validated when built, see
+:mod:`mambaspike.models.options`):
+
+- :class:`MambaSpikeConfig` (``mambaspike``): :class:`FrontEndConfig` -> :class:`InterfaceConfig` ->
+  :class:`BackboneConfig`.
+- :class:`MambaBaselineConfig` (``mamba``): :class:`StemConfig` -> window means -> :class:`BackboneConfig`.
+- :class:`RNNBaselineConfig` (``lstm``, ``gru``): :class:`StemConfig` -> window means -> LSTM / GRU.
+- :class:`SpikingMambaConfig` (``spiking-mamba``, ``spiking-hybrid``): Miao's spiking patch generator
+  and blocks.
+
+:class:`ModelConfig` is one flat record of every family's options by name: what run directories
+(``run.json``), checkpoints, recipes (``model_overrides``) and the registry store. It validates its
+fields with the same checks as the typed configs, and :meth:`ModelConfig.family_config` gives the typed
+config of its family (:meth:`ModelConfig.from_family` the way back).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from mambaspike.errors import ConfigError
+from mambaspike.layers.pooling import TEMPORAL_POOL_MODES
+from mambaspike.models.options import Accepts, Checked, accepts_of, nested, option
+from mambaspike.neurons.modules import NEURONS
 from mambaspike.ssm.mamba import MambaConfig
+from mambaspike.ssm.scan import BACKENDS as SCAN_BACKENDS
+from mambaspike.ssm.spiking_scan import SPIKING_SCAN_BACKENDS
+
+POSITIVE = Accepts("int", low=1)
+NON_NEGATIVE = Accepts("int", low=0)
+POSITIVE_MS = Accepts("float", low=0, low_open=True, meaning="(ms)")
+FLAG = Accepts("bool")
+SHAPE = Accepts("shape")
+ENCODINGS = ("rate", "latency", "direct")
+SPIKE_LOSSES = ("rate", "count")
+SHORTCUTS = ("sew", "membrane")
+RNN_KINDS = ("lstm", "gru")
+FAMILY_PATTERNS = {"spiking-mamba": "MM", "spiking-hybrid": "MT"}
+
+
+def required(accepts: Accepts):
+    """A validated option without a default."""
+    return field(metadata={"accepts": accepts})
+
+
+# ---- parts ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrontEndConfig(Checked):
+    """The spiking front-end (Mamba-Spike §3.1): one spiking conv (or dense) block per ``channels``
+    entry, the last one recurrent, temporal max/avg pooling over ``temporal_pool`` bins after the first,
+    spatial pooling to ``spatial_out x spatial_out``."""
+
+    channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
+    neuron: str = option("lif", Accepts("choice", choices=tuple(NEURONS)))
+    tau_ms: float = option(30.0, POSITIVE_MS)
+    v_threshold: float = option(1.0, Accepts("float", low=0, low_open=True))
+    learn_tau: bool = option(True, FLAG)
+    recurrent: bool = option(True, FLAG)
+    temporal_pool: int = option(2, POSITIVE)
+    temporal_pool_mode: str = option("max", Accepts("choice", choices=TEMPORAL_POOL_MODES))
+    spatial_out: int = option(4, POSITIVE)
+
+
+@dataclass(frozen=True)
+class StemConfig(Checked):
+    """The baselines' non-spiking stem: the front-end's convolutions and pooling with ReLU (temporal
+    average-pooling over ``temporal_pool`` bins, spatial pooling to ``spatial_out x spatial_out``)."""
+
+    channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
+    temporal_pool: int = option(2, POSITIVE)
+    spatial_out: int = option(4, POSITIVE)
+
+
+@dataclass(frozen=True)
+class InterfaceConfig(Checked):
+    """The spike interface (Mamba-Spike §3.2): spike counts over ``window`` bins, normalised by each
+    feature's mean firing rate when ``rate_norm``."""
+
+    window: int = option(2, POSITIVE)
+    rate_norm: bool = option(True, FLAG)
+
+
+@dataclass(frozen=True)
+class BackboneConfig(Checked):
+    """The Mamba backbone: ``n_layers`` pre-norm residual Mamba blocks of width ``d_model``."""
+
+    d_model: int = option(128, POSITIVE)
+    n_layers: int = option(2, POSITIVE)
+    d_state: int = option(16, POSITIVE)
+    d_conv: int = option(4, POSITIVE)
+    expand: int = option(2, POSITIVE)
+    scan_backend: str = option("auto", Accepts("choice", choices=SCAN_BACKENDS))
+
+    def mamba_config(self) -> MambaConfig:
+        return MambaConfig(
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            d_state=self.d_state,
+            d_conv=self.d_conv,
+            expand=self.expand,
+            scan_backend=self.scan_backend,
+        )
+
+
+# ---- families ---------------------------------------------------------------------------------------
+
+
+class _Input:
+    @property
+    def spatial(self) -> bool:
+        """True for frames ``(C, H, W)``, False for 1-D input ``(F,)`` per bin."""
+        return len(self.input_shape) == 3
+
+
+@dataclass(frozen=True)
+class MambaSpikeConfig(_Input, Checked):
+    """Mamba-Spike: ``frames [T, B, *input_shape]`` in bins of ``dt_ms`` -> logits ``[B, num_classes]``.
+
+    ``input_shape``: ``(C, H, W)`` of one bin, or ``(F,)`` features per bin (dense front-end blocks).
+    """
+
+    input_shape: tuple[int, ...] = required(SHAPE)
+    num_classes: int = required(POSITIVE)
+    dt_ms: float = required(Accepts("float", low=0, low_open=True, meaning="(ms, the width of one input bin)"))
+    frontend: FrontEndConfig = nested(FrontEndConfig)
+    interface: InterfaceConfig = nested(InterfaceConfig)
+    backbone: BackboneConfig = nested(BackboneConfig)
+
+
+@dataclass(frozen=True)
+class MambaBaselineConfig(_Input, Checked):
+    """The ``mamba`` baseline: the non-spiking stem, window means over ``window`` bins, the Mamba backbone."""
+
+    input_shape: tuple[int, ...] = required(SHAPE)
+    num_classes: int = required(POSITIVE)
+    dt_ms: float = required(Accepts("float", low=0, low_open=True, meaning="(ms, the width of one input bin)"))
+    stem: StemConfig = nested(StemConfig)
+    window: int = option(2, POSITIVE)
+    backbone: BackboneConfig = nested(BackboneConfig)
+
+
+@dataclass(frozen=True)
+class RNNBaselineConfig(_Input, Checked):
+    """The ``lstm`` / ``gru`` baselines: the non-spiking stem, window means, a ``backbone.n_layers``-layer
+    LSTM or GRU on ``backbone.d_model`` inputs. ``hidden=None`` takes the hidden size whose parameter
+    count matches the Mamba ``backbone``'s."""
+
+    input_shape: tuple[int, ...] = required(SHAPE)
+    num_classes: int = required(POSITIVE)
+    dt_ms: float = required(Accepts("float", low=0, low_open=True, meaning="(ms, the width of one input bin)"))
+    kind: str = option("gru", Accepts("choice", choices=RNN_KINDS))
+    stem: StemConfig = nested(StemConfig)
+    window: int = option(2, POSITIVE)
+    backbone: BackboneConfig = nested(BackboneConfig)
+    hidden: int | None = option(None, Accepts("int", low=1, optional=True, meaning="(None: parameter-matched)"))
+
+
+@dataclass(frozen=True)
+class SpikingMambaConfig(Checked):
+    """Spiking Mamba / Transformer (Miao §4): ``x [T, B, C, H, W]`` -> spike counts ``[B, num_classes]``.
+
+    ``pattern``: the blocks in order, ``"M"`` spiking Mamba, ``"T"`` spiking self-attention (``"MT"`` is
+    the hybrid). Static images (``T = 1``) are encoded over ``time_steps`` steps by ``input_encoding``.
+    ``spike_loss``: ``"rate"`` (cross-entropy per step, summed; the paper's default) or ``"count"``.
+    """
+
+    input_shape: tuple[int, ...] = required(Accepts("shape", ndims=(3,)))
+    num_classes: int = required(POSITIVE)
+    pattern: str = option("MM", Accepts("pattern", choices=("M", "T")))
+    embed_dim: int = option(64, POSITIVE)
+    d_state: int = option(16, POSITIVE)
+    expand: int = option(2, POSITIVE)
+    time_steps: int = option(4, POSITIVE)
+    input_encoding: str = option("rate", Accepts("choice", choices=ENCODINGS))
+    patch_blocks: int = option(2, POSITIVE)
+    patch_channels: int | None = option(
+        None, Accepts("int", low=1, optional=True, meaning="(None: embed_dim / 2^(patch_blocks - 1))")
+    )
+    patch_rpe: bool = option(True, FLAG)
+    conv_layers: int = option(1, NON_NEGATIVE)
+    mlp_layers: int = option(1, NON_NEGATIVE)
+    shortcut: str = option("sew", Accepts("choice", choices=SHORTCUTS))
+    attn_heads: int = option(8, POSITIVE)
+    spike_loss: str = option("rate", Accepts("choice", choices=SPIKE_LOSSES))
+    scan_backend: str = option("parallel", Accepts("choice", choices=SPIKING_SCAN_BACKENDS))
+
+    def check_together(self) -> None:
+        if "T" in self.pattern and self.embed_dim % self.attn_heads:
+            raise ConfigError(
+                f"{type(self).__name__}.embed_dim = {self.embed_dim}: expected a multiple of attn_heads = "
+                f"{self.attn_heads} (pattern {self.pattern!r} has attention blocks)"
+            )
+
+
+# ---- the flat record --------------------------------------------------------------------------------
+
+_IN = {"input_shape": "input_shape", "num_classes": "num_classes", "dt_ms": "dt_ms"}
+_BACKBONE = {k: f"backbone.{k}" for k in ("d_model", "n_layers", "d_state", "d_conv", "expand", "scan_backend")}
+_STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} | {"window": "window", **_BACKBONE}
+_FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
+_FRONT += ("temporal_pool_mode", "spatial_out")
+_SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
+_SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
+
+# family -> (typed config, ModelConfig field -> option path in it)
+FAMILIES: dict[str, tuple[type, dict[str, str]]] = {
+    "mambaspike": (
+        MambaSpikeConfig,
+        {**_IN, **{k: f"frontend.{k}" for k in _FRONT}, "window": "interface.window",
+         "rate_norm": "interface.rate_norm", **_BACKBONE},
+    ),
+    "mamba": (MambaBaselineConfig, {**_IN, **_STEM}),
+    "lstm": (RNNBaselineConfig, {**_IN, **_STEM, "rnn_hidden": "hidden"}),
+    "gru": (RNNBaselineConfig, {**_IN, **_STEM, "rnn_hidden": "hidden"}),
+    "spiking-mamba": (
+        SpikingMambaConfig,
+        {"input_shape": "input_shape", "num_classes": "num_classes", **{k: k for k in _SPIKING},
+         "spiking_scan_backend": "scan_backend"},
+    ),
+}
+FAMILIES["spiking-hybrid"] = FAMILIES["spiking-mamba"]
+
+
+def _set_path(tree: dict, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    tree[leaf] = value
+
+
+def _get_path(cfg, path: str):
+    for p in path.split("."):
+        cfg = getattr(cfg, p)
+    return cfg
 
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model of any registered family (saved with checkpoints)."""
+    """Everything needed to rebuild a model of any registered family, flat (saved with checkpoints).
+
+    Every field is validated when the record is built (the typed configs' checks), and so are the
+    constraints of the family ``name``; fields another family uses are checked and kept, not used.
+    """
 
     name: str = "mambaspike"
     input_shape: tuple = (2, 34, 34)  # (C, H, W) of one time bin, or (F,) features per bin
@@ -53,36 +287,108 @@ class ModelConfig:
     attn_heads: int = 8
     spike_loss: str = "rate"  # rate (CE per step, summed) | count (CE on spike counts)
     spiking_scan_backend: str = "parallel"  # parallel | reference
-    extra: dict = field(default_factory=dict)
 
-    def mamba_config(self) -> MambaConfig:
-        return MambaConfig(
-            d_model=self.d_model,
-            n_layers=self.n_layers,
-            d_state=self.d_state,
-            d_conv=self.d_conv,
-            expand=self.expand,
-            scan_backend=self.scan_backend,
-        )
+    def __post_init__(self):
+        for f in fields(self):
+            setattr(self, f.name, self.accepts(f.name).check("ModelConfig", f.name, getattr(self, f.name)))
+        try:
+            self.family_config()
+        except ConfigError as e:
+            raise ConfigError(f"ModelConfig(name={self.name!r}): {e}") from None
+
+    @staticmethod
+    def accepts(name: str) -> Accepts:
+        """What field ``name`` accepts (``KeyError`` for a name that is no field)."""
+        return _FLAT_ACCEPTS[name]
+
+    def family_config(self):
+        """The typed config of this record's family (e.g. a :class:`MambaSpikeConfig`), validated."""
+        cls, paths = FAMILIES[self.name]
+        tree: dict = {}
+        for flat, path in paths.items():
+            _set_path(tree, path, getattr(self, flat))
+        if cls is RNNBaselineConfig:
+            tree["kind"] = self.name
+        if cls is SpikingMambaConfig and tree["pattern"] is None:
+            tree["pattern"] = FAMILY_PATTERNS[self.name]
+        return cls(**tree)
+
+    @classmethod
+    def from_family(cls, cfg) -> "ModelConfig":
+        """The flat record of a typed config (the family's fields set; the others at their defaults)."""
+        if isinstance(cfg, RNNBaselineConfig):
+            name = cfg.kind
+        elif isinstance(cfg, SpikingMambaConfig):
+            name = "spiking-hybrid" if "T" in cfg.pattern else "spiking-mamba"
+        else:
+            name = next((n for n, (c, _) in FAMILIES.items() if isinstance(cfg, c)), None)
+            if name is None:
+                raise ConfigError(f"ModelConfig.from_family: {type(cfg).__name__} is not a model family's config")
+        return cls(name=name, **{flat: _get_path(cfg, path) for flat, path in FAMILIES[name][1].items()})
 
     @property
     def spatial(self) -> bool:
         """True for frames ``(C, H, W)``, False for 1-D input ``(F,)``."""
-        if len(self.input_shape) == 3:
-            return True
-        if len(self.input_shape) == 1:
-            return False
-        raise ConfigError(
-            f"ModelConfig.input_shape: expected (C, H, W) frames or (F,) features per bin, got {tuple(self.input_shape)}"
-        )
+        return len(self.input_shape) == 3
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        d = dict(d)
-        for k in ("input_shape", "channels"):
-            if k in d:
-                d[k] = tuple(d[k])
+        """The record of ``to_dict`` (or of a ``run.json``'s ``"model"``); the key ``extra`` that the
+        first release wrote is dropped, any other unknown key is an error."""
+        d = {k: v for k, v in d.items() if k != "extra"}
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"ModelConfig: unknown field(s) {', '.join(map(str, unknown))}; accepted: {', '.join(names)}"
+            )
         return cls(**d)
+
+
+def _flat_accepts() -> dict[str, Accepts]:
+    """What each ModelConfig field accepts: the check of the first family that has the field."""
+    out = {
+        "name": Accepts("choice", choices=tuple(FAMILIES)),
+        "pattern": Accepts("pattern", choices=("M", "T"), optional=True, meaning="(None: the family's default)"),
+    }
+    for fam_cls, paths in FAMILIES.values():
+        for flat, path in paths.items():
+            out.setdefault(flat, accepts_of(fam_cls, path))
+    missing = {f.name for f in fields(ModelConfig)} - set(out)
+    assert not missing, f"ModelConfig fields of no family: {missing}"
+    return out
+
+
+_FLAT_ACCEPTS = _flat_accepts()
+
+
+def as_family_config(cfg, cls, families: tuple[str, ...]):
+    """``cfg`` as a ``cls`` config: a ``cls`` as is, a :class:`ModelConfig` of one of ``families`` through
+    :meth:`ModelConfig.family_config`; anything else is a ``ConfigError``."""
+    if isinstance(cfg, ModelConfig):
+        if cfg.name not in families:
+            raise ConfigError(f"ModelConfig(name={cfg.name!r}) is not a {cls.__name__} ({', '.join(families)})")
+        cfg = cfg.family_config()
+    if not isinstance(cfg, cls):
+        raise ConfigError(
+            f"expected a {cls.__name__} (or a ModelConfig of {', '.join(families)}), got {type(cfg).__name__}"
+        )
+    return cfg
+
+
+__all__ = [
+    "BackboneConfig",
+    "FAMILIES",
+    "FrontEndConfig",
+    "InterfaceConfig",
+    "MambaBaselineConfig",
+    "MambaSpikeConfig",
+    "ModelConfig",
+    "RNNBaselineConfig",
+    "SpikingMambaConfig",
+    "StemConfig",
+    "as_family_config",
+]

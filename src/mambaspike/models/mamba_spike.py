@@ -7,7 +7,6 @@ time through ``step`` / ``finish`` (see :mod:`mambaspike.models.stream`).
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
@@ -15,33 +14,39 @@ from mambaspike.ssm.mamba import MambaBackbone
 from mambaspike.layers.frontend import SpikingFrontEnd
 from mambaspike.layers.head import ClassifierHead
 from mambaspike.layers.interface import SpikeInterface
-from mambaspike.models.config import ModelConfig
+from mambaspike.models.config import MambaSpikeConfig, ModelConfig, as_family_config
 from mambaspike.models.stream import StreamMixin
 
 
 class MambaSpike(StreamMixin, nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """Mamba-Spike built from a :class:`MambaSpikeConfig` (or a ``ModelConfig(name="mambaspike")``);
+    ``self.cfg`` is the typed config."""
+
+    def __init__(self, cfg: MambaSpikeConfig | ModelConfig):
         super().__init__()
+        cfg = as_family_config(cfg, MambaSpikeConfig, ("mambaspike",))
         self.cfg = cfg
-        c = cfg.input_shape[0]
+        fe, bb = cfg.frontend, cfg.backbone
         self.frontend = SpikingFrontEnd(
-            c,
-            cfg.channels,
+            cfg.input_shape[0],
+            fe.channels,
             dt_ms=cfg.dt_ms,
-            tau_ms=cfg.tau_ms,
-            v_threshold=cfg.v_threshold,
-            learn_tau=cfg.learn_tau,
-            recurrent=cfg.recurrent,
-            temporal_pool=cfg.temporal_pool,
-            temporal_pool_mode=cfg.temporal_pool_mode,
-            spatial_out=cfg.spatial_out,
-            neuron=cfg.neuron,
+            tau_ms=fe.tau_ms,
+            v_threshold=fe.v_threshold,
+            learn_tau=fe.learn_tau,
+            recurrent=fe.recurrent,
+            temporal_pool=fe.temporal_pool,
+            temporal_pool_mode=fe.temporal_pool_mode,
+            spatial_out=fe.spatial_out,
+            neuron=fe.neuron,
             spatial=cfg.spatial,
         )
-        feats = self.frontend.out_features
-        self.interface = SpikeInterface(feats, cfg.d_model, cfg.window, self.frontend.out_bin_ms, rate_norm=cfg.rate_norm)
-        self.backbone = MambaBackbone(cfg.mamba_config())
-        self.head = ClassifierHead(cfg.d_model, cfg.num_classes)
+        self.interface = SpikeInterface(
+            self.frontend.out_features, bb.d_model, cfg.interface.window, self.frontend.out_bin_ms,
+            rate_norm=cfg.interface.rate_norm,
+        )
+        self.backbone = MambaBackbone(bb.mamba_config())
+        self.head = ClassifierHead(bb.d_model, cfg.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes, _ = self.frontend(x)  # (T', B, C, s, s) binary
@@ -51,6 +56,7 @@ class MambaSpike(StreamMixin, nn.Module):
 
     @property
     def front(self):
+        """The stage :class:`~mambaspike.models.stream.StreamMixin` streams first (the spiking front-end)."""
         return self.frontend
 
     def _seq_step(self, a, state):

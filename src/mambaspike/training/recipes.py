@@ -1,6 +1,6 @@
 """Training recipes: YAML files in ``configs/`` (one per data set x model), validated on loading.
 
-A recipe holds :class:`~mambaspike.training.trainer.TrainConfig` fields (``dataset``, ``model``, ``epochs``,
+A recipe holds :class:`~mambaspike.training.config.TrainConfig` fields (``dataset``, ``model``, ``epochs``,
 ``batch_size``, ``lr``, ``weight_decay``, ``warmup_epochs``, ``grad_clip``, ``time_window_us``,
 ``dt_us``, ``seed``, ``augment``, ...) and ``model_overrides``: a mapping of
 :class:`~mambaspike.models.ModelConfig` fields. ``mambaspike train --config X`` starts from the
@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import difflib
 import re
-import types
-import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mambaspike.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"  # the checkout's configs/
-# Set by the data set and the trainer, never by a recipe:
-_DERIVED_MODEL_FIELDS = {"name", "input_shape", "num_classes", "dt_ms"}
 _RUN_ONLY_FIELDS = {"output_dir", "progress", "threads", "data_dir", "model_overrides", "download", "device"}
 
 
@@ -50,88 +46,46 @@ def _with_closest(unknown: list[str], allowed) -> str:
     return ", ".join(out)
 
 
-def _type_error(where: str, key: str, expected: str, value) -> ConfigError:
-    hint = ""
+def _yaml_hint(value) -> str:
+    """A hint where YAML read a number in exponent notation without a decimal point as text."""
     if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
-        hint = f" (YAML reads {value} as text; write it with a decimal point, e.g. {float(value):.1e})"
-    return ConfigError(f"{where}: {key} must be {expected}, got {value!r}{hint}")
+        return f" (YAML reads {value} as text; write it with a decimal point, e.g. {float(value):.1e})"
+    return ""
+
+
+def _type_error(where: str, key: str, expected: str, value) -> ConfigError:
+    """``where: key must be <expected>, got <value>``, with a hint where YAML read a number as text."""
+    return ConfigError(f"{where}: {key} must be {expected}, got {value!r}{_yaml_hint(value)}")
 
 
 def model_keys() -> list[str]:
     """The ``ModelConfig`` fields a recipe's ``model_overrides`` (or ``--set``) may set, sorted: all but those
     the data set and the trainer derive."""
     from mambaspike.models.config import ModelConfig
+    from mambaspike.training.config import DERIVED_MODEL_FIELDS
 
-    return sorted({f.name for f in fields(ModelConfig)} - _DERIVED_MODEL_FIELDS)
-
-
-_PLAIN = (bool, int, float, str, tuple, list, dict, type(None))
+    return sorted({f.name for f in fields(ModelConfig)} - set(DERIVED_MODEL_FIELDS))
 
 
-def _accepted(hint) -> tuple | None:
-    """The plain classes a type hint admits (``int | None`` -> ``(int, NoneType)``), the element class of a
-    ``tuple[X, ...]`` or None, or None when the hint is not plain (a ``Literal``: left to ``ModelConfig``)."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    classes, element = [], None
-    for arg in typing.get_args(hint) if union else (hint,):
-        origin = typing.get_origin(arg) or arg
-        if origin not in _PLAIN:
-            return None
-        if origin is tuple and typing.get_args(arg)[:1] and typing.get_args(arg)[0] in _PLAIN:
-            element = typing.get_args(arg)[0]
-        classes.append(origin)
-    return tuple(classes), element
-
-
-def _is(value, cls: type) -> bool:
-    """``isinstance``, except that a bool is no int and an int is also a float."""
-    if cls in (int, float) and isinstance(value, bool):
-        return False
-    return isinstance(value, (int, float) if cls is float else cls)
-
-
-def _check_value(where: str, key: str, value, hint, default):
-    """``value`` as the field ``key`` takes it (an int for a float field becomes a float, a list for a tuple
-    field a tuple); a ``ConfigError`` naming ``where`` and ``key`` when its type is not the field's."""
-    accepted = _accepted(hint)
-    if accepted is None:
-        return value
-    classes, element = accepted
-    if element is None and isinstance(default, tuple) and default:
-        element = type(default[0])
-    if isinstance(value, (list, tuple)):
-        ok = (tuple in classes or list in classes) and (element is None or all(_is(v, element) for v in value))
-        if ok:
-            value = [float(v) for v in value] if element is float else list(value)
-            value = tuple(value) if tuple in classes else value
-    else:
-        match = next((c for c in classes if c not in (tuple, list) and _is(value, c)), None)
-        ok = match is not None
-        value = float(value) if match is float else value
-    if not ok:
-        names = {bool: "true or false", int: "int", float: "float", str: "str", dict: "a mapping", type(None): "null"}
-        wanted = " or ".join(names.get(c) or f"a list of {element.__name__ if element else 'values'}" for c in classes)
-        raise _type_error(where, key, wanted, value)
-    return value
-
-
-def check_model_overrides(overrides: dict, where: str, what: str = "model_overrides key") -> dict:
-    """``overrides`` (``ModelConfig`` field -> value) with every key and every value's type checked, values
-    normalised as the field takes them; an unknown key or a value of another type is a one-line
-    ``ConfigError`` that starts with ``where`` (the file or option) and names the key. Ranges and choices are
-    ``ModelConfig``'s to check, when the model is built."""
+def check_model_overrides(overrides: dict, where: str, what: str = "model_overrides key", prefix: str = "") -> dict:
+    """``overrides`` (``ModelConfig`` field -> value) with every key and value checked, values normalised as
+    the field takes them (a list for a tuple field becomes a tuple); an unknown key (with the closest valid
+    names) or a value the field does not accept (type, range, choice) is a one-line ``ConfigError`` that
+    starts with ``where`` (the file or option), names the key and says what is accepted. Checks between
+    fields are made when the model config is built (:func:`mambaspike.training.config.model_config`)."""
     from mambaspike.models.config import ModelConfig
 
     allowed = model_keys()
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise ConfigError(f"{where}: unknown {what}(s) {_with_closest(unknown, allowed)}; allowed: {', '.join(allowed)}")
-    try:
-        hints = typing.get_type_hints(ModelConfig)
-    except (NameError, TypeError):  # an annotation that does not evaluate here: leave the types to ModelConfig
-        hints = {}
-    defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
-    return {k: _check_value(where, k, v, hints[k], defaults.get(k)) if k in hints else v for k, v in overrides.items()}
+    out = {}
+    for key, value in overrides.items():
+        accepts = ModelConfig.accepts(key)
+        out[key] = accepts.normalise(value)
+        if out[key] is MISSING:  # the form of ModelConfig's own errors: key = value: expected ...
+            raise ConfigError(f"{where}: {prefix}{key} = {value!r}: expected {accepts.describe()}{_yaml_hint(value)}")
+    return out
 
 
 def load_recipe(name_or_path: str) -> dict:
@@ -140,7 +94,7 @@ def load_recipe(name_or_path: str) -> dict:
 
     from mambaspike.data import dataset_names
     from mambaspike.models.registry import model_names
-    from mambaspike.training.trainer import TrainConfig
+    from mambaspike.training.config import TrainConfig, model_config
 
     path = resolve(name_or_path)
     try:
@@ -157,7 +111,7 @@ def load_recipe(name_or_path: str) -> dict:
     overrides = recipe.get("model_overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{path}: model_overrides must be a mapping of model settings")
-    overrides = check_model_overrides(overrides, str(path))
+    overrides = check_model_overrides(overrides, str(path), prefix="model_overrides.")
     if "dataset" in recipe and recipe["dataset"] not in dataset_names():
         raise ConfigError(f"{path}: dataset {recipe['dataset']!r} unknown; available: {', '.join(dataset_names())}")
     if "model" in recipe and recipe["model"] not in model_names():
@@ -171,4 +125,8 @@ def load_recipe(name_or_path: str) -> dict:
         ok = isinstance(value, expected) or (expected is float and isinstance(value, int) and not isinstance(value, bool))
         if not ok or (expected is int and isinstance(value, bool)):
             raise _type_error(str(path), key, expected.__name__, value)
+    try:  # the checks between fields, for this recipe's model family
+        model_config(TrainConfig(model=recipe.get("model", TrainConfig.model), model_overrides=overrides))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     return {**recipe, "model_overrides": overrides}

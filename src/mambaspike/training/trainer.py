@@ -1,7 +1,8 @@
 """The training harness, shared by every model family. Reads top to bottom:
 
 data -> model -> AdamW (no decay on A_log, D, norms, biases, neuron parameters) -> per step: forward,
-cross-entropy, finiteness check, backward, gradient clipping, step, cosine-with-warm-up learning rate
+loss (cross-entropy on the logits, or a spiking model's spike loss: ``models.registry.loss_and_scores``),
+finiteness check, backward, gradient clipping, step, cosine-with-warm-up learning rate
 -> every epoch: validation, CSV (and TensorBoard) log, best-by-validation checkpoint -> at the end:
 the selected checkpoint's test metrics in ``OUTPUT_DIR/metrics.json``.
 
@@ -25,7 +26,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -35,51 +36,16 @@ from tqdm.auto import tqdm
 from mambaspike._version import __version__
 from mambaspike.training import distributed
 from mambaspike.training.checkpoint import atomic_write_json, load_optimizer_state, load_record, load_weights, read_json, save_checkpoint
+from mambaspike.training.config import TrainConfig, default_output_dir, model_config
 from mambaspike.errors import ConfigError, TrainingError
 from mambaspike.data import collate_time_first
 from mambaspike.evaluation.inference import classification_metrics, final_metrics, run_inference, selection_info
-from mambaspike.models.config import ModelConfig
-from mambaspike.models.registry import build_model, count_parameters, model_loss, model_scores
+from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
 
 LOG_COLUMNS = [
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1",
     "lr", "epoch_seconds", "is_best",
 ]  # fmt: skip
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = "ndigits"
-    model: str = "mambaspike"
-    epochs: int = 12
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    grad_clip: float = 1.0
-    time_window_us: int | None = None  # None: the data set's default
-    dt_us: int | None = None
-    data_dir: str | None = None
-    output_dir: str | None = None  # None: outputs/<dataset>-<model>-seed<seed>
-    seed: int = 0
-    subset: int | None = None
-    save_every: int = 50  # steps between mid-epoch checkpoints
-    threads: int | None = None
-    progress: bool = True
-    amp: bool = False  # bf16 autocast of forward + loss on a CUDA GPU (refused without one)
-    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
-    model_overrides: dict = field(default_factory=dict)
-    augment: bool = False  # the data set's train-split augmentation (DatasetEntry.augment)
-    download: bool = False  # let tonic fetch a missing data set (where it can)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def default_output_dir(cfg: TrainConfig) -> Path:
-    return Path("outputs") / f"{cfg.dataset}-{cfg.model}-seed{cfg.seed}"
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -228,6 +194,8 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
     from mambaspike.data import get_datasets
 
     _autocast(cfg.amp)  # refuse --amp without a GPU before touching the output directory
+    if not resume:
+        model_config(cfg)  # refuse a bad model option before loading data or writing anything
     cfg, out = distributed.main_first(lambda: prepare_run(cfg, resume, overwrite), ctx)
     autocast = _autocast(cfg.amp)
     if cfg.threads:
@@ -245,12 +213,8 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
     cfg.time_window_us, cfg.dt_us = info.time_window_us, info.dt_us
 
     torch.manual_seed(cfg.seed)
-    model_cfg = ModelConfig(
-        name=cfg.model,
-        input_shape=tuple(info.input_shape),
-        num_classes=info.num_classes,
-        dt_ms=info.dt_us / 1000.0,
-        **cfg.model_overrides,
+    model_cfg = model_config(
+        cfg, input_shape=tuple(info.input_shape), num_classes=info.num_classes, dt_ms=info.dt_us / 1000.0
     )
     model = build_model(model_cfg).to(ctx.device)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
@@ -312,10 +276,9 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 with autocast:
-                    output = net(x)
-                    loss = model_loss(model, output, y)
+                    loss, scores = loss_and_scores(model, x, y, net)
                 n = len(y) if weight > 0 else 0
-                correct = int((model_scores(model, output.detach()).argmax(1) == y).sum()) if n else 0
+                correct = int((scores.detach().argmax(1) == y).sum()) if n else 0
                 # summed over ranks: every rank sees the same statistics and takes the same decisions
                 loss_sum, correct, n, stop_votes = distributed.all_sum(
                     [loss.item() * n, correct, n, float(stop.requested)], ctx

@@ -1,17 +1,19 @@
 """Spiking Mamba / Transformer (Miao, §4): a fully spiking vision model.
 
-``forward(x [T_in, B, C, H, W]) -> output spikes [T, B, classes]``::
+``forward(x [T_in, B, C, H, W]) -> logits [B, classes]``, the output spike counts;
+``spike_train(x) -> [T, B, classes]``, the output spikes they count::
 
     encode (static images, T_in = 1: rate / latency / direct over ``time_steps`` steps;
             event frames, T_in > 1, pass through unchanged)
     -> SpikingPatchGenerator                [T, B, L, D]
     -> blocks from ``pattern`` ("M": SpikingMambaBlock, "T": SpikingSelfAttentionBlock)
     -> mean over tokens -> Linear -> BN -> LIF     [T, B, classes] spikes
+    -> sum over steps                              [B, classes] spike counts (the class scores)
 
-Decoding (:meth:`SpikingMamba.decode`): spike counts per class, ``[B, classes]``; the prediction is
-the class with most output spikes. Losses (:meth:`SpikingMamba.loss`, chosen by ``spike_loss``):
-``"rate"`` (the paper's default, "cross-entropy spike rate"): cross-entropy of each step's output
-spikes, summed over steps; ``"count"``: cross-entropy of the spike counts.
+The prediction is the class with most output spikes. The paper's losses (:meth:`SpikingMamba.loss`
+on the spike train, chosen by ``spike_loss``): ``"rate"`` (the paper's default, "cross-entropy spike
+rate"): cross-entropy of each step's output spikes, summed over steps; ``"count"``: cross-entropy of
+the spike counts, which is ``F.cross_entropy(model(x), y)``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mambaspike.neurons import encoding
 from mambaspike.errors import ConfigError
-from mambaspike.models.spiking_mamba.layers import ChannelNorm, SpikingMambaBlock, SpikingPatchGenerator, SpikingSelfAttentionBlock, lif, spikes
+from mambaspike.models.config import FAMILY_PATTERNS, ModelConfig, SpikingMambaConfig, as_family_config
+from mambaspike.models.spiking_mamba.layers import ChannelNorm, SpikingMambaBlock, SpikingPatchGenerator
+from mambaspike.models.spiking_mamba.layers import SpikingSelfAttentionBlock, lif, spikes
+from mambaspike.neurons import encoding
 
-ENCODINGS = ("rate", "latency", "direct")
-SPIKE_LOSSES = ("rate", "count")
-FAMILY_PATTERNS = {"spiking-mamba": "MM", "spiking-hybrid": "MT"}
 EVAL_ENCODING_SEED = 0  # rate coding in eval mode draws from this seed, so evaluation is repeatable
 
 
@@ -57,7 +58,7 @@ def patch_widths(embed_dim: int, blocks: int, first: int | None = None) -> tuple
 
 
 def encode_static(x: torch.Tensor, T: int, method: str, training: bool) -> torch.Tensor:
-    """``x [1, B, C, H, W]`` in [0, 1] -> ``[T, B, C, H, W]`` by ``method`` (see ``ENCODINGS``)."""
+    """``x [1, B, C, H, W]`` in [0, 1] -> ``[T, B, C, H, W]`` by ``method`` (one of ``models.config.ENCODINGS``)."""
     img = x[0]
     if method == "rate":
         g = None if training else torch.Generator(device=img.device).manual_seed(EVAL_ENCODING_SEED)
@@ -68,33 +69,25 @@ def encode_static(x: torch.Tensor, T: int, method: str, training: bool) -> torch
 
 
 class SpikingMamba(nn.Module):
-    def __init__(self, cfg):
+    """Spiking Mamba / hybrid built from a :class:`SpikingMambaConfig` (or a ``ModelConfig`` of
+    ``spiking-mamba`` / ``spiking-hybrid``); ``self.cfg`` is the typed config."""
+
+    def __init__(self, cfg: SpikingMambaConfig | ModelConfig):
         super().__init__()
-        pattern = FAMILY_PATTERNS.get(cfg.name, "MM") if cfg.pattern is None else cfg.pattern
-        if not isinstance(pattern, str) or not pattern or set(pattern) - {"M", "T"}:
-            raise ConfigError(f"pattern must be a non-empty string of 'M' (Mamba) and 'T' (attention), got {pattern!r}")
-        if cfg.input_encoding not in ENCODINGS:
-            raise ConfigError(f"input_encoding must be one of {ENCODINGS}, got {cfg.input_encoding!r}")
-        if cfg.spike_loss not in SPIKE_LOSSES:
-            raise ConfigError(f"spike_loss must be one of {SPIKE_LOSSES}, got {cfg.spike_loss!r}")
-        for field in ("embed_dim", "time_steps", "patch_blocks", "d_state", "expand", "attn_heads"):
-            v = getattr(cfg, field)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{field} must be a positive integer, got {v!r}")
-        if "T" in pattern and cfg.embed_dim % cfg.attn_heads:
-            raise ConfigError(f"embed_dim ({cfg.embed_dim}) must be divisible by attn_heads ({cfg.attn_heads})")
+        cfg = as_family_config(cfg, SpikingMambaConfig, tuple(FAMILY_PATTERNS))
         self.cfg = cfg
-        self.pattern = pattern
+        self.pattern = cfg.pattern
         d = cfg.embed_dim
         self.patches = SpikingPatchGenerator(
             cfg.input_shape[0], patch_widths(d, cfg.patch_blocks, cfg.patch_channels), rpe=cfg.patch_rpe
         )
         self.blocks = nn.ModuleList(
-            SpikingMambaBlock(d, cfg.d_state, cfg.expand, cfg.conv_layers, cfg.mlp_layers, cfg.shortcut,
-                              cfg.spiking_scan_backend)  # fmt: skip
+            SpikingMambaBlock(
+                d, cfg.d_state, cfg.expand, cfg.conv_layers, cfg.mlp_layers, cfg.shortcut, cfg.scan_backend
+            )
             if kind == "M"
             else SpikingSelfAttentionBlock(d, cfg.attn_heads)
-            for kind in pattern
+            for kind in cfg.pattern
         )
         self.head = nn.Linear(d, cfg.num_classes, bias=False)
         self.head_norm = ChannelNorm(cfg.num_classes)
@@ -108,14 +101,23 @@ class SpikingMamba(nn.Module):
             return encode_static(x, self.cfg.time_steps, self.cfg.input_encoding, self.training)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_spikes: bool = False) -> torch.Tensor:
+        """Logits ``[B, classes]``: the output spike counts of ``x [T_in, B, C, H, W]``. With
+        ``return_spikes`` the output spike train ``[T, B, classes]`` instead (what :meth:`loss` takes)."""
         h = self.patches(self.encode(x))  # (T, B, L, D)
         for block in self.blocks:
             h = block(h)  # (T, B, L, D)
-        return spikes(self.head_lif, self.head_norm(self.head(h.mean(2))))  # (T, B, classes)
+        out = spikes(self.head_lif, self.head_norm(self.head(h.mean(2))))  # (T, B, classes)
+        return out if return_spikes else spike_count_decode(out)  # (B, classes)
 
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (spike_rate_loss if self.cfg.spike_loss == "rate" else spike_count_loss)(output, target)
+    def spike_train(self, x: torch.Tensor) -> torch.Tensor:
+        """The output spikes ``[T, B, classes]`` of ``x`` (``forward`` returns their counts)."""
+        return self(x, return_spikes=True)
 
-    def decode(self, output: torch.Tensor) -> torch.Tensor:
-        return spike_count_decode(output)
+    def loss(self, spike_train: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The paper's training loss (``cfg.spike_loss``) of an output spike train ``[T, B, classes]``."""
+        return (spike_rate_loss if self.cfg.spike_loss == "rate" else spike_count_loss)(spike_train, target)
+
+    def decode(self, spike_train: torch.Tensor) -> torch.Tensor:
+        """Class scores ``[B, classes]`` of a spike train: the spike counts (what ``forward`` returns)."""
+        return spike_count_decode(spike_train)
