@@ -16,8 +16,11 @@ def _tone(freq, seconds=0.3, rate=16_000, amp=0.5):
 
 
 def _sphere(samples_i16, rate=20_000, coding="pcm", byte_format="01"):
-    fields = (f"NIST_1A\n   1024\nsample_count -i {len(samples_i16)}\nsample_rate -i {rate}\nchannel_count -i 1\n"
-              f"sample_n_bytes -i 2\nsample_byte_format -s2 {byte_format}\nsample_coding -s{len(coding)} {coding}\nend_head\n")  # fmt: skip
+    fields = (
+        f"NIST_1A\n   1024\nsample_count -i {len(samples_i16)}\nsample_rate -i {rate}\nchannel_count -i 1\n"
+        f"sample_n_bytes -i 2\nsample_byte_format -s2 {byte_format}\n"
+        f"sample_coding -s{len(coding)} {coding}\nend_head\n"
+    )
     order = ">" if byte_format == "10" else "<"
     return fields.encode().ljust(1024, b" ") + np.asarray(samples_i16, dtype=f"{order}i2").tobytes()
 
@@ -82,9 +85,47 @@ def test_tidigits_layout_single_digits_only(tmp_path):
     assert y == 10 and x.shape == (75, 64) and x.sum() > 0 and x[20:].sum() == 0  # 0.3 s tone = bins 0..14
 
 
+def test_spoken_digits_plan_is_seeded_and_holds_out_every_fifth_speaker():
+    from mambaspike.data.spoken_digits import SPEED_WPM, plan, speakers
+
+    rows = plan(seed=0)
+    assert rows == plan(seed=0) and rows != plan(seed=1)
+    voices = speakers()
+    assert len(voices) == 84 and len(rows) == 84 * 10 * 2
+    test_speakers = {r["speaker"] for r in rows if r["split"] == "test"}
+    assert test_speakers == set(voices[::5])  # every fifth speaker (sorted), never heard in training
+    assert not test_speakers & {r["speaker"] for r in rows if r["split"] == "train"}
+    assert all(SPEED_WPM[0] <= r["speed"] <= SPEED_WPM[1] for r in rows)
+    assert all(r["path"].startswith(f"{r['split']}/{r['digit']}/") and r["path"].endswith(".wav") for r in rows)
+
+
+def test_spoken_digits_reads_a_generated_folder_without_espeak(tmp_path, monkeypatch):
+    import mambaspike.data.spoken_digits as sd
+
+    monkeypatch.setattr(sd.shutil, "which", lambda name: None)  # nothing may be synthesised
+    folder = tmp_path / "spoken-digits"
+    freqs = np.linspace(300, 3000, 10)
+    for split, n in (("train", 2), ("test", 1)):
+        for digit in range(10):
+            (folder / split / str(digit)).mkdir(parents=True)
+            for k in range(n):
+                tone = (_tone(freqs[digit]) * 20_000).astype(np.int16)
+                wavfile.write(folder / split / str(digit) / f"en-us_m{k}-0.wav", 16_000, tone)
+    (folder / "meta.json").write_text('{"name": "spoken-digits"}')
+    train, val, test, info = get_datasets("spoken-digits", tmp_path, val_fraction=0.5)
+    assert info.input_shape == (64,) and info.num_classes == 10 and info.T == 50
+    assert len(test) == 10 and len(train) == len(val) == 10
+    x, y = test[7]
+    assert y == 7 and x.shape == (50, 64) and x[:15].sum() > 0 and x[20:].sum() == 0  # 0.3 s tone = bins 0..14
+    for f in (folder / "test").rglob("*.wav"):
+        f.unlink()
+    with pytest.raises(DatasetError, match="no .wav files in .*test: expected"):
+        sd.open_folder(folder)
+
+
 def test_spoken_digits_generation_is_deterministic(tmp_path):
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+        pytest.skip("espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
     from mambaspike.data.spoken_digits import generate, open_folder
 
     options = dict(voices=("en-us",), variants=("m1", "f2", "m3", "f4", "m5"), renditions=1)

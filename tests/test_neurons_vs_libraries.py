@@ -2,7 +2,7 @@
 ``ParametricLIFNode``) at matching settings: spikes, membrane traces and gradients.
 
 Test-only dependencies: snnTorch from the ``test`` extra, spikingjelly installed with ``--no-deps``
-(``requirements-test-nodeps.txt``, see ``.ci/run``). Each test is skipped where its library is absent.
+(``requirements-nodeps.txt``, see ``.ci/run``). Each test is skipped where its library is absent.
 
 Matching settings:
 - snnTorch ``Leaky(reset_delay=False)`` is our LIF with ``decay_input=False`` (``h = beta*v + x``),

@@ -184,7 +184,7 @@ def get_datasets(
     train_source, test_source = entry.open(data_dir, download)
     T = num_bins(time_window_us, dt_us)
 
-    from sklearn.model_selection import train_test_split  # here: importing sklearn costs ~1 s of CLI start-up
+    from sklearn.model_selection import train_test_split  # here, not at the top: sklearn slows the CLI's start-up
 
     try:
         train_idx, val_idx = train_test_split(

@@ -22,7 +22,6 @@ from mambaspike.data.registry import DatasetEntry
 NAME = "digits"
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
-INPUT_SHAPE = (1, 8, 8)
 STEP_US = 1000  # nominal length of the single time step (a static image has no time axis)
 
 

@@ -325,7 +325,7 @@ def read_meta(folder: Path) -> dict:
 
 
 def ensure_ndigits(root: str | Path, seed: int = 0) -> Path:
-    """Return ``root/N-Digits``, generating it first if it is missing (a few seconds).
+    """Return ``root/N-Digits``, generating it first if it is missing.
 
     Generation writes into a temporary folder beside the target and renames it into place, so an
     interrupted run or two concurrent runs never leave a half-written data set. Raises

@@ -8,7 +8,7 @@ File format (Orchard et al. 2015): 5 bytes per event, events sorted by time::
 Folder layout: ``ROOT/Train/<digit>/<id>.bin`` and ``ROOT/Test/<digit>/<id>.bin``.
 
 We walk the folders ourselves and call tonic's parser per file: ``tonic.datasets.NMNIST`` would start
-a download unless its ``train.zip`` lies beside the folder (see DESIGN.md § Data).
+a download unless its ``train.zip`` lies beside the folder.
 """
 
 from __future__ import annotations

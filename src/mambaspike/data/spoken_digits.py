@@ -7,8 +7,7 @@ digit ``RENDITIONS`` times at a speed (words per minute) and pitch drawn from a 
 ``seed``. Every fifth speaker (sorted) is held out for test, so test voices are never heard in training.
 The set is written once under ``DATA_DIR/spoken-digits/{train,test}/<digit>/<speaker>-<k>.wav`` with
 a ``meta.json`` (generator version, seed, espeak-ng version); the same espeak-ng version gives
-byte-identical files. Generation takes a few minutes on 2 cores; it is atomic (a temporary folder
-moved into place).
+byte-identical files. Generation is atomic (a temporary folder moved into place).
 """
 
 from __future__ import annotations

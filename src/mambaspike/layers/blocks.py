@@ -33,13 +33,18 @@ class SpikingConvBlock(nn.Module):
         neuron: str = "lif",
     ):
         super().__init__()
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        rec = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
+        self._build(conv, nn.BatchNorm2d(c_out), lif_kwargs, neuron, rec, pool if pool is not None else nn.MaxPool2d(2))
+
+    def _build(self, conv: nn.Module, bn: nn.Module, lif_kwargs: dict, neuron: str, recurrent, pool: nn.Module):
+        """Register the block's layers: ``conv``, ``bn``, ``lif``, ``recurrent`` (or ``None``), ``pool``."""
         if neuron not in NEURONS:
             raise ValueError(f"unknown neuron {neuron!r}; available: {', '.join(NEURONS)}")
-        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.conv, self.bn = conv, bn
         self.lif = NEURONS[neuron](**lif_kwargs)
-        self.recurrent = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
-        self.pool = pool if pool is not None else nn.MaxPool2d(2)
+        self.recurrent = recurrent
+        self.pool = pool
 
     def forward(self, x: torch.Tensor, state=None):
         current = per_bin(lambda f: self.bn(self.conv(f)), x)  # (T, B, Cout, H, W)
@@ -82,7 +87,7 @@ class SpikingDenseBlock(SpikingConvBlock):
     block's spikes at t-1). ``[T, B, F_in] -> [T, B, F_out]``."""
 
     def __init__(self, f_in: int, f_out: int, lif_kwargs: dict, recurrent: bool = False, neuron: str = "lif"):
-        super().__init__(1, 1, lif_kwargs, recurrent=False, pool=nn.Identity(), neuron=neuron)
-        self.conv = nn.Linear(f_in, f_out, bias=False)
-        self.bn = nn.BatchNorm1d(f_out)
-        self.recurrent = nn.Linear(f_out, f_out, bias=False) if recurrent else None
+        nn.Module.__init__(self)
+        linear = nn.Linear(f_in, f_out, bias=False)
+        rec = nn.Linear(f_out, f_out, bias=False) if recurrent else None
+        self._build(linear, nn.BatchNorm1d(f_out), lif_kwargs, neuron, rec, nn.Identity())

@@ -133,7 +133,7 @@ class SpikeInterface(nn.Module):
 
     def time_encoding(self, L: int, device, dtype) -> torch.Tensor:
         """``[L, d_model]`` encodings of the window centres; a constant of ``L``, kept for the last ``L``
-        asked (a latency path: the sines cost as much as the projection at batch 1)."""
+        asked, so repeated batch-1 inference does not recompute the sines."""
         key = (L, str(device), dtype)
         cached = self.__dict__.get("_enc_cache")
         if cached is None or cached[0] != key or torch.jit.is_tracing():

@@ -200,12 +200,6 @@ def srm_step(x: torch.Tensor, state: SRMState, p: SRMParams, spike_fn) -> tuple[
     return s, SRMState(psp, r)
 
 
-def srm_membrane(state: SRMState, p: SRMParams) -> torch.Tensor:
-    """The potential ``u`` the next step starts from without input: ``beta * psp - eta * beta_refr * r``
-    (for traces: ``u[t] = psp[t] - eta * beta_refr * r[t-1]``)."""
-    return state.psp - p.eta * p.beta_refr * state.r
-
-
 def srm_kernels(p: SRMParams, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The two kernels ``(eps[0..length), eta[0..length))`` that :func:`srm_step` realises."""
     k = torch.arange(length, dtype=torch.as_tensor(p.beta).dtype)

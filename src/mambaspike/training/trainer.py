@@ -171,8 +171,8 @@ def dist_backend(ctx: distributed.Context) -> str:
 
 
 def _autocast(amp: bool):
-    """Mixed precision: bf16 autocast on CUDA (Miao §6.1: 16-bit training was 1.5-2x faster). It acts
-    on tensors that live on the GPU. Untested on a GPU so far; on CPU ``--amp`` is refused."""
+    """Mixed precision: bf16 autocast on CUDA (Miao §6.1 trains in 16 bits). It acts on tensors that
+    live on the GPU; on CPU ``--amp`` is refused."""
     if not amp:
         return contextlib.nullcontext()
     if not torch.cuda.is_available():
