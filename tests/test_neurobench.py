@@ -1,7 +1,7 @@
 """Our synaptic-operation counts, footprint and activation sparsity against NeuroBench's: on a small
 model, and through the adapter (``mambaspike.evaluation.neurobench``) on a trained Mamba-Spike run.
 
-NeuroBench is a test-only dependency (requirements-neurobench.txt, installed with --no-deps by .ci/run).
+NeuroBench is a test-only dependency (requirements-nodeps.txt, installed with --no-deps by .ci/run).
 """
 
 import sys
@@ -128,6 +128,6 @@ def test_missing_neurobench_is_one_error_saying_how_to_install_it(monkeypatch):
     monkeypatch.setattr(nbadapter, "_CLASSES", {})
     for name in [m for m in sys.modules if m == "neurobench" or m.startswith("neurobench.")]:
         monkeypatch.setitem(sys.modules, name, None)  # an import of it now fails as if it were not installed
-    hint = r"NeuroBench is not installed .*pip install --no-deps -r requirements-neurobench\.txt"
+    hint = r"NeuroBench is not installed .*pip install --no-deps -r requirements-nodeps\.txt"
     with pytest.raises(ImportError, match=hint):
         nbadapter.neurobench_model(nn.Linear(2, 2))

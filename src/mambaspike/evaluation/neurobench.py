@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from mambaspike.neurons.modules import SpikingNeuron
 from mambaspike.ssm.mamba import MambaBlock
 
-INSTALL_HINT = "python -m pip install --no-deps -r requirements-neurobench.txt (neurobench 2.3.0; needs snntorch)"
+INSTALL_HINT = "python -m pip install --no-deps -r requirements-nodeps.txt (neurobench 2.3.0; needs snntorch)"
 
 _CLASSES: dict = {}
 
