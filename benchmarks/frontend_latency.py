@@ -52,8 +52,10 @@ def main() -> None:
         same = all(torch.equal(o, outs[0]) for o in outs)
         rate = float(outs[0].mean())
         for threads, name, med, p10 in alternating_ms(paths, args.threads, args.calls, warmup=5):
-            print(f"{args.input}  threads {threads}  {name:6s}  median {med:7.3f} ms  p10 {p10:7.3f} ms"
-                  f"  (identical spikes: {same}, output rate {rate:.3f})")
+            print(
+                f"{args.input}  threads {threads}  {name:6s}  median {med:7.3f} ms  p10 {p10:7.3f} ms"
+                f"  (identical spikes: {same}, output rate {rate:.3f})"
+            )
 
 
 if __name__ == "__main__":

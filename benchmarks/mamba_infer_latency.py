@@ -20,6 +20,7 @@ def reference_forward(bb: MambaBackbone, x: torch.Tensor) -> torch.Tensor:
         x = x + layer.mixer.forward_reference(layer.norm(x))[0]
     return bb.norm_f(x)
 
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -33,8 +34,11 @@ def main() -> None:
     with torch.no_grad():
         diff = (paths["fused"]() - paths["reference"]()).abs().max().item()
         for threads, name, med, p10 in alternating_ms(paths, args.threads, args.calls, warmup=10):
-            print(f"threads {threads}  {name:9s}  median {med:6.3f} ms  p10 {p10:6.3f} ms"
-                  f"  (max |fused - reference| {diff:.1e})")
+            print(
+                f"threads {threads}  {name:9s}  median {med:6.3f} ms  p10 {p10:6.3f} ms"
+                f"  (max |fused - reference| {diff:.1e})"
+            )
+
 
 if __name__ == "__main__":
     main()

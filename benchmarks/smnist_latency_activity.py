@@ -74,7 +74,7 @@ def main() -> None:
             ms.eval()
             r = ", ".join(f"{v:.3f}" for v in rates(ms, x))
             label = "as initialised" if shift is None else f"BN shift {shift:g}"
-            ms_t = 1e3 * time_it(lambda: ms(x), repeats=args.repeats, warmup=20)
+            ms_t = 1e3 * time_it(lambda ms=ms: ms(x), repeats=args.repeats, warmup=20)
             print(f"threads {threads}  mambaspike  {ms_t:6.3f} ms  ({label}; block firing rates {r})")
         baseline("lstm")
         baseline("gru")

@@ -13,33 +13,110 @@ def _rows(capsys, argv):
 
 
 def test_bench_scan_json(capsys):
-    rows = _rows(capsys, ["bench", "scan", "--json", "--L", "8", "--batch", "2", "--d-inner", "4", "--d-state", "3",
-                          "--repeats", "1", "--no-memory", "--no-mambapy"])  # fmt: skip
+    rows = _rows(
+        capsys,
+        [
+            "bench",
+            "scan",
+            "--json",
+            "--L",
+            "8",
+            "--batch",
+            "2",
+            "--d-inner",
+            "4",
+            "--d-state",
+            "3",
+            "--repeats",
+            "1",
+            "--no-memory",
+            "--no-mambapy",
+        ],
+    )
     assert {r["pass"] for r in rows} == {"fwd", "fwd+bwd"}
     for r in rows:
-        for key in ("name", "L", "reference_s", "fast_s", "speedup", "reference_peak_mb", "fast_peak_mb", "threads", "device"):
+        for key in (
+            "name",
+            "L",
+            "reference_s",
+            "fast_s",
+            "speedup",
+            "reference_peak_mb",
+            "fast_peak_mb",
+            "threads",
+            "device",
+        ):
             assert key in r
         assert r["max_rel_diff"] < 1e-4
 
 
 def test_bench_stream_json(capsys):
-    rows = _rows(capsys, ["bench", "stream", "--json", "--models", "mambaspike", "mamba", "--input", "smnist",
-                          "--T", "12", "--repeats", "1"])  # fmt: skip
+    rows = _rows(
+        capsys,
+        [
+            "bench",
+            "stream",
+            "--json",
+            "--models",
+            "mambaspike",
+            "mamba",
+            "--input",
+            "smnist",
+            "--T",
+            "12",
+            "--repeats",
+            "1",
+        ],
+    )
     assert [r["model"] for r in rows] == ["mambaspike", "mamba"]
     assert all(r["max_abs_diff"] <= 1e-5 and r["ms_per_bin"] > 0 for r in rows)
 
 
 def test_bench_model_json(capsys):
-    rows = _rows(capsys, ["bench", "model", "--json", "--models", "gru", "mambaspike", "--inputs", "smnist",
-                          "--T", "8", "--batch", "2", "--repeats", "1"])  # fmt: skip
+    rows = _rows(
+        capsys,
+        [
+            "bench",
+            "model",
+            "--json",
+            "--models",
+            "gru",
+            "mambaspike",
+            "--inputs",
+            "smnist",
+            "--T",
+            "8",
+            "--batch",
+            "2",
+            "--repeats",
+            "1",
+        ],
+    )
     assert [r["model"] for r in rows] == ["gru", "mambaspike"]
     assert all(r["params"] > 0 and r["train_samples_per_s"] > 0 and r["latency_ms"] > 0 for r in rows)
 
 
 @pytest.mark.slow
 def test_bench_scan_memory_in_subprocess(capsys):
-    rows = _rows(capsys, ["bench", "scan", "--json", "--L", "64", "--batch", "2", "--d-inner", "8",
-                          "--repeats", "1", "--passes", "fwd+bwd", "--no-mambapy"])  # fmt: skip
+    rows = _rows(
+        capsys,
+        [
+            "bench",
+            "scan",
+            "--json",
+            "--L",
+            "64",
+            "--batch",
+            "2",
+            "--d-inner",
+            "8",
+            "--repeats",
+            "1",
+            "--passes",
+            "fwd+bwd",
+            "--no-mambapy",
+        ],
+    )
     assert rows[0]["reference_peak_mb"] is not None
 
 

@@ -18,8 +18,21 @@ def test_help_lists_the_options(args):
     r = run_cli(*args)
     assert r.returncode == 0 and r.stderr == ""
     if args[0] == "train":
-        for flag in ("--dataset", "--model", "--epochs", "--batch-size", "--lr", "--weight-decay", "--time-window",
-                     "--dt", "--data-dir", "--output-dir", "--seed", "--resume", "--subset"):  # fmt: skip
+        for flag in (
+            "--dataset",
+            "--model",
+            "--epochs",
+            "--batch-size",
+            "--lr",
+            "--weight-decay",
+            "--time-window",
+            "--dt",
+            "--data-dir",
+            "--output-dir",
+            "--seed",
+            "--resume",
+            "--subset",
+        ):
             assert flag in r.stdout, flag
 
 
@@ -55,8 +68,24 @@ def test_missing_nmnist_is_one_line_exit_1(tmp_path, capsys):
 
 def test_train_then_eval_through_the_cli(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--data-dir", str(data_dir), "--output-dir", str(out), "--subset", "40", "--epochs", "1",
-                 "--model", "gru", "--no-progress", "--threads", "2"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--output-dir",
+            str(out),
+            "--subset",
+            "40",
+            "--epochs",
+            "1",
+            "--model",
+            "gru",
+            "--no-progress",
+            "--threads",
+            "2",
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "gru" and metrics["selected_by"] == "val"

@@ -43,13 +43,21 @@ def test_datasets_lists_every_data_set_with_layout_and_presence(tmp_path, capsys
 
 def test_train_on_missing_dvsgesture_fails_within_seconds_naming_the_layout(tmp_path, capsys):
     start = time.perf_counter()
-    assert main(["train", "--dataset", "dvsgesture", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")]) == 1
+    assert (
+        main(["train", "--dataset", "dvsgesture", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")])
+        == 1
+    )
     assert time.perf_counter() - start < 5
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ibmGestureTrain/userNN_<lighting>/<label>.npy" in err and "--download" in err
     src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout, whatever is installed
-    r = subprocess.run([sys.executable, "-m", "mambaspike", "train", "--dataset", "dvsgesture", "--data-dir", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": src})  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mambaspike", "train", "--dataset", "dvsgesture", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": src},
+    )
     assert r.returncode == 1 and "expected DATA_DIR/DVSGesture" in r.stderr
 
 
@@ -76,6 +84,7 @@ def test_bad_config_is_one_line_exit_1(tmp_path, capsys):
 
 
 # --- augmentation -------------------------------------------------------------------------------------
+
 
 def test_augment_shift_flip_and_drop():
     frames = torch.zeros(3, 2, 16, 16)
@@ -109,8 +118,24 @@ def test_a_recipe_trains_end_to_end_on_fixture_event_data(tmp_path, capsys):
 
     _write_cifar10dvs(tmp_path, per_class=20)
     out = tmp_path / "run"
-    argv = ["train", "--config", "cifar10dvs-gru", "--data-dir", str(tmp_path), "--output-dir", str(out),
-            "--epochs", "1", "--subset", "20", "--time-window", "300000", "--dt", "100000", "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--config",
+        "cifar10dvs-gru",
+        "--data-dir",
+        str(tmp_path),
+        "--output-dir",
+        str(out),
+        "--epochs",
+        "1",
+        "--subset",
+        "20",
+        "--time-window",
+        "300000",
+        "--dt",
+        "100000",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["train"]["augment"] is True and run["train"]["batch_size"] == 32 and run["train"]["epochs"] == 1

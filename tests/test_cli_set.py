@@ -16,8 +16,9 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")  # this checkout, whateve
 
 
 def python(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": SRC})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC}
+    )
 
 
 @pytest.fixture
@@ -68,15 +69,53 @@ def test_a_setting_without_a_value_is_an_option_error(capsys):
 
 
 def test_values_are_yaml_and_take_the_fields_types(captured):
-    assert main(["train", "--set", "neuron=srm", "--set", "d_model=64", "--set", "channels=[16,32]",
-                 "--set", "tau_ms=20", "--set", "learn_tau=false", "--set", "rnn_hidden=null"]) == 0  # fmt: skip
-    assert captured["cfg"].model_overrides == {"neuron": "srm", "d_model": 64, "channels": (16, 32), "tau_ms": 20.0,
-                                               "learn_tau": False, "rnn_hidden": None}  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                "neuron=srm",
+                "--set",
+                "d_model=64",
+                "--set",
+                "channels=[16,32]",
+                "--set",
+                "tau_ms=20",
+                "--set",
+                "learn_tau=false",
+                "--set",
+                "rnn_hidden=null",
+            ]
+        )
+        == 0
+    )
+    assert captured["cfg"].model_overrides == {
+        "neuron": "srm",
+        "d_model": 64,
+        "channels": (16, 32),
+        "tau_ms": 20.0,
+        "learn_tau": False,
+        "rnn_hidden": None,
+    }
 
 
 def test_set_overrides_the_recipe_and_explicit_options_still_win(captured):
-    assert main(["train", "--config", "dvsgesture-mambaspike", "--set", "tau_ms=12.5", "--set", "d_model=48",
-                 "--epochs", "3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "dvsgesture-mambaspike",
+                "--set",
+                "tau_ms=12.5",
+                "--set",
+                "d_model=48",
+                "--epochs",
+                "3",
+            ]
+        )
+        == 0
+    )
     cfg = captured["cfg"]
     assert cfg.model_overrides["tau_ms"] == 12.5 and cfg.model_overrides["d_model"] == 48
     assert cfg.model_overrides["channels"] == (16, 32, 64)  # the recipe's, not set
@@ -98,6 +137,7 @@ def test_compare_and_ablate_take_set_over_model_config(monkeypatch, tmp_path, ca
         def run(out, base, **kw):
             seen[name] = base
             (tmp_path / f"{name}.md").write_text("table")
+
         return run
 
     monkeypatch.setattr(mambaspike.lab.compare, "compare", fake("compare"))
@@ -115,9 +155,28 @@ def test_a_set_value_reaches_the_trained_model(data_dir, tmp_path):
 
     out = tmp_path / "run"
     settings = ["tau_ms=12.5", "learn_tau=false", "recurrent=false", "channels=[4,8]", "d_model=24", "n_layers=1"]
-    assert main(["train", "--data-dir", str(data_dir), "--output-dir", str(out), "--subset", "8", "--epochs", "1",
-                 "--time-window", "50000", "--no-progress", "--threads", "2",
-                 *(a for s in settings for a in ("--set", s))]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(data_dir),
+                "--output-dir",
+                str(out),
+                "--subset",
+                "8",
+                "--epochs",
+                "1",
+                "--time-window",
+                "50000",
+                "--no-progress",
+                "--threads",
+                "2",
+                *(a for s in settings for a in ("--set", s)),
+            ]
+        )
+        == 0
+    )
     saved = json.loads((out / "run.json").read_text())
     assert saved["model"]["tau_ms"] == 12.5 and saved["model"]["channels"] == [4, 8]
     model = load_run(out).model()  # the saved weights fit a model of these sizes
@@ -138,8 +197,10 @@ def test_every_command_prints_its_help(command, capsys):
 
 
 def test_top_level_help_lists_every_command_without_importing_torch():
-    code = ("import sys\nfrom mambaspike.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit as e:\n"
-            "    assert e.code == 0\nprint('torch' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys\nfrom mambaspike.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0\nprint('torch' in sys.modules)"
+    )
     r = python("-c", code)
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "False"
     for name, module in COMMANDS.items():

@@ -30,6 +30,7 @@ def _events(n, seed, t_max_us=200_000, size=128):
 
 # --- DVS Gesture --------------------------------------------------------------------------------------
 
+
 def _write_gesture_npy(root, n_users=(2, 1), per_class=1):
     for folder, users in (("ibmGestureTrain", range(n_users[0])), ("ibmGestureTest", range(10, 10 + n_users[1]))):
         for u in users:
@@ -43,7 +44,9 @@ def _write_gesture_npy(root, n_users=(2, 1), per_class=1):
 
 def test_dvsgesture_npy_layout(tmp_path):
     _write_gesture_npy(tmp_path)
-    train, val, test, info = get_datasets("dvsgesture", tmp_path, time_window_us=200_000, dt_us=50_000, val_fraction=0.5)
+    train, val, test, info = get_datasets(
+        "dvsgesture", tmp_path, time_window_us=200_000, dt_us=50_000, val_fraction=0.5
+    )
     assert info.input_shape == (2, 128, 128) and info.T == 4 and info.num_classes == 11
     assert len(train) + len(val) == 22 and len(test) == 11
     x, y = test[3]
@@ -84,14 +87,20 @@ def _write_gesture_aedat(root):
 
 def test_dvsgesture_aedat31_cut_per_gesture(tmp_path):
     _write_gesture_aedat(tmp_path)
-    train, val, test, info = get_datasets("dvsgesture", tmp_path, time_window_us=100_000, dt_us=50_000, val_fraction=0.5)
+    train, val, test, info = get_datasets(
+        "dvsgesture", tmp_path, time_window_us=100_000, dt_us=50_000, val_fraction=0.5
+    )
     assert len(train) + len(val) == 22 and len(test) == 11 and info.input_shape == (2, 128, 128)
     ev = _events(400, seed=3, t_max_us=1_100_000)
     for label in (0, 10):
         x, y = test[label]
         start = 100_000 * (label + 1)
         n = ((ev["t"] >= start) & (ev["t"] < start + 90_000)).sum()
-        assert y == label and x.sum() == n and x[1:].sum() == ((ev["t"] >= start + 50_000) & (ev["t"] < start + 90_000)).sum()
+        assert (
+            y == label
+            and x.sum() == n
+            and x[1:].sum() == ((ev["t"] >= start + 50_000) & (ev["t"] < start + 90_000)).sum()
+        )
 
 
 def test_aedat31_parser_round_trip_overflow_and_errors(tmp_path):
@@ -123,6 +132,7 @@ def test_labels_csv_errors_name_the_line(tmp_path):
 
 # --- CIFAR10-DVS --------------------------------------------------------------------------------------
 
+
 def _write_cifar10dvs(root, per_class=10):
     for c, name in enumerate(CIFAR_CLASSES):
         d = root / "CIFAR10DVS" / name
@@ -135,7 +145,9 @@ def _write_cifar10dvs(root, per_class=10):
 
 def test_cifar10dvs_aedat2_split_by_file_index(tmp_path):
     _write_cifar10dvs(tmp_path)
-    train, val, test, info = get_datasets("cifar10dvs", tmp_path, time_window_us=300_000, dt_us=100_000, val_fraction=0.5)
+    train, val, test, info = get_datasets(
+        "cifar10dvs", tmp_path, time_window_us=300_000, dt_us=100_000, val_fraction=0.5
+    )
     assert len(test) == 10 and len(train) + len(val) == 90 and info.input_shape == (2, 128, 128)
     assert test.targets.tolist() == list(range(10))  # file index 9 of each class (sorted numerically)
     x, y = test[2]
@@ -185,6 +197,7 @@ def test_corrupt_aedat4_is_our_error(tmp_path):
 
 # --- SHD and N-TIDIGITS -------------------------------------------------------------------------------
 
+
 def test_shd_h5(tmp_path):
     (tmp_path / "SHD").mkdir()
     for split, n in (("train", 40), ("test", 20)):
@@ -233,6 +246,7 @@ def test_ntidigits_hdf5_single_digits(tmp_path):
 
 # --- MNIST, sequential MNIST, CIFAR -------------------------------------------------------------------
 
+
 def _write_mnist(root, n=(30, 10), gz=False):
     import gzip
 
@@ -251,8 +265,12 @@ def _write_mnist(root, n=(30, 10), gz=False):
 @pytest.mark.parametrize("gz", [False, True])
 def test_mnist_variants(tmp_path, gz):
     test_images = _write_mnist(tmp_path, gz=gz)
-    expected = {"mnist": ((1, 1, 28, 28), (1, 28, 28)), "smnist": ((784, 1), (1,)), "psmnist": ((784, 1), (1,)),
-                "smnist-rate": ((20, 1, 28, 28), (1, 28, 28))}
+    expected = {
+        "mnist": ((1, 1, 28, 28), (1, 28, 28)),
+        "smnist": ((784, 1), (1,)),
+        "psmnist": ((784, 1), (1,)),
+        "smnist-rate": ((20, 1, 28, 28), (1, 28, 28)),
+    }
     for name, (shape, input_shape) in expected.items():
         train, val, test, info = get_datasets(name, tmp_path, val_fraction=0.5)
         x, y = test[4]
@@ -260,11 +278,15 @@ def test_mnist_variants(tmp_path, gz):
         assert info.T == shape[0] and len(test) == 10 and len(train) + len(val) == 30
     img = test_images[4].astype(np.float32) / 255
     assert np.allclose(get_datasets("smnist", tmp_path, val_fraction=0.5)[2][4][0][:, 0].numpy(), img.reshape(-1))
-    assert np.allclose(get_datasets("psmnist", tmp_path, val_fraction=0.5)[2][4][0][:, 0].numpy(), img.reshape(-1)[PERMUTATION])
+    assert np.allclose(
+        get_datasets("psmnist", tmp_path, val_fraction=0.5)[2][4][0][:, 0].numpy(), img.reshape(-1)[PERMUTATION]
+    )
     rate = get_datasets("smnist-rate", tmp_path, time_window_us=400_000, dt_us=1_000, val_fraction=0.5)[2][4][0]
     assert set(rate.unique().tolist()) <= {0.0, 1.0} and rate.shape[0] == 400
     assert abs(rate.mean(0)[0].numpy() - img).mean() < 0.05  # spike rate ~ intensity
-    assert torch.equal(rate, get_datasets("smnist-rate", tmp_path, time_window_us=400_000, dt_us=1_000, val_fraction=0.5)[2][4][0])
+    assert torch.equal(
+        rate, get_datasets("smnist-rate", tmp_path, time_window_us=400_000, dt_us=1_000, val_fraction=0.5)[2][4][0]
+    )
     with pytest.raises(DatasetError, match="do not apply to smnist"):
         get_datasets("smnist", tmp_path, dt_us=5, val_fraction=0.5)
 
@@ -312,6 +334,7 @@ def test_cifar_pickle_that_runs_code_is_refused(tmp_path):
 
 
 # --- missing data ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", [n for n in dataset_names() if not get_entry(n).generated])
 def test_missing_data_set_is_a_quick_error_naming_layout_and_source(tmp_path, name):

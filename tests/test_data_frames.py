@@ -17,13 +17,15 @@ def _events(rows):
 
 
 def test_hand_computed_bins_boundaries_and_polarity_channels():
-    events = _events([
-        (0, 0, 0, 1),  # first µs of bin 0, ON
-        (2, 1, 9_999, 0),  # last µs of bin 0, OFF
-        (2, 1, 10_000, 0),  # first µs of bin 1
-        (1, 0, 29_999, 1),  # last µs of the window
-        (1, 0, 30_000, 1),  # at the window's end: dropped
-    ])
+    events = _events(
+        [
+            (0, 0, 0, 1),  # first µs of bin 0, ON
+            (2, 1, 9_999, 0),  # last µs of bin 0, OFF
+            (2, 1, 10_000, 0),  # first µs of bin 1
+            (1, 0, 29_999, 1),  # last µs of the window
+            (1, 0, 30_000, 1),  # at the window's end: dropped
+        ]
+    )
     frames = events_to_frames(events, sensor_size=(3, 2, 2), time_window_us=30_000, dt_us=10_000)
     expected = np.zeros((3, 2, 2, 3), dtype=np.uint8)  # [T, P, H, W]
     expected[0, 1, 0, 0] = 1

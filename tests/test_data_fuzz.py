@@ -44,8 +44,10 @@ def _wav_bytes():
     return buf.getvalue()
 
 
-_SPHERE = (b"NIST_1A\n   1024\nsample_rate -i 16000\nsample_n_bytes -i 2\nend_head\n".ljust(1024, b" ")
-           + np.arange(40, dtype="<i2").tobytes())  # fmt: skip
+_SPHERE = (
+    b"NIST_1A\n   1024\nsample_rate -i 16000\nsample_n_bytes -i 2\nend_head\n".ljust(1024, b" ")
+    + np.arange(40, dtype="<i2").tobytes()
+)
 _IDX = encode_idx(np.zeros((2, 28, 28), np.uint8))
 PARSERS = {  # name -> (valid bytes, parse(bytes, path))
     "nmnist": (encode_nmnist(_EV), lambda b, p: (p.write_bytes(b), read_nmnist_file(p))),
@@ -57,7 +59,9 @@ PARSERS = {  # name -> (valid bytes, parse(bytes, path))
     "sphere": (_SPHERE, lambda b, p: (p.write_bytes(b), read_audio(p))),
     "cifar": (_cifar_bytes(), lambda b, p: (p.write_bytes(b), read_batch(p, b"labels", 10))),
 }
-_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _only_our_error(parse, data, path):
@@ -76,8 +80,11 @@ def test_random_bytes(tmp_path, name, data):
 
 @pytest.mark.parametrize("name", PARSERS)
 @_SETTINGS
-@given(cut=st.integers(min_value=0, max_value=10_000), flip=st.integers(min_value=0, max_value=10_000),
-       value=st.integers(0, 255))  # fmt: skip
+@given(
+    cut=st.integers(min_value=0, max_value=10_000),
+    flip=st.integers(min_value=0, max_value=10_000),
+    value=st.integers(0, 255),
+)
 def test_truncated_and_corrupted_valid_files(tmp_path, name, cut, flip, value):
     valid, parse = PARSERS[name]
     parse(valid, tmp_path / "f")  # the untouched file parses

@@ -25,8 +25,18 @@ def test_names_and_defaults():
     assert dataset_names()[0] == "ndigits" and "nmnist" in dataset_names()
     for name in ("ndigits", "nmnist"):
         assert dataset_defaults(name) == {"time_window_us": 300_000, "dt_us": 10_000}
-    assert {"dvsgesture", "cifar10dvs", "shd", "ntidigits", "smnist", "psmnist", "mnist", "cifar10",
-            "cifar100", "digits"} <= set(dataset_names())
+    assert {
+        "dvsgesture",
+        "cifar10dvs",
+        "shd",
+        "ntidigits",
+        "smnist",
+        "psmnist",
+        "mnist",
+        "cifar10",
+        "cifar100",
+        "digits",
+    } <= set(dataset_names())
 
 
 def test_unknown_name_lists_the_available_ones(tmp_path):
@@ -61,8 +71,14 @@ def test_missing_nmnist_is_a_quick_error_naming_the_layout(tmp_path):
 def test_ndigits_subset_shapes_and_splits(shared_data_dir):
     train, val, test, info = get_datasets("ndigits", shared_data_dir, subset=50)
     assert info == DataInfo(
-        name="ndigits", input_shape=(2, 34, 34), num_classes=10, class_names=tuple("0123456789"),
-        time_window_us=300_000, dt_us=10_000, T=30, root=str(shared_data_dir / "N-Digits"),
+        name="ndigits",
+        input_shape=(2, 34, 34),
+        num_classes=10,
+        class_names=tuple("0123456789"),
+        time_window_us=300_000,
+        dt_us=10_000,
+        T=30,
+        root=str(shared_data_dir / "N-Digits"),
     )
     assert len(train) == len(val) == len(test) == 50
     for ds in (train, val, test):

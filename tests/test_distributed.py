@@ -46,9 +46,22 @@ def test_shards_cover_the_batch_once_and_weights_average_to_its_mean(n):
 
 def _train(args, env_extra=None, nproc=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "src"), env.get("PYTHONPATH", "")])
-    launcher = [sys.executable, "-m", "mambaspike"] if nproc is None else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "mambaspike"]
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.join(os.path.dirname(__file__), "..", "src"), env.get("PYTHONPATH", "")]
+    )
+    launcher = (
+        [sys.executable, "-m", "mambaspike"]
+        if nproc is None
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "mambaspike",
+        ]
+    )
     r = subprocess.run([*launcher, "train", *args], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
@@ -57,8 +70,19 @@ def _train(args, env_extra=None, nproc=None):
 def test_two_process_gloo_run_matches_one_process(data_dir, tmp_path):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE)
-    common = ["--config", str(recipe), "--data-dir", str(data_dir), "--subset", "64", "--no-progress",
-              "--threads", "1", "--device", "cpu"]  # fmt: skip
+    common = [
+        "--config",
+        str(recipe),
+        "--data-dir",
+        str(data_dir),
+        "--subset",
+        "64",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     _train([*common, "--output-dir", str(tmp_path / "one")])
     two = _train([*common, "--output-dir", str(tmp_path / "two")], nproc=2)
     assert "distributed: 2 processes (gloo), global batch 16" in two.stdout

@@ -3,8 +3,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mambaspike.neurons.encoding import delta, latency, latency_times, rate
 from mambaspike.errors import ConfigError
+from mambaspike.neurons.encoding import delta, latency, latency_times, rate
 
 
 def test_rate_is_deterministic_for_a_seed_and_matches_the_probability():

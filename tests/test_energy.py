@@ -146,8 +146,9 @@ def test_op_counter_on_mambaspike_marks_spike_fed_layers():
     from mambaspike.models.registry import build_model
 
     torch.manual_seed(0)
-    m = build_model(ModelConfig(input_shape=(2, 16, 16), channels=(4, 8), d_model=16, n_layers=1, d_state=4,
-                                v_threshold=0.05))  # fmt: skip
+    m = build_model(
+        ModelConfig(input_shape=(2, 16, 16), channels=(4, 8), d_model=16, n_layers=1, d_state=4, v_threshold=0.05)
+    )
     m.eval()
     with torch.no_grad(), OpCounter(m) as c:
         m(torch.poisson(torch.full((6, 2, 2, 16, 16), 0.3)) * 3)
@@ -166,8 +167,9 @@ def test_op_counter_sees_every_layer_despite_fused_inference_paths():
     from mambaspike.models.registry import build_model
 
     torch.manual_seed(0)
-    m = build_model(ModelConfig(input_shape=(1,), dt_ms=1.0, channels=(4, 8), d_model=16, n_layers=2, d_state=4,
-                                v_threshold=0.05))  # fmt: skip
+    m = build_model(
+        ModelConfig(input_shape=(1,), dt_ms=1.0, channels=(4, 8), d_model=16, n_layers=2, d_state=4, v_threshold=0.05)
+    )
     m.eval()
     x = torch.rand(40, 2, 1) * 3
     with torch.no_grad(), OpCounter(m) as fused:
@@ -175,5 +177,7 @@ def test_op_counter_sees_every_layer_despite_fused_inference_paths():
     with OpCounter(m) as graph:
         m(x)
     rows = {r["layer"]: r for r in fused.report()["layers"]}
-    assert {"backbone.layers.1.mixer.conv1d", "backbone.layers.1.mixer.dt_proj", "frontend.blocks.1.recurrent"} <= set(rows)
+    assert {"backbone.layers.1.mixer.conv1d", "backbone.layers.1.mixer.dt_proj", "frontend.blocks.1.recurrent"} <= set(
+        rows
+    )
     assert rows == {r["layer"]: r for r in graph.report()["layers"]}

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from mambaspike.lab.ablate import ablate
 from mambaspike.cli import main
-from mambaspike.lab.compare import compare
 from mambaspike.errors import ConfigError
 from mambaspike.evaluation.robustness import robustness
+from mambaspike.lab.ablate import ablate
+from mambaspike.lab.compare import compare
 from mambaspike.training.trainer import TrainConfig
 
 TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
@@ -24,13 +24,28 @@ def read_csv(path):
 def study(data_dir, tmp_path_factory):
     """compare (mambaspike, mamba; seeds 0, 1) then ablate in the same directory (front-end runs reused)."""
     out = tmp_path_factory.mktemp("study")
-    base = TrainConfig(data_dir=str(data_dir), subset=20, epochs=1, batch_size=10, threads=1, progress=False,
-                       time_window_us=100_000,  # 10 bins: a third of the default, to keep the suite fast
-                       model_overrides=dict(TINY))  # fmt: skip
+    base = TrainConfig(
+        data_dir=str(data_dir),
+        subset=20,
+        epochs=1,
+        batch_size=10,
+        threads=1,
+        progress=False,
+        time_window_us=100_000,  # 10 bins: a third of the default, to keep the suite fast
+        model_overrides=dict(TINY),
+    )
     logs = []
     summary = compare(out, base, models=["mambaspike", "mamba"], seeds=[0, 1], latency_repeats=2, log=logs.append)
-    abl = ablate(out, base, seeds=[0, 1], neurons=["lif"], taus=[10.0, 30.0], latency_repeats=2, log=logs.append,
-                 neuron_seeds=[0])  # fmt: skip
+    abl = ablate(
+        out,
+        base,
+        seeds=[0, 1],
+        neurons=["lif"],
+        taus=[10.0, 30.0],
+        latency_repeats=2,
+        log=logs.append,
+        neuron_seeds=[0],
+    )
     return out, summary, abl, logs
 
 
@@ -39,8 +54,12 @@ def test_compare_writes_the_table_with_mean_and_std(study):
     for f in ("compare.csv", "compare_summary.csv", "compare.md", "compare.png"):
         assert (out / f).stat().st_size > 0, f
     rows = read_csv(out / "compare.csv")
-    assert sorted((r["model"], r["seed"]) for r in rows) == [("mamba", "0"), ("mamba", "1"), ("mambaspike", "0"),
-                                                               ("mambaspike", "1")]  # fmt: skip
+    assert sorted((r["model"], r["seed"]) for r in rows) == [
+        ("mamba", "0"),
+        ("mamba", "1"),
+        ("mambaspike", "0"),
+        ("mambaspike", "1"),
+    ]
     by = {s["model"]: s for s in summary}
     assert by["mambaspike"]["seeds"] == 2 and "±" in by["mambaspike"]["test_accuracy"]
     assert by["mamba"]["spikes_per_sample_mean"] is None and by["mambaspike"]["spikes_per_sample_mean"] is not None
@@ -71,8 +90,13 @@ def test_ablate_names_a_missing_neuron(tmp_path):
 def test_robustness_over_two_checkpoints(study, tmp_path):
     out, _, _, _ = study
     runs = [out / "runs" / "ndigits-mambaspike-seed0", out / "runs" / "ndigits-mamba-seed0"]
-    rows = robustness(runs, tmp_path, perturbations=["event_drop", "time_jitter"],
-                      levels={"event_drop": [0.0, 0.5], "time_jitter": [0.0, 20.0]}, subset=8)  # fmt: skip
+    rows = robustness(
+        runs,
+        tmp_path,
+        perturbations=["event_drop", "time_jitter"],
+        levels={"event_drop": [0.0, 0.5], "time_jitter": [0.0, 20.0]},
+        subset=8,
+    )
     assert len(rows) == 2 * 2 * 2 and {r["model"] for r in rows} == {"mambaspike", "mamba"}
     # level 0 is the unperturbed accuracy of the checkpoint on these samples
     at0 = {(r["model"], r["perturbation"]): r["accuracy"] for r in rows if r["level"] == 0}
@@ -85,8 +109,21 @@ def test_robustness_over_two_checkpoints(study, tmp_path):
 def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):
     out, _, _, _ = study
     run = out / "runs" / "ndigits-mambaspike-seed0"
-    code = main(["eval", "--checkpoint", str(run), "--output-dir", str(tmp_path), "--compare-paper",
-                 "--analyze-temporal", "--latency-repeats", "2", "--threads", "1"])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(run),
+            "--output-dir",
+            str(tmp_path),
+            "--compare-paper",
+            "--analyze-temporal",
+            "--latency-repeats",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "TIDIGITS" in printed and "different data" in printed and "selected by best validation accuracy" in printed
@@ -104,12 +141,15 @@ def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):
     assert not (run / "eval.md").exists() or (run / "eval.json").exists()  # written only where asked
 
 
-@pytest.mark.parametrize("cmd, flags", [
-    ("robustness", ["--checkpoint", "--perturbations", "--event-drop-levels", "--time-jitter-levels", "--seed"]),
-    ("compare", ["--models", "--seeds", "--epochs", "--subset", "--runs", "--model-config"]),
-    ("ablate", ["--neurons", "--taus", "--learn-tau", "--only", "--seeds", "--neuron-seeds"]),
-    ("eval", ["--compare-paper", "--analyze-temporal", "--output-dir"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "cmd, flags",
+    [
+        ("robustness", ["--checkpoint", "--perturbations", "--event-drop-levels", "--time-jitter-levels", "--seed"]),
+        ("compare", ["--models", "--seeds", "--epochs", "--subset", "--runs", "--model-config"]),
+        ("ablate", ["--neurons", "--taus", "--learn-tau", "--only", "--seeds", "--neuron-seeds"]),
+        ("eval", ["--compare-paper", "--analyze-temporal", "--output-dir"]),
+    ],
+)
 def test_help_of_the_evaluation_commands(cmd, flags, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])
@@ -128,7 +168,15 @@ def test_a_run_directory_with_another_budget_is_not_reused(study):
     out, _, _, _ = study
     from mambaspike.lab.experiments import train_or_reuse
 
-    cfg = TrainConfig(output_dir=str(out / "runs" / "ndigits-mamba-seed0"), model="mamba", seed=0, subset=20,
-                      epochs=3, batch_size=10, time_window_us=100_000, model_overrides=dict(TINY))  # fmt: skip
+    cfg = TrainConfig(
+        output_dir=str(out / "runs" / "ndigits-mamba-seed0"),
+        model="mamba",
+        seed=0,
+        subset=20,
+        epochs=3,
+        batch_size=10,
+        time_window_us=100_000,
+        model_overrides=dict(TINY),
+    )
     with pytest.raises(ConfigError, match="another configuration \\(epochs: 1 there, 3 asked\\)"):
         train_or_reuse(cfg)

@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from mambaspike.cli import main
-from mambaspike.evaluation.inference import SpikeCounter
 from mambaspike.errors import ExportError
+from mambaspike.evaluation.inference import SpikeCounter
 from mambaspike.export import export_onnx, frontend_to_nir
 from mambaspike.export.onnx import export_mode
-from mambaspike.models.config import ModelConfig
-from mambaspike.models.registry import build_model
 from mambaspike.layers.frontend import SpikingFrontEnd
 from mambaspike.layers.pooling import temporal_pool
+from mambaspike.models.config import ModelConfig
+from mambaspike.models.registry import build_model
 from mambaspike.neurons.modules import LIF
 
 TINY = dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8, input_shape=(2, 34, 34), num_classes=10, dt_ms=10.0)
@@ -119,8 +119,15 @@ def simulate_nir(graph, x: torch.Tensor, dt: float) -> torch.Tensor:
             t = lambda a: torch.as_tensor(np.asarray(a), dtype=x.dtype)  # noqa: E731
             if isinstance(node, nir.Conv2d):
                 ints = lambda a: tuple(int(v) for v in np.broadcast_to(np.asarray(a), (2,)))  # noqa: E731
-                cur[k] = F.conv2d(i, t(node.weight), t(node.bias), ints(node.stride), ints(node.padding),
-                                  ints(node.dilation), int(node.groups))  # fmt: skip
+                cur[k] = F.conv2d(
+                    i,
+                    t(node.weight),
+                    t(node.bias),
+                    ints(node.stride),
+                    ints(node.padding),
+                    ints(node.dilation),
+                    int(node.groups),
+                )
             elif isinstance(node, nir.LIF):
                 vk = v.get(k, torch.zeros_like(i) + t(node.v_reset))
                 vk = vk + dt / t(node.tau) * (t(node.v_leak) - vk + t(node.r) * i)
@@ -129,8 +136,9 @@ def simulate_nir(graph, x: torch.Tensor, dt: float) -> torch.Tensor:
                 cur[k] = s
             elif isinstance(node, nir.SumPool2d):
                 k_ = tuple(int(a) for a in node.kernel_size)
-                cur[k] = F.avg_pool2d(i, k_, tuple(int(a) for a in node.stride), tuple(int(a) for a in node.padding),
-                                      divisor_override=1)  # fmt: skip
+                cur[k] = F.avg_pool2d(
+                    i, k_, tuple(int(a) for a in node.stride), tuple(int(a) for a in node.padding), divisor_override=1
+                )
             elif isinstance(node, nir.Threshold):
                 cur[k] = (i - t(node.threshold) > 0).to(x.dtype)
             elif isinstance(node, nir.Output):
@@ -214,7 +222,10 @@ def test_nir_block_imported_into_snntorch_spikes_like_ours():
     graph, _ = frontend_to_nir(fe, (2, 12, 12), input_dt_s=1e-4)
     keep = ["input", "block0_conv", "block0_lif"]
     sub = nir.NIRGraph(
-        nodes={**{k: graph.nodes[k] for k in keep}, "output": nir.Output(output_type={"output": np.array([4, 12, 12])})},
+        nodes={
+            **{k: graph.nodes[k] for k in keep},
+            "output": nir.Output(output_type={"output": np.array([4, 12, 12])}),
+        },
         edges=[("input", "block0_conv"), ("block0_conv", "block0_lif"), ("block0_lif", "output")],
         type_check=False,
     )
@@ -243,16 +254,27 @@ def tiny_run(data_dir, tmp_path_factory):
     from mambaspike.training.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("export") / "run"
-    cfg = TrainConfig(data_dir=str(data_dir), output_dir=str(out), subset=40, epochs=1, batch_size=16, lr=3e-3,
-                      progress=False, threads=1, time_window_us=100000,
-                      model_overrides=dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8))  # fmt: skip
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        output_dir=str(out),
+        subset=40,
+        epochs=1,
+        batch_size=16,
+        lr=3e-3,
+        progress=False,
+        threads=1,
+        time_window_us=100000,
+        model_overrides=dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8),
+    )
     train(cfg, log=lambda *a, **k: None)
     return out
 
 
 def test_cli_exports_onnx_of_a_trained_run(tiny_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    assert main(["export", "--checkpoint", str(tiny_run), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 0
+    assert (
+        main(["export", "--checkpoint", str(tiny_run), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 0
+    )
     out = capsys.readouterr().out
     assert "max abs diff" in out and (tmp_path / "m.onnx").is_file()
 
@@ -267,12 +289,40 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
     run = json.loads((tiny_run / "run.json").read_text())
     assert g.nodes["input"].input_type["input"].tolist() == list(run["model"]["input_shape"])
     # the later blocks as their own graph
-    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--blocks", "1:3",
-                 "--output", str(tmp_path / "later.nir")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tiny_run),
+                "--format",
+                "nir",
+                "--blocks",
+                "1:3",
+                "--output",
+                str(tmp_path / "later.nir"),
+            ]
+        )
+        == 0
+    )
     assert "block2_recurrent" in nir.read(tmp_path / "later.nir").nodes
     # snnTorch's time step
-    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--bin-seconds", "1e-4",
-                 "--output", str(tmp_path / "snn.nir")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tiny_run),
+                "--format",
+                "nir",
+                "--bin-seconds",
+                "1e-4",
+                "--output",
+                str(tmp_path / "snn.nir"),
+            ]
+        )
+        == 0
+    )
     from mambaspike.training.run import load_run
 
     beta = float(load_run(tiny_run).model().frontend.blocks[0].lif.beta.detach().double())

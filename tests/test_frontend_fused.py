@@ -35,7 +35,6 @@ from mambaspike.layers import frontend_fused
 from mambaspike.layers.frontend import SpikingFrontEnd
 from mambaspike.neurons.modules import LIF, NEURONS
 
-
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 RATE_LO, RATE_HI = 0.05, 0.95
 
@@ -72,15 +71,25 @@ def _assert_fires(fe, x, out):
     assert all(RATE_LO <= r <= RATE_HI for r in rates), f"firing rates per layer (+ output): {rates}"
 
 
-def _make(F, channels, recurrent=True, pool=2, mode="max", dtype=torch.float64, seed=0, tau_ms=4.0,
-          lif_setup=None, gain=1.0):  # fmt: skip
+def _make(
+    F, channels, recurrent=True, pool=2, mode="max", dtype=torch.float64, seed=0, tau_ms=4.0, lif_setup=None, gain=1.0
+):
     """A dense front-end in eval mode that fires: weights x3, each layer's BatchNorm calibrated on
     the data (in order, so a layer sees its inputs as they are in eval mode) then given a random
     per-neuron gain and offset (times ``gain``: long time constants need larger currents), running
     statistics perturbed. ``lif_setup(block_index, lif)`` edits the neurons first."""
     torch.manual_seed(seed)
-    fe = SpikingFrontEnd(in_channels=F, channels=channels, dt_ms=1.0, tau_ms=tau_ms, v_threshold=1.0,
-                         recurrent=recurrent, temporal_pool=pool, temporal_pool_mode=mode, spatial=False)  # fmt: skip
+    fe = SpikingFrontEnd(
+        in_channels=F,
+        channels=channels,
+        dt_ms=1.0,
+        tau_ms=tau_ms,
+        v_threshold=1.0,
+        recurrent=recurrent,
+        temporal_pool=pool,
+        temporal_pool_mode=mode,
+        spatial=False,
+    )
     fe = fe.to(dtype).eval()
     g = torch.Generator().manual_seed(1000 + seed)
 
@@ -135,10 +144,10 @@ def _assert_same(fused, ref, dtype):
         assert isinstance(a, tuple) == isinstance(b, tuple), f"block {i}: state structure differs"
         if isinstance(a, tuple):
             (va, pa), (vb, pb) = a, b
-            torch.testing.assert_close(va, vb, atol=ATOL[dtype], rtol=0, msg=lambda m: f"block {i} v: {m}")
+            torch.testing.assert_close(va, vb, atol=ATOL[dtype], rtol=0, msg=lambda m, i=i: f"block {i} v: {m}")
             assert torch.equal(pa, pb), f"block {i}: s_prev differs"
         else:
-            torch.testing.assert_close(a, b, atol=ATOL[dtype], rtol=0, msg=lambda m: f"block {i} v: {m}")
+            torch.testing.assert_close(a, b, atol=ATOL[dtype], rtol=0, msg=lambda m, i=i: f"block {i} v: {m}")
 
 
 def _fused(fe, x, state=None):
@@ -467,9 +476,24 @@ def test_float16_and_short_input_use_reference(spy):
 # --------------------------------------------------------------------------------------------
 
 
-_CHANGES = ["conv_weight", "bn_running_mean", "bn_running_var", "bn_weight", "bn_bias", "recurrent_weight", "lif_tau",
-            "lif_threshold", "replace_weight", "replace_lif", "data_inplace", "data_assign", "lif_soft_reset",
-            "lif_decay_input", "lif_v_reset", "bn_eps"]  # fmt: skip
+_CHANGES = [
+    "conv_weight",
+    "bn_running_mean",
+    "bn_running_var",
+    "bn_weight",
+    "bn_bias",
+    "recurrent_weight",
+    "lif_tau",
+    "lif_threshold",
+    "replace_weight",
+    "replace_lif",
+    "data_inplace",
+    "data_assign",
+    "lif_soft_reset",
+    "lif_decay_input",
+    "lif_v_reset",
+    "bn_eps",
+]
 
 
 def _change(fe, change):
@@ -553,12 +577,22 @@ def test_whole_model_logits(monkeypatch, spy):
     from mambaspike.models.registry import build_model
 
     torch.manual_seed(37)
-    model = build_model(ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32,
-                                    n_layers=1)).eval()  # fmt: skip
+    model = build_model(
+        ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1)
+    ).eval()
     fe = model.frontend
     x = _input(60, 3, 1, torch.float32, seed=38)
-    calibrated = _make(1, (8, 12, 16), recurrent=fe.blocks[-1].recurrent is not None, pool=fe.temporal_pool,
-                       mode=fe.temporal_pool_mode, dtype=torch.float32, seed=39, tau_ms=30.0, gain=6.0)  # fmt: skip
+    calibrated = _make(
+        1,
+        (8, 12, 16),
+        recurrent=fe.blocks[-1].recurrent is not None,
+        pool=fe.temporal_pool,
+        mode=fe.temporal_pool_mode,
+        dtype=torch.float32,
+        seed=39,
+        tau_ms=30.0,
+        gain=6.0,
+    )
     fe.load_state_dict(calibrated.state_dict())  # make the model's front-end fire
     with torch.no_grad():
         spikes, _ = fe(x)

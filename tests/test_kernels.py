@@ -144,7 +144,11 @@ def test_each_fast_path_falls_back_alike(fresh, name):
         warnings.simplefilter("always")
         if name == "scan_numba":
             u, delta = torch.randn(1, 2, 5, generator=g), torch.rand(1, 2, 5, generator=g)
-            A, B, C = -torch.rand(2, 3, generator=g), torch.randn(1, 3, 5, generator=g), torch.randn(1, 3, 5, generator=g)
+            A, B, C = (
+                -torch.rand(2, 3, generator=g),
+                torch.randn(1, 3, 5, generator=g),
+                torch.randn(1, 3, 5, generator=g),
+            )
             assert resolve_backend("auto", "cpu") == "reference"
             y = selective_scan(u, delta, A, B, C, backend="auto")
             assert torch.equal(y, selective_scan(u, delta, A, B, C, backend="reference"))

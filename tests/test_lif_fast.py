@@ -9,11 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mambaspike import neurons
-from mambaspike.neurons.modules import LIF
-from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
 from mambaspike.neurons.functional import LIFParams, lif_multistep
 from mambaspike.neurons.lif_fast import lif_multistep_fast
-
+from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-12, atol=1e-13)}
 
@@ -56,8 +55,13 @@ def _assert_same(ref, fast, dtype):
             assert a is None
             continue
         scale = float(b.abs().max())
-        torch.testing.assert_close(a, b, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * max(scale, 1.0),
-                                   msg=lambda m: f"grad {name}: {m}")  # fmt: skip
+        torch.testing.assert_close(
+            a,
+            b,
+            rtol=TOL[dtype]["rtol"],
+            atol=TOL[dtype]["atol"] * max(scale, 1.0),
+            msg=lambda m, name=name: f"grad {name}: {m}",
+        )
 
 
 CONFIGS = [
@@ -196,17 +200,26 @@ def test_fused_zero_input_never_spikes(T, n, tau):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("soft_reset,decay_input,v_reset", [(False, True, 0.0), (True, True, 0.0), (False, False, -0.3)])
+@pytest.mark.parametrize(
+    "soft_reset,decay_input,v_reset", [(False, True, 0.0), (True, True, 0.0), (False, False, -0.3)]
+)
 def test_inference_call_without_autograd_node_matches_the_loop(dtype, soft_reset, decay_input, v_reset):
     """Under no_grad the compiled forward runs without its autograd node: same spikes and state as
     the reference loop, from rest and from a given state, with learnable tau and threshold."""
     g = torch.Generator().manual_seed(7)
-    x = (torch.randn(30, 3, 17, generator=g, dtype=dtype) * 1.5 + 0.4)
+    x = torch.randn(30, 3, 17, generator=g, dtype=dtype) * 1.5 + 0.4
     v0 = torch.randn(3, 17, generator=g, dtype=dtype) * 0.5
     out = {}
     for backend in ("reference", "numba"):
-        lif = LIF(tau=8.0, dt=1.0, soft_reset=soft_reset, decay_input=decay_input, v_reset=v_reset,
-                  learn_threshold=True, backend=backend).to(dtype)  # fmt: skip
+        lif = LIF(
+            tau=8.0,
+            dt=1.0,
+            soft_reset=soft_reset,
+            decay_input=decay_input,
+            v_reset=v_reset,
+            learn_threshold=True,
+            backend=backend,
+        ).to(dtype)
         with torch.no_grad():
             out[backend] = (*lif(x), *lif(x, v0))
     assert out["numba"][0].any() and not out["numba"][0].all()

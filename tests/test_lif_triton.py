@@ -14,10 +14,10 @@ pytest.importorskip("triton")
 
 from mambaspike import neurons
 from mambaspike.neurons import lif_fast
-from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
-from mambaspike.neurons.modules import LIF
 from mambaspike.neurons.functional import LIFParams, lif_multistep
 from mambaspike.neurons.lif_fast import lif_multistep_fast
+from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.surrogate import SURROGATES, make_surrogate
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -51,14 +51,20 @@ def _same(a, b, dtype):
         torch.testing.assert_close(u, v, rtol=tol["rtol"], atol=tol["atol"] * max(1.0, float(v.abs().max())))
 
 
-CONFIGS = [dict(soft_reset=s, detach_reset=d, decay_input=i, v_reset=0.0 if s else -0.2)
-           for s, d, i in itertools.product([False, True], repeat=3)]  # fmt: skip
+CONFIGS = [
+    dict(soft_reset=s, detach_reset=d, decay_input=i, v_reset=0.0 if s else -0.2)
+    for s, d, i in itertools.product([False, True], repeat=3)
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
 def test_triton_equals_reference(cfg, dtype):
-    _same(_case(9, (3, 100), dtype, 0, cfg, backend="triton"), _case(9, (3, 100), dtype, 0, cfg, backend="reference"), dtype)
+    _same(
+        _case(9, (3, 100), dtype, 0, cfg, backend="triton"),
+        _case(9, (3, 100), dtype, 0, cfg, backend="reference"),
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
@@ -73,7 +79,11 @@ def test_triton_every_surrogate_and_broadcast_gradient(surrogate):
 @pytest.mark.parametrize("T", [1, 2, 40])
 def test_triton_lengths(T):
     cfg = dict(soft_reset=False, detach_reset=False, decay_input=True)
-    _same(_case(T, (5, 7), torch.float32, T, cfg, backend="triton"), _case(T, (5, 7), torch.float32, T, cfg, backend="reference"), torch.float32)
+    _same(
+        _case(T, (5, 7), torch.float32, T, cfg, backend="triton"),
+        _case(T, (5, 7), torch.float32, T, cfg, backend="reference"),
+        torch.float32,
+    )
 
 
 def test_triton_self_check_passes():

@@ -7,7 +7,6 @@ import torch
 from mambaspike.ssm import mamba as mamba_mod
 from mambaspike.ssm.mamba import MambaBackbone, MambaBlock, MambaConfig
 
-
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
@@ -149,8 +148,9 @@ def test_without_kernels_the_reference_path_runs(monkeypatch):
     assert torch.equal(y, y_ref) and torch.equal(conv, conv_ref) and torch.equal(ssm, ssm_ref)
 
 
-@pytest.mark.parametrize("cfg", [MambaConfig(d_model=8, d_conv=1), MambaConfig(d_model=4, d_state=3, d_conv=3,
-                                                                               bias=True, conv_bias=False)])
+@pytest.mark.parametrize(
+    "cfg", [MambaConfig(d_model=8, d_conv=1), MambaConfig(d_model=4, d_state=3, d_conv=3, bias=True, conv_bias=False)]
+)
 def test_fused_edge_configs(cfg):
     """No conv state (d_conv 1), Linear biases and no conv bias, fewer channels than a vector."""
     torch.manual_seed(0)

@@ -3,12 +3,12 @@ import torch
 
 from mambaspike.errors import ConfigError
 from mambaspike.evaluation.inference import SpikeCounter
+from mambaspike.layers.frontend import SpikingFrontEnd
+from mambaspike.layers.interface import SpikeInterface, window_sum
+from mambaspike.layers.pooling import temporal_pool
+from mambaspike.models.baselines import matched_hidden, rnn_params
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model, count_parameters, model_names
-from mambaspike.models.baselines import matched_hidden, rnn_params
-from mambaspike.layers.frontend import SpikingFrontEnd
-from mambaspike.layers.pooling import temporal_pool
-from mambaspike.layers.interface import SpikeInterface, window_sum
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -72,8 +72,11 @@ def test_spike_counter_counts_every_lif_call():
     model = build_model(ModelConfig(name="mambaspike", channels=(4, 8), d_model=16, n_layers=1)).eval()
     x = (torch.rand(6, 2, 2, 34, 34) < 0.3).float() * 4
     seen = []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(float(o[0].sum()))) for m in model.modules()
-             if type(m).__name__ == "LIF"]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append(float(o[0].sum())))
+        for m in model.modules()
+        if type(m).__name__ == "LIF"
+    ]
     with SpikeCounter(model) as counter, torch.no_grad():
         model(x)
     for h in hooks:

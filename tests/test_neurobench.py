@@ -84,8 +84,8 @@ def trained_run(data_dir, tmp_path_factory):
 
 
 def test_neurobench_benchmark_of_a_trained_run_reports_what_eval_reports(trained_run, tmp_path):
-    from mambaspike.training.run import load_run
     from mambaspike.evaluation.report import evaluate_checkpoint
+    from mambaspike.training.run import load_run
 
     ours = evaluate_checkpoint(trained_run, out_dir=tmp_path, latency_repeats=1)  # what `mambaspike eval` writes
     run = load_run(trained_run)

@@ -5,9 +5,24 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mambaspike.neurons.functional import (
+    ALIFParams,
+    ALIFState,
+    LIFParams,
+    SRMParams,
+    SRMState,
+    SynapticParams,
+    SynapticState,
+    alif_step,
+    lif_multistep,
+    lif_step,
+    srm_kernels,
+    srm_multistep,
+    srm_step,
+    synaptic_step,
+)
 from mambaspike.neurons.modules import ALIF, LIF, NEURONS, SRM, SpikingNeuron, SynapticLIF
 from mambaspike.neurons.surrogate import SURROGATES, ATan, FastSigmoid, Sigmoid, Triangle, make_surrogate
-from mambaspike.neurons.functional import ALIFParams, ALIFState, LIFParams, SRMParams, SRMState, SynapticParams, SynapticState, alif_step, lif_multistep, lif_step, srm_kernels, srm_multistep, srm_step, synaptic_step
 
 HALF = torch.tensor(0.5)
 ONE = torch.tensor(1.0)
@@ -178,7 +193,9 @@ def test_alif_hand_computed_trajectory():
     assert [float(s.v) for s in states] == pytest.approx([0, 1.2, 0, 0, 1.2])
     assert [float(s.a) for s in states] == pytest.approx([1, 0.5, 1.25, 0.625, 0.3125])
     # the plain LIF fires on every input of 1.2
-    lif_spikes, _ = run_steps(lif_step, [1.2, 1.2, 1.2, 0.0, 1.2], torch.zeros(1), LIFParams(HALF, ONE, decay_input=False))
+    lif_spikes, _ = run_steps(
+        lif_step, [1.2, 1.2, 1.2, 0.0, 1.2], torch.zeros(1), LIFParams(HALF, ONE, decay_input=False)
+    )
     assert lif_spikes == [1, 1, 1, 0, 1]
 
 
@@ -218,12 +235,18 @@ def test_srm_hand_computed_trajectory():
 def test_srm_equals_its_kernels():
     torch.manual_seed(2)
     T = 40
-    p = SRMParams(beta=torch.tensor(0.8, dtype=torch.float64), beta_refr=torch.tensor(0.6, dtype=torch.float64),
-                  v_threshold=torch.tensor(1.0, dtype=torch.float64), eta=0.7)  # fmt: skip
+    p = SRMParams(
+        beta=torch.tensor(0.8, dtype=torch.float64),
+        beta_refr=torch.tensor(0.6, dtype=torch.float64),
+        v_threshold=torch.tensor(1.0, dtype=torch.float64),
+        eta=0.7,
+    )
     x = torch.rand(T, 5, dtype=torch.float64) * 2.5
     s, _ = srm_multistep(x, None, p, ATan())
     eps, eta = srm_kernels(p, T)
-    assert eps[:3].tolist() == pytest.approx([0.2, 0.16, 0.128]) and eta[:3].tolist() == pytest.approx([0, -0.42, -0.252])
+    assert eps[:3].tolist() == pytest.approx([0.2, 0.16, 0.128]) and eta[:3].tolist() == pytest.approx(
+        [0, -0.42, -0.252]
+    )
     for t in range(T):
         k = torch.arange(t + 1)
         u = (eps[k, None] * x[t - k]).sum(0) + (eta[k, None] * s[t - k]).sum(0)
@@ -233,7 +256,7 @@ def test_srm_equals_its_kernels():
 
 def test_srm_with_default_kernels_is_the_soft_reset_lif():
     torch.manual_seed(3)
-    x = (torch.rand(50, 4, 6, dtype=torch.float64) * 2.5)
+    x = torch.rand(50, 4, 6, dtype=torch.float64) * 2.5
     srm = SRM(tau=20.0, dt=2.0).double()
     lif = LIF(tau=20.0, dt=2.0, soft_reset=True).double()
     s_srm, _ = srm(x)

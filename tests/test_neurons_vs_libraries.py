@@ -50,10 +50,24 @@ def test_snntorch_leaky(reset, backend):
     torch.manual_seed(0)
     T, shape = 60, (4, 32)
     x = torch.rand(T, *shape) * 1.7 - 0.75  # (-0.75, 0.95)
-    ours = _lif_for_beta(0.9, soft_reset=reset == "subtract", decay_input=False, learn_threshold=True,
-                         surrogate="atan", alpha=2.0, backend=backend)  # fmt: skip
-    leaky = snn.Leaky(beta=ours.beta.detach().clone(), threshold=1.0, spike_grad=snn.surrogate.atan(alpha=2.0),
-                      learn_beta=True, learn_threshold=True, reset_mechanism=reset, reset_delay=False)  # fmt: skip
+    ours = _lif_for_beta(
+        0.9,
+        soft_reset=reset == "subtract",
+        decay_input=False,
+        learn_threshold=True,
+        surrogate="atan",
+        alpha=2.0,
+        backend=backend,
+    )
+    leaky = snn.Leaky(
+        beta=ours.beta.detach().clone(),
+        threshold=1.0,
+        spike_grad=snn.surrogate.atan(alpha=2.0),
+        learn_beta=True,
+        learn_threshold=True,
+        reset_mechanism=reset,
+        reset_delay=False,
+    )
 
     xs = x.clone().requires_grad_()
     mem, spk, mems = torch.zeros(shape), [], []
@@ -88,8 +102,14 @@ def test_snntorch_synaptic():
     # the current stays below 1.1, so the potential after a reset stays below threshold (see above)
     x = torch.rand(T, *shape) * 0.6 - 0.18
     ours = SynapticLIF(tau=10.0, dt=1.0, tau_syn=2.0, soft_reset=True, decay_input=False)
-    syn = snn.Synaptic(alpha=ours.beta_syn.detach().clone(), beta=ours.beta.detach().clone(), threshold=1.0,
-                       spike_grad=snn.surrogate.atan(alpha=2.0), reset_mechanism="subtract", reset_delay=False)  # fmt: skip
+    syn = snn.Synaptic(
+        alpha=ours.beta_syn.detach().clone(),
+        beta=ours.beta.detach().clone(),
+        threshold=1.0,
+        spike_grad=snn.surrogate.atan(alpha=2.0),
+        reset_mechanism="subtract",
+        reset_delay=False,
+    )
 
     xs = x.clone().requires_grad_()
     cur, mem = torch.zeros(shape), torch.zeros(shape)
@@ -135,12 +155,20 @@ def test_spikingjelly_lifnode(v_reset, detach_reset, backend):
     torch.manual_seed(2)
     dtype = torch.float64
     tau_sj, T, shape = 4.0, 40, (3, 25)
-    x = (torch.randn(T, *shape, dtype=dtype) * 1.5 + 0.8)
-    node = neuron.LIFNode(tau=tau_sj, decay_input=True, v_threshold=1.0, v_reset=v_reset,
-                          surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=detach_reset,
-                          step_mode="m", store_v_seq=True)  # fmt: skip
-    ours = _lif_for_beta(1 - 1 / tau_sj, soft_reset=v_reset is None, detach_reset=detach_reset,
-                         learn_tau=False, backend=backend).double()  # fmt: skip
+    x = torch.randn(T, *shape, dtype=dtype) * 1.5 + 0.8
+    node = neuron.LIFNode(
+        tau=tau_sj,
+        decay_input=True,
+        v_threshold=1.0,
+        v_reset=v_reset,
+        surrogate_function=surrogate.ATan(alpha=2.0),
+        detach_reset=detach_reset,
+        step_mode="m",
+        store_v_seq=True,
+    )
+    ours = _lif_for_beta(
+        1 - 1 / tau_sj, soft_reset=v_reset is None, detach_reset=detach_reset, learn_tau=False, backend=backend
+    ).double()
     with torch.no_grad():  # exactly the same decay, not a float32 logit of it
         ours.w.copy_(torch.logit(torch.tensor(1 - 1 / tau_sj, dtype=dtype)))
 
@@ -168,8 +196,14 @@ def test_spikingjelly_parametric_lifnode(backend):
     dtype = torch.float64
     T, shape = 30, (2, 40)
     x = torch.randn(T, *shape, dtype=dtype) * 1.5 + 0.8
-    node = neuron.ParametricLIFNode(init_tau=3.0, decay_input=True, v_threshold=1.0, v_reset=0.0,
-                                    surrogate_function=surrogate.ATan(alpha=2.0), step_mode="m").to(dtype)  # fmt: skip
+    node = neuron.ParametricLIFNode(
+        init_tau=3.0,
+        decay_input=True,
+        v_threshold=1.0,
+        v_reset=0.0,
+        surrogate_function=surrogate.ATan(alpha=2.0),
+        step_mode="m",
+    ).to(dtype)
     ours = LIF(tau=10.0, dt=1.0, backend=backend).double()
     with torch.no_grad():
         ours.w.copy_(-node.w.detach())  # beta = 1 - sigmoid(w_sj) = sigmoid(-w_sj)

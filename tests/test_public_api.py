@@ -23,7 +23,13 @@ from mambaspike.models.registry import build_model, loss_and_scores, model_names
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(channels=(4, 8), d_model=16, n_layers=1, d_state=4, embed_dim=16, attn_heads=2)
 TINY_RUN = dict(
-    subset=40, epochs=1, batch_size=16, lr=3e-3, progress=False, threads=1, time_window_us=100000,
+    subset=40,
+    epochs=1,
+    batch_size=16,
+    lr=3e-3,
+    progress=False,
+    threads=1,
+    time_window_us=100000,
     model_overrides=dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8),
 )
 
@@ -135,43 +141,79 @@ MS = dict(input_shape=(2, 34, 34), num_classes=10, dt_ms=5)
 SM = dict(input_shape=(1, 8, 8), num_classes=10)
 RNN = dict(input_shape=(1,), num_classes=10, dt_ms=1)
 BAD = [
-    (lambda: ms.FrontEndConfig(temporal_pool_mode="mean"), "FrontEndConfig.temporal_pool_mode = 'mean'",
-     "one of 'max', 'avg'"),
-    (lambda: ms.FrontEndConfig(channels=(16, 0)), "FrontEndConfig.channels = (16, 0)",
-     "a non-empty list of integers >= 1"),
+    (
+        lambda: ms.FrontEndConfig(temporal_pool_mode="mean"),
+        "FrontEndConfig.temporal_pool_mode = 'mean'",
+        "one of 'max', 'avg'",
+    ),
+    (
+        lambda: ms.FrontEndConfig(channels=(16, 0)),
+        "FrontEndConfig.channels = (16, 0)",
+        "a non-empty list of integers >= 1",
+    ),
     (lambda: ms.FrontEndConfig(channels=()), "FrontEndConfig.channels = ()", "a non-empty list of integers >= 1"),
-    (lambda: ms.FrontEndConfig(neuron="izhikevich"), "FrontEndConfig.neuron = 'izhikevich'",
-     "one of 'lif', 'alif', 'synaptic', 'srm'"),
+    (
+        lambda: ms.FrontEndConfig(neuron="izhikevich"),
+        "FrontEndConfig.neuron = 'izhikevich'",
+        "one of 'lif', 'alif', 'synaptic', 'srm'",
+    ),
     (lambda: ms.FrontEndConfig(tau_ms=0), "FrontEndConfig.tau_ms = 0", "a finite number > 0 (ms)"),
     (lambda: ms.FrontEndConfig(learn_tau="yes"), "FrontEndConfig.learn_tau = 'yes'", "true or false"),
     (lambda: ms.InterfaceConfig(window=0), "InterfaceConfig.window = 0", "an integer >= 1"),
     (lambda: ms.BackboneConfig(d_model=2.5), "BackboneConfig.d_model = 2.5", "an integer >= 1"),
     (lambda: ms.BackboneConfig(n_layers=True), "BackboneConfig.n_layers = True", "an integer >= 1"),
-    (lambda: ms.BackboneConfig(scan_backend="gpu"), "BackboneConfig.scan_backend = 'gpu'",
-     "one of 'reference', 'numba'"),
-    (lambda: ms.MambaSpikeConfig(**{**MS, "input_shape": (2, 34)}), "MambaSpikeConfig.input_shape = (2, 34)",
-     "(C, H, W) or (F,) of integers >= 1"),
+    (
+        lambda: ms.BackboneConfig(scan_backend="gpu"),
+        "BackboneConfig.scan_backend = 'gpu'",
+        "one of 'reference', 'numba'",
+    ),
+    (
+        lambda: ms.MambaSpikeConfig(**{**MS, "input_shape": (2, 34)}),
+        "MambaSpikeConfig.input_shape = (2, 34)",
+        "(C, H, W) or (F,) of integers >= 1",
+    ),
     (lambda: ms.MambaSpikeConfig(**{**MS, "dt_ms": -1}), "MambaSpikeConfig.dt_ms = -1", "a finite number > 0"),
-    (lambda: ms.MambaSpikeConfig(**MS, frontend={"neurons": "lif"}),
-     "MambaSpikeConfig.frontend: unknown option(s) neurons", "accepted: channels, neuron"),
+    (
+        lambda: ms.MambaSpikeConfig(**MS, frontend={"neurons": "lif"}),
+        "MambaSpikeConfig.frontend: unknown option(s) neurons",
+        "accepted: channels, neuron",
+    ),
     (lambda: ms.MambaSpikeConfig(**MS, backbone=16), "MambaSpikeConfig.backbone = 16", "a BackboneConfig"),
     (lambda: ms.RNNBaselineConfig(**RNN, kind="rnn"), "RNNBaselineConfig.kind = 'rnn'", "one of 'lstm', 'gru'"),
     (lambda: ms.RNNBaselineConfig(**RNN, hidden=0), "RNNBaselineConfig.hidden = 0", "an integer >= 1 or None"),
-    (lambda: ms.SpikingMambaConfig(input_shape=(700,), num_classes=20), "SpikingMambaConfig.input_shape = (700,)",
-     "(C, H, W) of integers >= 1"),
-    (lambda: ms.SpikingMambaConfig(**SM, pattern="MX"), "SpikingMambaConfig.pattern = 'MX'",
-     "a non-empty string of 'M', 'T'"),
-    (lambda: ms.SpikingMambaConfig(**SM, input_encoding="delta"), "SpikingMambaConfig.input_encoding = 'delta'",
-     "one of 'rate', 'latency', 'direct'"),
-    (lambda: ms.SpikingMambaConfig(**SM, pattern="MT", attn_heads=3), "SpikingMambaConfig.embed_dim = 64",
-     "a multiple of attn_heads = 3"),
+    (
+        lambda: ms.SpikingMambaConfig(input_shape=(700,), num_classes=20),
+        "SpikingMambaConfig.input_shape = (700,)",
+        "(C, H, W) of integers >= 1",
+    ),
+    (
+        lambda: ms.SpikingMambaConfig(**SM, pattern="MX"),
+        "SpikingMambaConfig.pattern = 'MX'",
+        "a non-empty string of 'M', 'T'",
+    ),
+    (
+        lambda: ms.SpikingMambaConfig(**SM, input_encoding="delta"),
+        "SpikingMambaConfig.input_encoding = 'delta'",
+        "one of 'rate', 'latency', 'direct'",
+    ),
+    (
+        lambda: ms.SpikingMambaConfig(**SM, pattern="MT", attn_heads=3),
+        "SpikingMambaConfig.embed_dim = 64",
+        "a multiple of attn_heads = 3",
+    ),
     (lambda: ModelConfig(temporal_pool_mode="mean"), "ModelConfig.temporal_pool_mode = 'mean'", "one of 'max', 'avg'"),
     (lambda: ModelConfig(channels=[16, 0]), "ModelConfig.channels = [16, 0]", "a non-empty list of integers >= 1"),
-    (lambda: ModelConfig(name="transformer"), "ModelConfig.name = 'transformer'",
-     "one of 'mambaspike', 'mamba', 'lstm', 'gru'"),
+    (
+        lambda: ModelConfig(name="transformer"),
+        "ModelConfig.name = 'transformer'",
+        "one of 'mambaspike', 'mamba', 'lstm', 'gru'",
+    ),
     (lambda: ModelConfig(name="gru", rnn_hidden=-3), "ModelConfig.rnn_hidden = -3", "an integer >= 1 or None"),
-    (lambda: ModelConfig(name="spiking-hybrid", attn_heads=5),
-     "ModelConfig(name='spiking-hybrid'): SpikingMambaConfig.embed_dim = 64", "attn_heads = 5"),
+    (
+        lambda: ModelConfig(name="spiking-hybrid", attn_heads=5),
+        "ModelConfig(name='spiking-hybrid'): SpikingMambaConfig.embed_dim = 64",
+        "attn_heads = 5",
+    ),
     (lambda: ModelConfig(name="mambaspike", embed_dim=0), "ModelConfig.embed_dim = 0", "an integer >= 1"),
 ]
 
@@ -226,7 +268,7 @@ def test_public_names_resolve_and_import_lazily():
     assert set(ms.__all__) <= set(dir(ms)) and "neurons" in dir(ms)
     assert ms.SpikingMamba.__name__ == "SpikingMamba" and ms.__version__ == ms._version.__version__
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        ms.nope
+        _ = ms.nope
     harness = ("mambaspike.training", "mambaspike.models", "mambaspike.evaluation", "mambaspike.cli", "mambaspike.data")
     code = (
         "import sys, mambaspike.neurons, mambaspike as ms; ms.LIF; "

@@ -13,16 +13,40 @@ from mambaspike.training.recipes import load_recipe, recipe_paths
 
 # One time step of each data set as binned (sensor sizes of the real data).
 INPUT_SHAPES = {
-    "ndigits": (2, 34, 34), "nmnist": (2, 34, 34), "dvsgesture": (2, 128, 128), "cifar10dvs": (2, 128, 128),
-    "shd": (700,), "ntidigits": (64,), "tidigits": (64,), "spoken-digits": (64,), "smnist": (1,), "psmnist": (1,), "smnist-rate": (1, 28, 28),
-    "mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "digits": (1, 8, 8),
-}  # fmt: skip
+    "ndigits": (2, 34, 34),
+    "nmnist": (2, 34, 34),
+    "dvsgesture": (2, 128, 128),
+    "cifar10dvs": (2, 128, 128),
+    "shd": (700,),
+    "ntidigits": (64,),
+    "tidigits": (64,),
+    "spoken-digits": (64,),
+    "smnist": (1,),
+    "psmnist": (1,),
+    "smnist-rate": (1, 28, 28),
+    "mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+    "digits": (1, 8, 8),
+}
 
 
 def test_there_is_a_recipe_per_data_set_and_model():
     names = {p.stem for p in recipe_paths()}
-    for dataset in ("nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "tidigits", "spoken-digits", "smnist", "psmnist", "mnist",
-                    "cifar10", "cifar100"):  # fmt: skip
+    for dataset in (
+        "nmnist",
+        "dvsgesture",
+        "cifar10dvs",
+        "shd",
+        "ntidigits",
+        "tidigits",
+        "spoken-digits",
+        "smnist",
+        "psmnist",
+        "mnist",
+        "cifar10",
+        "cifar100",
+    ):
         for model in ("mambaspike", "mamba", "lstm", "gru"):
             assert f"{dataset}-{model}" in names
 
@@ -35,8 +59,13 @@ def test_recipe_builds_and_trains_one_step(path):
     binning = {**dataset_defaults(entry.name), **{k: recipe[k] for k in ("time_window_us", "dt_us") if k in recipe}}
     T = 784 if entry.name in ("smnist", "psmnist") else 1 if entry.fixed_binning else num_bins(**binning)
     shape = INPUT_SHAPES[entry.name]
-    cfg = ModelConfig(name=recipe["model"], input_shape=shape, num_classes=len(entry.class_names),
-                      dt_ms=binning["dt_us"] / 1000, **recipe["model_overrides"])  # fmt: skip
+    cfg = ModelConfig(
+        name=recipe["model"],
+        input_shape=shape,
+        num_classes=len(entry.class_names),
+        dt_ms=binning["dt_us"] / 1000,
+        **recipe["model_overrides"],
+    )
     try:
         model = build_model(cfg)
         x = torch.rand(min(T, 64), 2, *shape)  # fixture batch (T capped: one step is about shapes)
@@ -44,7 +73,9 @@ def test_recipe_builds_and_trains_one_step(path):
         loss, scores = loss_and_scores(model, x, torch.tensor([0, 1]))
     except Exception as err:
         if len(shape) == 1:
-            pytest.skip(f"models do not accept 1-D input_shape={shape} in this branch yet ({type(err).__name__}: {err})")
+            pytest.skip(
+                f"models do not accept 1-D input_shape={shape} in this branch yet ({type(err).__name__}: {err})"
+            )
         raise
     assert count_parameters(model) <= 5_000_000
     assert scores.shape == (2, len(entry.class_names))
@@ -64,7 +95,10 @@ def test_recipe_builds_and_trains_one_step(path):
         ("model_overrides:\n  input_shape: [1]\n", "unknown model_overrides key.*input_shape"),
         ("model_overrides:\n  d_modle: 3\n", r"d_modle \(closest: d_model"),
         ("model_overrides:\n  d_model: wide\n", "model_overrides.d_model = 'wide': expected an integer >= 1"),
-        ("model_overrides:\n  channels: [16, 3.5]\n", r"model_overrides.channels = \[16, 3.5\]: expected a non-empty list of integers >= 1"),
+        (
+            "model_overrides:\n  channels: [16, 3.5]\n",
+            r"model_overrides.channels = \[16, 3.5\]: expected a non-empty list of integers >= 1",
+        ),
         ("- a\n- b\n", "expected a mapping"),
         ("a: [\n", "not valid YAML"),
     ],

@@ -2,7 +2,6 @@
 every gradient (input, recurrent weight, initial state, beta, threshold), at the function level and
 through the front-end's recurrent blocks, whose loop over bins is the original reference."""
 
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,9 +10,8 @@ from hypothesis import strategies as st
 from mambaspike.evaluation.energy import OpCounter
 from mambaspike.layers.blocks import SpikingConvBlock, SpikingDenseBlock
 from mambaspike.neurons.functional import LIFParams
-from mambaspike.neurons.surrogate import make_surrogate
 from mambaspike.neurons.recurrent import fused_supported, rlif_multistep, rlif_multistep_fast
-
+from mambaspike.neurons.surrogate import make_surrogate
 
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-6), torch.float64: dict(rtol=1e-11, atol=1e-12)}
 
@@ -38,8 +36,10 @@ def _case(shape, dtype, seed, with_state):
     W = torch.randn(C, C, generator=g, dtype=dtype) * 0.6
     state = None
     if with_state:
-        state = (torch.randn(*shape[1:], generator=g, dtype=dtype) * 0.5,
-                 (torch.rand(*shape[1:], generator=g) > 0.6).to(dtype))  # fmt: skip
+        state = (
+            torch.randn(*shape[1:], generator=g, dtype=dtype) * 0.5,
+            (torch.rand(*shape[1:], generator=g) > 0.6).to(dtype),
+        )
     gs = torch.randn(*shape, generator=g, dtype=dtype)
     gv = torch.randn(*shape[1:], generator=g, dtype=dtype)
     gsl = torch.randn(*shape[1:], generator=g, dtype=dtype)
@@ -58,8 +58,13 @@ def _compare(a, b, dtype):
         torch.testing.assert_close(f, r, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
 
 
-CFGS = [dict(), dict(soft_reset=True), dict(detach_reset=True), dict(decay_input=False, soft_reset=True),
-        dict(v_reset=-0.2, detach_reset=True)]  # fmt: skip
+CFGS = [
+    dict(),
+    dict(soft_reset=True),
+    dict(detach_reset=True),
+    dict(decay_input=False, soft_reset=True),
+    dict(v_reset=-0.2, detach_reset=True),
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -84,26 +89,39 @@ def test_every_surrogate(surrogate):
 def test_long_sequence_many_rows_uses_threads_and_matches():
     # T * R * C * C > 2^20: the backward runs on several threads (when torch has them)
     x, W, state, gs, gv, gsl = _case((300, 8, 24), torch.float64, 5, False)
-    _compare(_run(rlif_multistep, x, W, state, {}, gs, gv, gsl),
-             _run(rlif_multistep_fast, x, W, state, {}, gs, gv, gsl), torch.float64)  # fmt: skip
+    _compare(
+        _run(rlif_multistep, x, W, state, {}, gs, gv, gsl),
+        _run(rlif_multistep_fast, x, W, state, {}, gs, gv, gsl),
+        torch.float64,
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(T=st.integers(1, 20), B=st.integers(1, 3), C=st.integers(1, 9), S=st.integers(0, 2), seed=st.integers(0, 99),
-       with_state=st.booleans())  # fmt: skip
+@given(
+    T=st.integers(1, 20),
+    B=st.integers(1, 3),
+    C=st.integers(1, 9),
+    S=st.integers(0, 2),
+    seed=st.integers(0, 99),
+    with_state=st.booleans(),
+)
 def test_fused_matches_reference_on_odd_shapes(T, B, C, S, seed, with_state):
     shape = (T, B, C) + (2,) * S
     x, W, state, gs, gv, gsl = _case(shape, torch.float64, seed, with_state)
-    _compare(_run(rlif_multistep, x, W, state, {}, gs, gv, gsl),
-             _run(rlif_multistep_fast, x, W, state, {}, gs, gv, gsl), torch.float64)  # fmt: skip
+    _compare(
+        _run(rlif_multistep, x, W, state, {}, gs, gv, gsl),
+        _run(rlif_multistep_fast, x, W, state, {}, gs, gv, gsl),
+        torch.float64,
+    )
 
 
 def test_unsupported_calls_say_why():
     x = torch.zeros(3, 2, 4)
     p = LIFParams(torch.tensor(0.8), torch.tensor(1.0))
     assert "channels" in fused_supported(x, torch.zeros(3, 3), p, make_surrogate("atan"))
-    assert "per-neuron" in fused_supported(x, torch.zeros(4, 4), LIFParams(torch.full((4,), 0.8), torch.tensor(1.0)),
-                                           make_surrogate("atan"))  # fmt: skip
+    assert "per-neuron" in fused_supported(
+        x, torch.zeros(4, 4), LIFParams(torch.full((4,), 0.8), torch.tensor(1.0)), make_surrogate("atan")
+    )
     with pytest.raises(ValueError, match="float32 or float64"):
         rlif_multistep_fast(x.half(), torch.zeros(4, 4).half(), None, p, make_surrogate("atan"))
 
@@ -114,8 +132,10 @@ def _blocks(dtype):
     conv = SpikingConvBlock(2, 6, kw, recurrent=True, pool=torch.nn.MaxPool2d(2)).to(dtype)
     dense = SpikingDenseBlock(3, 7, kw, recurrent=True).to(dtype)
     g = torch.Generator().manual_seed(1)
-    return [(conv, torch.rand(11, 2, 2, 6, 6, generator=g, dtype=dtype) * 3),
-            (dense, torch.rand(13, 4, 3, generator=g, dtype=dtype) * 3)]  # fmt: skip
+    return [
+        (conv, torch.rand(11, 2, 2, 6, 6, generator=g, dtype=dtype) * 3),
+        (dense, torch.rand(13, 4, 3, generator=g, dtype=dtype) * 3),
+    ]
 
 
 def _block_run(block, x, backend, chunks=1):
@@ -148,8 +168,13 @@ def test_recurrent_blocks_fused_equal_their_loop(dtype, chunks):
         assert ref[4].keys() == fast[4].keys() and "recurrent.weight" in ref[4]
         for n in ref[4]:
             r = ref[4][n]
-            torch.testing.assert_close(fast[4][n], r, rtol=tol["rtol"] * 10, atol=tol["atol"] * max(1, float(r.abs().max())) * 10,
-                                       msg=lambda m, n=n: f"{n}: {m}")  # fmt: skip
+            torch.testing.assert_close(
+                fast[4][n],
+                r,
+                rtol=tol["rtol"] * 10,
+                atol=tol["atol"] * max(1, float(r.abs().max())) * 10,
+                msg=lambda m, n=n: f"{n}: {m}",
+            )
 
 
 def test_blocks_take_the_fused_path_and_counters_see_the_recurrent_layer():

@@ -25,9 +25,17 @@ def test_streaming_latency_only_where_the_model_streams():
 
 
 def _metrics(dataset, model="mambaspike"):
-    return {"dataset": dataset, "model": model, "test_accuracy": 0.9, "spikes_per_sample": 100.0,
-            "latency_ms_per_sample": 5.0, "selected_epoch": 3, "epochs_trained": 4,
-            "best_val_accuracy_during_training": 0.91, "n_test": 50}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "model": model,
+        "test_accuracy": 0.9,
+        "spikes_per_sample": 100.0,
+        "latency_ms_per_sample": 5.0,
+        "selected_epoch": 3,
+        "epochs_trained": 4,
+        "best_val_accuracy_during_training": 0.91,
+        "n_test": 50,
+    }
 
 
 def test_paper_comparison_labels_analogues_and_unknown_data_sets():

@@ -1,6 +1,5 @@
 """Every fast selective-scan backend against the reference loop: outputs, last state, all gradients."""
 
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -21,17 +20,33 @@ def make(Bs, Dm, N, L, dtype, seed=0, with_state=True, with_z=True):
 
     A = (-torch.rand(Dm, N, generator=g, dtype=dtype) * 2 - 0.05).requires_grad_()
     return dict(
-        u=r(Bs, Dm, L), delta=(0.5 * torch.randn(Bs, Dm, L, generator=g, dtype=dtype) - 1).requires_grad_(),
-        A=A, B=r(Bs, N, L), C=r(Bs, N, L), D=r(Dm), z=r(Bs, Dm, L) if with_z else None, delta_bias=r(Dm),
+        u=r(Bs, Dm, L),
+        delta=(0.5 * torch.randn(Bs, Dm, L, generator=g, dtype=dtype) - 1).requires_grad_(),
+        A=A,
+        B=r(Bs, N, L),
+        C=r(Bs, N, L),
+        D=r(Dm),
+        z=r(Bs, Dm, L) if with_z else None,
+        delta_bias=r(Dm),
         initial_state=r(Bs, Dm, N) if with_state else None,
-    )  # fmt: skip
+    )
 
 
 def run(backend, t, softplus=True):
     y, last = selective_scan(
-        t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"], t["delta_bias"], delta_softplus=softplus,
-        return_last_state=True, initial_state=t["initial_state"], backend=backend,
-    )  # fmt: skip
+        t["u"],
+        t["delta"],
+        t["A"],
+        t["B"],
+        t["C"],
+        t["D"],
+        t["z"],
+        t["delta_bias"],
+        delta_softplus=softplus,
+        return_last_state=True,
+        initial_state=t["initial_state"],
+        backend=backend,
+    )
     ins = [n for n in NAMES if t[n] is not None]
     gy = torch.cos(torch.arange(y.numel(), dtype=y.dtype)).view_as(y)  # a fixed, non-uniform upstream grad
     loss = (y * gy).sum() + (last * last).sum()
@@ -78,9 +93,14 @@ def test_backend_long_sequences(backend, dtype, L):
 
 @settings(max_examples=15, deadline=None)
 @given(
-    Bs=st.integers(1, 3), Dm=st.integers(1, 7), N=st.integers(1, 5), L=st.integers(1, 40),
-    with_state=st.booleans(), with_z=st.booleans(), seed=st.integers(0, 1000),
-)  # fmt: skip
+    Bs=st.integers(1, 3),
+    Dm=st.integers(1, 7),
+    N=st.integers(1, 5),
+    L=st.integers(1, 40),
+    with_state=st.booleans(),
+    with_z=st.booleans(),
+    seed=st.integers(0, 1000),
+)
 def test_backend_odd_shapes(Bs, Dm, N, L, with_state, with_z, seed):
     t = make(Bs, Dm, N, L, torch.float64, seed, with_state, with_z)
     ref = run("reference", t)
@@ -94,10 +114,16 @@ def test_backend_chunks_continue(backend):
     args = [t[n] for n in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
     y, last = selective_scan(*args, delta_softplus=True, return_last_state=True, backend=backend)
     cut = lambda x, s: x[..., s] if x is not None and x.dim() == 3 else x  # noqa: E731
-    y1, s1 = selective_scan(*[cut(a, slice(0, 7)) for a in args], delta_softplus=True, return_last_state=True,
-                            backend=backend)  # fmt: skip
-    y2, s2 = selective_scan(*[cut(a, slice(7, None)) for a in args], delta_softplus=True, return_last_state=True,
-                            initial_state=s1, backend=backend)  # fmt: skip
+    y1, s1 = selective_scan(
+        *[cut(a, slice(0, 7)) for a in args], delta_softplus=True, return_last_state=True, backend=backend
+    )
+    y2, s2 = selective_scan(
+        *[cut(a, slice(7, None)) for a in args],
+        delta_softplus=True,
+        return_last_state=True,
+        initial_state=s1,
+        backend=backend,
+    )
     torch.testing.assert_close(torch.cat([y1, y2], -1), y)
     torch.testing.assert_close(s2, last)
 
@@ -105,8 +131,19 @@ def test_backend_chunks_continue(backend):
 def test_autocast_keeps_parameters_fp32():
     t = make(1, 3, 2, 5, torch.float32, with_state=False)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y, last = selective_scan(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"], t["delta_bias"],
-                                 delta_softplus=True, return_last_state=True, backend="auto")  # fmt: skip
+        y, last = selective_scan(
+            t["u"],
+            t["delta"],
+            t["A"],
+            t["B"],
+            t["C"],
+            t["D"],
+            t["z"],
+            t["delta_bias"],
+            delta_softplus=True,
+            return_last_state=True,
+            backend="auto",
+        )
     assert y.dtype == torch.float32 and last.dtype == torch.float32
 
 
@@ -135,8 +172,9 @@ def test_models_default_to_auto_and_match_the_reference_backend():
     outs = []
     for backend in ("reference", "auto"):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(name="mamba", input_shape=(3,), channels=(8,), d_model=16, n_layers=2,
-                                        scan_backend=backend))  # fmt: skip
+        model = build_model(
+            ModelConfig(name="mamba", input_shape=(3,), channels=(8,), d_model=16, n_layers=2, scan_backend=backend)
+        )
         y = model(x)
         y.square().sum().backward()
         outs.append((y.detach(), {n: p.grad for n, p in model.named_parameters()}))

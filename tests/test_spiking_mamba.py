@@ -6,8 +6,22 @@ import torch
 from mambaspike.errors import ConfigError
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
-from mambaspike.models.spiking_mamba.layers import ChannelConv, SEWAdd, SpikingMambaBlock, SpikingPatchGenerator, SpikingS6, SpikingSelfAttentionBlock, lif
-from mambaspike.models.spiking_mamba.model import SpikingMamba, patch_widths, spike_count_decode, spike_count_loss, spike_rate_loss
+from mambaspike.models.spiking_mamba.layers import (
+    ChannelConv,
+    SEWAdd,
+    SpikingMambaBlock,
+    SpikingPatchGenerator,
+    SpikingS6,
+    SpikingSelfAttentionBlock,
+    lif,
+)
+from mambaspike.models.spiking_mamba.model import (
+    SpikingMamba,
+    patch_widths,
+    spike_count_decode,
+    spike_count_loss,
+    spike_rate_loss,
+)
 from mambaspike.neurons.modules import LIF
 from mambaspike.ssm.spiking_scan import spiking_scan, spiking_scan_parallel, spiking_scan_reference
 
@@ -276,7 +290,7 @@ def test_a_tiny_model_learns():
 
     before = accuracy()
     model.train()
-    for step in range(60):
+    for _ in range(60):
         idx = torch.randperm(len(y))[:50]
         loss, _ = loss_and_scores(model, x[:, idx], y[idx])
         opt.zero_grad()

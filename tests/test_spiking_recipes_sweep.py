@@ -5,30 +5,38 @@ import pytest
 import yaml
 
 from mambaspike.cli import main
-from mambaspike.training.recipes import load_recipe
+from mambaspike.lab.sweep import PAPER_GRID, SweepRow, composition, run_sweep
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model, count_parameters
-from mambaspike.lab.sweep import PAPER_GRID, SweepRow, composition, run_sweep
+from mambaspike.training.recipes import load_recipe
 from mambaspike.training.trainer import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SPIKING_RECIPES = sorted(CONFIGS.glob("spiking-*.yaml"))
-SHAPES = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
-          "cifar100": ((3, 32, 32), 100)}  # fmt: skip
+SHAPES = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
 
 
 def recipe_model(path: Path):
     recipe = load_recipe(str(path))
     shape, classes = SHAPES[recipe["dataset"]]
-    return recipe, build_model(ModelConfig(name=recipe["model"], input_shape=shape, num_classes=classes,
-                                           **recipe["model_overrides"]))  # fmt: skip
+    return recipe, build_model(
+        ModelConfig(name=recipe["model"], input_shape=shape, num_classes=classes, **recipe["model_overrides"])
+    )
 
 
 def test_recipes_use_known_fields():
     assert {p.name for p in SPIKING_RECIPES} >= {
-        "spiking-mamba-digits.yaml", "spiking-mamba-mnist.yaml", "spiking-mamba-cifar10.yaml",
-        "spiking-hybrid-cifar10.yaml", "spiking-mamba-cifar100.yaml",
-    }  # fmt: skip
+        "spiking-mamba-digits.yaml",
+        "spiking-mamba-mnist.yaml",
+        "spiking-mamba-cifar10.yaml",
+        "spiking-hybrid-cifar10.yaml",
+        "spiking-mamba-cifar100.yaml",
+    }
     train_fields = {f.name for f in fields(TrainConfig)}
     model_fields = {f.name for f in fields(ModelConfig)}
     for path in SPIKING_RECIPES:
@@ -53,8 +61,9 @@ def test_sweep_grid_is_the_papers_table():
 
 
 def test_sweep_on_a_tiny_grid_writes_its_tables(tmp_path):
-    rows = run_sweep("digits", tmp_path, grid="tiny", epochs=1, batch_size=64, embed_dim=8, subset=40,
-                     log=lambda _: None)  # fmt: skip
+    rows = run_sweep(
+        "digits", tmp_path, grid="tiny", epochs=1, batch_size=64, embed_dim=8, subset=40, log=lambda _: None
+    )
     assert len(rows) == 3 and all(r["params"] > 0 and 0 <= r["test_accuracy"] <= 1 for r in rows)
     csv_lines = (tmp_path / "sweep.csv").read_text().splitlines()
     assert csv_lines[0].startswith("run,params,channels,time_steps") and len(csv_lines) == 4
@@ -68,15 +77,27 @@ def test_cli_amp_is_refused_without_a_gpu(tmp_path, capsys):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--amp",
-               "--output-dir", str(tmp_path / "r")])  # fmt: skip
+    rc = main(
+        ["train", "--model", "spiking-mamba", "--dataset", "digits", "--amp", "--output-dir", str(tmp_path / "r")]
+    )
     assert rc == 1 and "--amp: bf16 mixed precision needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
 def test_cli_digits_refuses_binning_options(tmp_path, capsys):
-    rc = main(["train", "--model", "spiking-mamba", "--dataset", "digits", "--dt", "2000",
-               "--output-dir", str(tmp_path / "r")])  # fmt: skip
+    rc = main(
+        [
+            "train",
+            "--model",
+            "spiking-mamba",
+            "--dataset",
+            "digits",
+            "--dt",
+            "2000",
+            "--output-dir",
+            str(tmp_path / "r"),
+        ]
+    )
     assert rc == 1 and "--time-window/--dt do not apply to digits" in capsys.readouterr().err
 
 

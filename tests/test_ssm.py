@@ -48,9 +48,19 @@ def test_scan_initial_state_continues_sequence():
     A = -torch.rand(5, 3)
     B, C = torch.randn(2, 3, 9), torch.randn(2, 3, 9)
     y, last = selective_scan(u, delta, A, B, C, delta_softplus=True, return_last_state=True)
-    y1, s1 = selective_scan(u[..., :4], delta[..., :4], A, B[..., :4], C[..., :4], delta_softplus=True, return_last_state=True)
-    y2, s2 = selective_scan(u[..., 4:], delta[..., 4:], A, B[..., 4:], C[..., 4:], delta_softplus=True,
-                            return_last_state=True, initial_state=s1)  # fmt: skip
+    y1, s1 = selective_scan(
+        u[..., :4], delta[..., :4], A, B[..., :4], C[..., :4], delta_softplus=True, return_last_state=True
+    )
+    y2, s2 = selective_scan(
+        u[..., 4:],
+        delta[..., 4:],
+        A,
+        B[..., 4:],
+        C[..., 4:],
+        delta_softplus=True,
+        return_last_state=True,
+        initial_state=s1,
+    )
     assert torch.allclose(torch.cat([y1, y2], -1), y, atol=1e-6)
     assert torch.allclose(s2, last, atol=1e-6)
 

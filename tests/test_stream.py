@@ -93,8 +93,11 @@ def test_stream_emits_logits_per_window_and_finish_keeps_state():
 def test_stream_frontend_really_spikes(shape):
     model = _eval_model("mambaspike", shape)
     seen = []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o[0].mean().item()))
-             for m in model.modules() if isinstance(m, SpikingNeuron)]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append(o[0].mean().item()))
+        for m in model.modules()
+        if isinstance(m, SpikingNeuron)
+    ]
     model.stream(_spiky_input(12, 2, shape))
     for h in hooks:
         h.remove()

@@ -8,17 +8,26 @@ import torch
 from safetensors.torch import load_file
 
 import mambaspike.training.trainer as train_mod
-from mambaspike.training.checkpoint import load_record
 from mambaspike.errors import ConfigError, TrainingError
 from mambaspike.evaluation.inference import evaluate_run
+from mambaspike.training.checkpoint import load_record
 from mambaspike.training.trainer import TrainConfig, train
 
 TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
 
 
 def tiny_cfg(data_dir, out, **kw) -> TrainConfig:
-    base = dict(data_dir=str(data_dir), output_dir=str(out), subset=120, epochs=2, batch_size=16,
-                lr=3e-3, progress=False, model_overrides=dict(TINY), threads=2)  # fmt: skip
+    base = dict(
+        data_dir=str(data_dir),
+        output_dir=str(out),
+        subset=120,
+        epochs=2,
+        batch_size=16,
+        lr=3e-3,
+        progress=False,
+        model_overrides=dict(TINY),
+        threads=2,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -44,8 +53,16 @@ def test_tiny_run_learns_and_writes_every_output(data_dir, tmp_path):
     assert len(rows) == 5
     assert float(rows[-1]["train_loss"]) < 0.7 * float(rows[0]["train_loss"])  # the loss falls
     assert m["test_accuracy"] > 0.5  # chance is 0.1
-    for key in ("test_accuracy", "test_macro_f1", "val_accuracy", "spikes_per_sample", "latency_ms_per_sample",
-                "latency_threads", "params", "train_seconds"):  # fmt: skip
+    for key in (
+        "test_accuracy",
+        "test_macro_f1",
+        "val_accuracy",
+        "spikes_per_sample",
+        "latency_ms_per_sample",
+        "latency_threads",
+        "params",
+        "train_seconds",
+    ):
         assert m[key] is not None, key
     assert m["selected_by"] == "val" and m["spikes_per_sample"] > 0
     assert json.loads((out / "metrics.json").read_text()) == m
@@ -109,6 +126,7 @@ def test_resume_after_a_kill_mid_epoch_continues_identically(data_dir, tmp_path,
     train(tiny_cfg(data_dir, cut, save_every=2), resume=True, log=quiet)
     wf, wc = weights(full), weights(cut)
     assert all(torch.equal(wf[k], wc[k]) for k in wf)
+
     def strip(rows):
         return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]
 

@@ -52,8 +52,19 @@ _EXPORTS = {
     "Run": "mambaspike.training.run",
 }
 _SUBPACKAGES = (
-    "neurons", "layers", "ssm", "models", "kernels", "data", "training", "evaluation", "export", "lab", "bench",
-    "cli", "errors",
+    "neurons",
+    "layers",
+    "ssm",
+    "models",
+    "kernels",
+    "data",
+    "training",
+    "evaluation",
+    "export",
+    "lab",
+    "bench",
+    "cli",
+    "errors",
 )
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,7 +18,8 @@ backpropagates the same random spike gradient: a PLIF population (learnable ``be
   step_mode="m")`` (its own multi-step CPU path), likewise.
 
 Peak memory is the process's peak resident set during one forward+backward above what was resident
-before (the input and the spike gradient are allocated before; the input gradient is counted). Times are medians over ``--repeats``.
+before (the input and the spike gradient are allocated before; the input gradient is counted). Times are
+medians over ``--repeats``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def _int_list(s: str) -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--T", type=_int_list, default=[16, 100, 300], metavar="T1,T2,...", help="sequence lengths")
-    p.add_argument("--shape", type=_int_list, default=[16, 64, 32, 32], metavar="B,C,H,W",
-                   help="shape of one time step")  # fmt: skip
+    p.add_argument(
+        "--shape", type=_int_list, default=[16, 64, 32, 32], metavar="B,C,H,W", help="shape of one time step"
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
     p.add_argument("--backend", default="auto", choices=["auto", "numba", "cpu"], help="fused LIF backend")
     p.add_argument("--no-others", action="store_true", help="skip the snnTorch and spikingjelly rows")
@@ -70,8 +72,17 @@ def copy_bandwidth_gb_s(numel: int = 1 << 26, repeats: int = 5) -> float:
 def _lif(backend: str):
     from mambaspike.neurons.modules import LIF
 
-    return LIF(tau=TAU_MS, dt=DT_MS, v_threshold=V_THRESHOLD, soft_reset=True, decay_input=False,
-               learn_tau=True, surrogate="atan", alpha=ALPHA, backend=backend)  # fmt: skip
+    return LIF(
+        tau=TAU_MS,
+        dt=DT_MS,
+        v_threshold=V_THRESHOLD,
+        soft_reset=True,
+        decay_input=False,
+        learn_tau=True,
+        surrogate="atan",
+        alpha=ALPHA,
+        backend=backend,
+    )
 
 
 class _Case:
@@ -110,8 +121,14 @@ def _snntorch(x, gs) -> _Case | None:
     except ImportError:
         return None
     beta = float(_lif("reference").beta.detach())
-    leaky = snntorch.Leaky(beta=beta, threshold=V_THRESHOLD, spike_grad=surrogate.atan(alpha=ALPHA),
-                           learn_beta=True, reset_mechanism="subtract", reset_delay=False)  # fmt: skip
+    leaky = snntorch.Leaky(
+        beta=beta,
+        threshold=V_THRESHOLD,
+        spike_grad=surrogate.atan(alpha=ALPHA),
+        learn_beta=True,
+        reset_mechanism="subtract",
+        reset_delay=False,
+    )
 
     def forward(x):
         mem = torch.zeros_like(x[0])
@@ -130,9 +147,14 @@ def _spikingjelly(x, gs) -> _Case | None:
     except Exception:  # ImportError, or a missing dependency of spikingjelly itself
         return None
     beta = float(_lif("reference").beta.detach())
-    node = neuron.ParametricLIFNode(init_tau=1 / (1 - beta), decay_input=False, v_threshold=V_THRESHOLD,
-                                    v_reset=None, surrogate_function=surrogate.ATan(alpha=ALPHA),
-                                    step_mode="m")  # fmt: skip
+    node = neuron.ParametricLIFNode(
+        init_tau=1 / (1 - beta),
+        decay_input=False,
+        v_threshold=V_THRESHOLD,
+        v_reset=None,
+        surrogate_function=surrogate.ATan(alpha=ALPHA),
+        step_mode="m",
+    )
 
     def forward(x):
         functional.reset_net(node)
@@ -183,9 +205,13 @@ def run(args):
         ref.spikes = fast.spikes = None
         del g_ref
         traffic = 5 * numel * x.element_size()
-        print(f"lif T={T}: the fused forward+backward moves {traffic / 1e9:.2f} GB (5 passes over [T, N]) in "
-              f"{t_fast:.3f} s = {traffic / t_fast / 1e9:.1f} GB/s; Tensor.copy_ reaches {copy_bw:.1f} GB/s "
-              f"on this machine ({traffic / t_fast / 1e9 / copy_bw:.0%})", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"lif T={T}: the fused forward+backward moves {traffic / 1e9:.2f} GB (5 passes over [T, N]) in "
+            f"{t_fast:.3f} s = {traffic / t_fast / 1e9:.1f} GB/s; Tensor.copy_ reaches {copy_bw:.1f} GB/s "
+            f"on this machine ({traffic / t_fast / 1e9 / copy_bw:.0%})",
+            file=sys.stderr,
+            flush=True,
+        )
         yield {
             "name": "lif",
             "T": T,

@@ -15,16 +15,21 @@ import argparse
 
 import torch
 
-from mambaspike.models.registry import build_model, count_parameters, loss_and_scores, model_names
 from mambaspike.bench import time_it
 from mambaspike.bench.inputs import INPUTS, bench_config, bench_input
+from mambaspike.models.registry import build_model, count_parameters, loss_and_scores, model_names
 
 DESCRIPTION = "models: training samples/s and batch-1 latency (ms) at matched parameter counts"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", choices=model_names(), default=["mambaspike", "mamba", "lstm", "gru"],
-                   help="model families (default: Mamba-Spike and its three baselines)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=model_names(),
+        default=["mambaspike", "mamba", "lstm", "gru"],
+        help="model families (default: Mamba-Spike and its three baselines)",
+    )
     p.add_argument("--inputs", nargs="+", choices=list(INPUTS), default=["smnist", "nmnist"])
     p.add_argument("--batch", type=int, default=16, help="training batch size")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
@@ -50,7 +55,7 @@ def run(args):
                 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 model.train()
 
-                def train_step():
+                def train_step(model=model, opt=opt, x=x, y=y):
                     opt.zero_grad(set_to_none=True)
                     loss_and_scores(model, x, y)[0].backward()
                     opt.step()
@@ -59,7 +64,7 @@ def run(args):
             model.eval()
             x1 = bench_input(cfg, T, 1).to(device)
 
-            def infer():
+            def infer(model=model, x1=x1):
                 with torch.no_grad():
                     model(x1)
 

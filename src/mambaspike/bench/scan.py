@@ -16,8 +16,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from mambaspike.ssm.scan import available_backends, selective_scan
 from mambaspike.bench import peak_memory_mb, time_it
+from mambaspike.ssm.scan import available_backends, selective_scan
 
 DESCRIPTION = "selective scan: reference loop vs compiled backends (and mambapy), forward and forward+backward"
 
@@ -38,18 +38,33 @@ def make_inputs(Bs: int, D: int, N: int, L: int, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(D, 1)
     t = dict(
-        u=torch.randn(Bs, D, L, generator=g), delta=torch.randn(Bs, D, L, generator=g) * 0.5 - 2,
-        A=A, B=torch.randn(Bs, N, L, generator=g), C=torch.randn(Bs, N, L, generator=g),
-        D=torch.ones(D), z=torch.randn(Bs, D, L, generator=g), delta_bias=torch.zeros(D),
-    )  # fmt: skip
+        u=torch.randn(Bs, D, L, generator=g),
+        delta=torch.randn(Bs, D, L, generator=g) * 0.5 - 2,
+        A=A,
+        B=torch.randn(Bs, N, L, generator=g),
+        C=torch.randn(Bs, N, L, generator=g),
+        D=torch.ones(D),
+        z=torch.randn(Bs, D, L, generator=g),
+        delta_bias=torch.zeros(D),
+    )
     for v in t.values():
         v.requires_grad_(True)
     return t
 
 
 def _call(backend: str, t: dict) -> torch.Tensor:
-    return selective_scan(t["u"], t["delta"], t["A"], t["B"], t["C"], t["D"], t["z"], t["delta_bias"],
-                          delta_softplus=True, backend=backend)  # fmt: skip
+    return selective_scan(
+        t["u"],
+        t["delta"],
+        t["A"],
+        t["B"],
+        t["C"],
+        t["D"],
+        t["z"],
+        t["delta_bias"],
+        delta_softplus=True,
+        backend=backend,
+    )
 
 
 def _mambapy_call(t: dict) -> torch.Tensor:
@@ -109,7 +124,9 @@ def _peak_mb(which: str, args, L: int, pass_: str) -> float | None:
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
     try:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            return pool.apply(_peak_child, (which, args.batch, args.d_inner, args.d_state, L, pass_, torch.get_num_threads()))
+            return pool.apply(
+                _peak_child, (which, args.batch, args.d_inner, args.d_state, L, pass_, torch.get_num_threads())
+            )
     finally:
         if old is None:
             del os.environ["MALLOC_MMAP_THRESHOLD_"]
@@ -145,10 +162,15 @@ def run(args):
                 job = _job(lambda t, n=name: _call(n, t), t, pass_)
                 fast_s = time_it(job, repeats=args.repeats)
                 yield {
-                    "name": name, **row_common,
-                    "reference_s": ref_s, "fast_s": fast_s, "speedup": ref_s / fast_s,
-                    "mambapy_s": mp_s, "mambapy_speedup": None if mp_s is None else mp_s / fast_s,
-                    "reference_peak_mb": ref_mb, "fast_peak_mb": _peak_mb(name, args, L, pass_),
+                    "name": name,
+                    **row_common,
+                    "reference_s": ref_s,
+                    "fast_s": fast_s,
+                    "speedup": ref_s / fast_s,
+                    "mambapy_s": mp_s,
+                    "mambapy_speedup": None if mp_s is None else mp_s / fast_s,
+                    "reference_peak_mb": ref_mb,
+                    "fast_peak_mb": _peak_mb(name, args, L, pass_),
                     "mambapy_peak_mb": mp_mb,
                     "max_rel_diff": _max_rel_diff(ref_out, _results(lambda t, n=name: _call(n, t), t, pass_)),
-                }  # fmt: skip
+                }

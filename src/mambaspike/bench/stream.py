@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from mambaspike.models.registry import build_model, model_names
 from mambaspike.bench.inputs import INPUTS, bench_config, bench_input
+from mambaspike.models.registry import build_model, model_names
 
 DESCRIPTION = "streaming: ms per time bin (batch 1) and max |difference| to the full forward"
 
@@ -53,8 +53,10 @@ def run(args):
             times.append(time.perf_counter() - t0)
         times = sorted(times[1:])
         yield {
-            "model": name, "input": args.input, "T": T,
+            "model": name,
+            "input": args.input,
+            "T": T,
             "ms_per_bin": 1e3 * times[len(times) // 2] / T,
             "max_abs_diff": float((out - full).abs().max()),
             "state_kb": _state_bytes(state) / 1024,
-        }  # fmt: skip
+        }

@@ -19,14 +19,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "Writes ablation.md, ablation_frontend.csv, ablation_neuron.csv, ablation.png.",
     )
     add_budget(a)
-    a.add_argument("--neurons", type=name_list, default=["lif", "srm"], metavar="N,...",
-                   help="neuron models (names in mambaspike.neurons.NEURONS)")  # fmt: skip
-    a.add_argument("--taus", type=float_list, default=[10.0, 20.0, 30.0, 40.0, 50.0], metavar="MS,...",
-                   help="membrane time constants in ms")  # fmt: skip
+    a.add_argument(
+        "--neurons",
+        type=name_list,
+        default=["lif", "srm"],
+        metavar="N,...",
+        help="neuron models (names in mambaspike.neurons.NEURONS)",
+    )
+    a.add_argument(
+        "--taus",
+        type=float_list,
+        default=[10.0, 20.0, 30.0, 40.0, 50.0],
+        metavar="MS,...",
+        help="membrane time constants in ms",
+    )
     a.add_argument("--learn-tau", action="store_true", help="let tau train from its initial value (default: fixed)")
     a.add_argument("--only", choices=["frontend", "neuron"], default=None, help="run one of the two ablations")
-    a.add_argument("--neuron-seeds", type=int_list, default=None, metavar="S,...",
-                   help="seeds of the neuron x tau grid (default: --seeds); fewer keep the grid affordable")  # fmt: skip
+    a.add_argument(
+        "--neuron-seeds",
+        type=int_list,
+        default=None,
+        metavar="S,...",
+        help="seeds of the neuron x tau grid (default: --seeds); fewer keep the grid affordable",
+    )
     return a
 
 
@@ -35,8 +50,16 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args)
     parts = (args.only,) if args.only else ("frontend", "neuron")
-    ablate(args.output_dir, budget_config(args), seeds=args.seeds, neurons=args.neurons, taus=args.taus,
-           learn_tau=args.learn_tau, parts=parts, latency_repeats=args.latency_repeats,
-           neuron_seeds=args.neuron_seeds)  # fmt: skip
+    ablate(
+        args.output_dir,
+        budget_config(args),
+        seeds=args.seeds,
+        neurons=args.neurons,
+        taus=args.taus,
+        learn_tau=args.learn_tau,
+        parts=parts,
+        latency_repeats=args.latency_repeats,
+        neuron_seeds=args.neuron_seeds,
+    )
     print((Path(args.output_dir) / "ablation.md").read_text())
     return 0

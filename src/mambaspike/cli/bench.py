@@ -23,8 +23,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     kinds.required = True
     for kind in BENCHES:
         module = load(kind)
-        k = kinds.add_parser(kind, help=module.DESCRIPTION, description=module.DESCRIPTION,
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+        k = kinds.add_parser(
+            kind,
+            help=module.DESCRIPTION,
+            description=module.DESCRIPTION,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         k.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
         add_threads(k)
         module.add_arguments(k)

@@ -22,8 +22,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "spikes per sample, energy estimate, mean ± std over seeds.",
     )
     add_budget(c)
-    c.add_argument("--models", type=name_list, default=["mambaspike", "mamba", "lstm", "gru"], metavar="M,...",
-                   help=f"model families (of {', '.join(model_names())})")  # fmt: skip
+    c.add_argument(
+        "--models",
+        type=name_list,
+        default=["mambaspike", "mamba", "lstm", "gru"],
+        metavar="M,...",
+        help=f"model families (of {', '.join(model_names())})",
+    )
     c.add_argument("--runs", nargs="+", default=None, metavar="DIR", help="tabulate these run directories, no training")
     return c
 
@@ -36,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in args.models if m not in model_names()]
     if bad:
         raise ConfigError(f"--models: unknown model(s) {', '.join(bad)}; available: {', '.join(model_names())}")
-    compare(args.output_dir, budget_config(args), models=args.models, seeds=args.seeds, run_dirs=args.runs,
-            latency_repeats=args.latency_repeats)  # fmt: skip
+    compare(
+        args.output_dir,
+        budget_config(args),
+        models=args.models,
+        seeds=args.seeds,
+        run_dirs=args.runs,
+        latency_repeats=args.latency_repeats,
+    )
     print((Path(args.output_dir) / "compare.md").read_text())
     return 0

@@ -15,7 +15,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="List the registered data sets with the folder layout each expects under --data-dir, "
         "where to obtain it, and (if present) how many train/test samples it holds.",
     )
-    d.add_argument("--data-dir", default=None, help="where data sets live (default: $MAMBASPIKE_DATA or ~/.cache/mambaspike)")
+    d.add_argument(
+        "--data-dir", default=None, help="where data sets live (default: $MAMBASPIKE_DATA or ~/.cache/mambaspike)"
+    )
     d.add_argument("--json", action="store_true", help="one JSON object per data set instead of text")
     return d
 
@@ -28,5 +30,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(row))
             continue
-        print(f"{row['name']:<12} {row['status']}\n  {row['summary']}\n  layout: {row['layout']}\n  source: {row['source']}")
+        print(
+            f"{row['name']:<12} {row['status']}\n  {row['summary']}\n"
+            f"  layout: {row['layout']}\n  source: {row['source']}"
+        )
     return 0

@@ -26,12 +26,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=positive_int, default=64)
     add_threads(e)
     e.add_argument("--output", default=None, metavar="FILE", help="also write the metrics to this JSON file")
-    e.add_argument("--output-dir", default=None, metavar="DIR",
-                   help="write the report here (default: the run directory)")  # fmt: skip
-    e.add_argument("--compare-paper", action="store_true",
-                   help="print our numbers beside the paper's Table 1/2 figures for the (nearest) data set")
-    e.add_argument("--analyze-temporal", action="store_true",
-                   help="plot firing rate over time per spiking layer (firing_rate_over_time.png)")  # fmt: skip
+    e.add_argument(
+        "--output-dir", default=None, metavar="DIR", help="write the report here (default: the run directory)"
+    )
+    e.add_argument(
+        "--compare-paper",
+        action="store_true",
+        help="print our numbers beside the paper's Table 1/2 figures for the (nearest) data set",
+    )
+    e.add_argument(
+        "--analyze-temporal",
+        action="store_true",
+        help="plot firing rate over time per spiking layer (firing_rate_over_time.png)",
+    )
     e.add_argument("--latency-repeats", type=positive_int, default=30, help="timed batch-1 forward passes")
     return e
 

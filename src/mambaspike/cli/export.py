@@ -30,19 +30,34 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     e.add_argument("--checkpoint", required=True, metavar="DIR", help="run directory written by 'mambaspike train'")
     e.add_argument("--format", required=True, choices=FORMATS, help="export format")
-    e.add_argument("--output", default=None, metavar="FILE", help="output file (default: DIR/model.onnx or DIR/model.nir)")
-    e.add_argument("--atol", type=positive_float, default=1e-4,
-                   help="onnx: largest allowed |onnxruntime - PyTorch| of the logits")  # fmt: skip
-    e.add_argument("--blocks", type=block_range, default=None, metavar="START:STOP",
-                   help="nir: front-end blocks to export (default: those before the temporal pooling)")  # fmt: skip
-    e.add_argument("--bin-seconds", type=positive_float, default=None, metavar="S",
-                   help="nir: seconds one input bin stands for in the graph's time constants (default: the run's "
-                        "bin; snnTorch's importer simulates at 1e-4 s, so use 1e-4 to import there)")  # fmt: skip
+    e.add_argument(
+        "--output", default=None, metavar="FILE", help="output file (default: DIR/model.onnx or DIR/model.nir)"
+    )
+    e.add_argument(
+        "--atol", type=positive_float, default=1e-4, help="onnx: largest allowed |onnxruntime - PyTorch| of the logits"
+    )
+    e.add_argument(
+        "--blocks",
+        type=block_range,
+        default=None,
+        metavar="START:STOP",
+        help="nir: front-end blocks to export (default: those before the temporal pooling)",
+    )
+    e.add_argument(
+        "--bin-seconds",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="nir: seconds one input bin stands for in the graph's time constants (default: the run's "
+        "bin; snnTorch's importer simulates at 1e-4 s, so use 1e-4 to import there)",
+    )
     return e
 
 
 def run(args: argparse.Namespace) -> int:
     from mambaspike.export import export_run
 
-    export_run(args.checkpoint, args.format, args.output, atol=args.atol, blocks=args.blocks, input_dt_s=args.bin_seconds)
+    export_run(
+        args.checkpoint, args.format, args.output, atol=args.atol, blocks=args.blocks, input_dt_s=args.bin_seconds
+    )
     return 0

@@ -143,10 +143,17 @@ def set_threads(args: argparse.Namespace) -> None:
 def add_model_settings(p: argparse.ArgumentParser, overrides: str) -> None:
     """``--set KEY=VALUE`` (repeatable): one model setting each; ``overrides`` names what they take
     precedence over."""
-    p.add_argument("--set", dest="settings", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="a model setting (a ModelConfig field, as a recipe's model_overrides takes it: neuron, "
-                        "tau_ms, channels, d_model, n_layers, ...), the value in YAML, e.g. --set neuron=srm --set "
-                        f"channels=[16,32]; repeatable; overrides {overrides}")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model setting (a ModelConfig field, as a recipe's model_overrides takes it: neuron, "
+        "tau_ms, channels, d_model, n_layers, ...), the value in YAML, e.g. --set neuron=srm --set "
+        f"channels=[16,32]; repeatable; overrides {overrides}",
+    )
 
 
 def model_settings(args: argparse.Namespace) -> dict:
@@ -178,8 +185,13 @@ def add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate")
     p.add_argument("--seeds", type=int_list, default=[0], metavar="S,S,...", help="seeds, comma-separated")
     p.add_argument("--data-dir", default=None, help="where data sets live")
-    p.add_argument("--model-config", type=json_dict, default={}, metavar="JSON",
-                   help='ModelConfig overrides for every run, e.g. \'{"d_model": 64, "n_layers": 1}\'')  # fmt: skip
+    p.add_argument(
+        "--model-config",
+        type=json_dict,
+        default={},
+        metavar="JSON",
+        help='ModelConfig overrides for every run, e.g. \'{"d_model": 64, "n_layers": 1}\'',
+    )
     add_model_settings(p, overrides="--model-config")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)
@@ -188,10 +200,18 @@ def add_budget(p: argparse.ArgumentParser) -> None:
 
 def budget_config(args: argparse.Namespace):
     """The ``TrainConfig`` of the budget options; ``--set`` wins over ``--model-config``, both checked."""
-    from mambaspike.training.recipes import check_model_overrides
     from mambaspike.training.config import TrainConfig
+    from mambaspike.training.recipes import check_model_overrides
 
     overrides = {**check_model_overrides(args.model_config, "--model-config", what="model key"), **model_settings(args)}
-    return TrainConfig(dataset=args.dataset, epochs=args.epochs, subset=args.subset, batch_size=args.batch_size,
-                       lr=args.lr, data_dir=args.data_dir, threads=args.threads, progress=False,
-                       model_overrides=overrides)  # fmt: skip
+    return TrainConfig(
+        dataset=args.dataset,
+        epochs=args.epochs,
+        subset=args.subset,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        data_dir=args.data_dir,
+        threads=args.threads,
+        progress=False,
+        model_overrides=overrides,
+    )

@@ -40,10 +40,18 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         run_sweep(
-            args.dataset, args.output_dir, grid=args.grid, epochs=args.epochs, batch_size=args.batch_size,
-            lr=args.lr, embed_dim=args.embed_dim, seed=args.seed, subset=args.subset, data_dir=args.data_dir,
+            args.dataset,
+            args.output_dir,
+            grid=args.grid,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            embed_dim=args.embed_dim,
+            seed=args.seed,
+            subset=args.subset,
+            data_dir=args.data_dir,
             threads=args.threads,
-        )  # fmt: skip
+        )
     except KeyboardInterrupt:
         print(f"stopped; the rows finished so far are in {args.output_dir}/sweep.csv", file=sys.stderr)
         return 130

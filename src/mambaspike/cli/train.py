@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mambaspike.cli.options import (add_dataset, add_model_settings, add_threads, model_settings, nonneg_float,
-                                    positive_float, positive_int, track_explicit)  # fmt: skip
+from mambaspike.cli.options import (
+    add_dataset,
+    add_model_settings,
+    add_threads,
+    model_settings,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    track_explicit,
+)
 from mambaspike.errors import ConfigError
 
 HELP = "train a model (defaults: Mamba-Spike on the embedded N-Digits data set)"
@@ -26,47 +34,88 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     track_explicit(t)  # so a recipe (--config) yields to explicit options
-    t.add_argument("--config", default=None, metavar="RECIPE",
-                   help="a recipe (YAML; a path or a name in configs/, e.g. dvsgesture-mambaspike); "
-                        "options given explicitly override it")  # fmt: skip
+    t.add_argument(
+        "--config",
+        default=None,
+        metavar="RECIPE",
+        help="a recipe (YAML; a path or a name in configs/, e.g. dvsgesture-mambaspike); "
+        "options given explicitly override it",
+    )
     add_model_settings(t, overrides="the recipe's model_overrides")
-    t.add_argument("--augment", action="store_true",
-                   help="augment the train split (the data set's spatial shift / flip / event drop)")  # fmt: skip
-    t.add_argument("--download", action="store_true",
-                   help="let tonic fetch a missing data set (nmnist, dvsgesture, cifar10dvs, shd, ntidigits)")  # fmt: skip
+    t.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment the train split (the data set's spatial shift / flip / event drop)",
+    )
+    t.add_argument(
+        "--download",
+        action="store_true",
+        help="let tonic fetch a missing data set (nmnist, dvsgesture, cifar10dvs, shd, ntidigits)",
+    )
     add_dataset(t, d.dataset)
     t.add_argument("--model", default=d.model, choices=model_names(), help=f"model family ({models_help})")
     t.add_argument("--epochs", type=positive_int, default=d.epochs, help="training epochs")
     t.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="batch size")
     t.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate (AdamW, cosine with warm-up)")
-    t.add_argument("--weight-decay", type=nonneg_float, default=d.weight_decay,
-                   help="AdamW weight decay (never on A_log, D, norms, biases, neuron parameters)")  # fmt: skip
+    t.add_argument(
+        "--weight-decay",
+        type=nonneg_float,
+        default=d.weight_decay,
+        help="AdamW weight decay (never on A_log, D, norms, biases, neuron parameters)",
+    )
     t.add_argument("--warmup-epochs", type=nonneg_float, default=d.warmup_epochs, help="linear warm-up length")
     t.add_argument("--grad-clip", type=nonneg_float, default=d.grad_clip, help="max gradient norm (0: off)")
-    t.add_argument("--time-window", type=positive_int, default=None, metavar="US",
-                   help="length of each sample in microseconds (default: the data set's, 300000 for N-Digits)")  # fmt: skip
-    t.add_argument("--dt", type=positive_int, default=None, metavar="US",
-                   help="time bin in microseconds (default: the data set's, 10000 for N-Digits)")  # fmt: skip
-    t.add_argument("--data-dir", default=None,
-                   help="where data sets live; N-Digits is generated here on first use "
-                        "(default: $MAMBASPIKE_DATA or ~/.cache/mambaspike)")  # fmt: skip
+    t.add_argument(
+        "--time-window",
+        type=positive_int,
+        default=None,
+        metavar="US",
+        help="length of each sample in microseconds (default: the data set's, 300000 for N-Digits)",
+    )
+    t.add_argument(
+        "--dt",
+        type=positive_int,
+        default=None,
+        metavar="US",
+        help="time bin in microseconds (default: the data set's, 10000 for N-Digits)",
+    )
+    t.add_argument(
+        "--data-dir",
+        default=None,
+        help="where data sets live; N-Digits is generated here on first use "
+        "(default: $MAMBASPIKE_DATA or ~/.cache/mambaspike)",
+    )
     t.add_argument("--output-dir", default=None, help="run directory (default: outputs/<dataset>-<model>-seed<seed>)")
     t.add_argument("--seed", type=int, default=d.seed, help="random seed (model init, data order, splits)")
-    t.add_argument("--subset", type=positive_int, default=None, metavar="N",
-                   help="use at most N samples per split (smoke runs)")  # fmt: skip
-    t.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run in --output-dir (its saved configuration is used; "
-                        "--epochs may be raised)")  # fmt: skip
+    t.add_argument(
+        "--subset", type=positive_int, default=None, metavar="N", help="use at most N samples per split (smoke runs)"
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --output-dir (its saved configuration is used; --epochs may be raised)",
+    )
     t.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
-    t.add_argument("--save-every", type=positive_int, default=d.save_every, metavar="STEPS",
-                   help="steps between mid-epoch checkpoints")  # fmt: skip
+    t.add_argument(
+        "--save-every",
+        type=positive_int,
+        default=d.save_every,
+        metavar="STEPS",
+        help="steps between mid-epoch checkpoints",
+    )
     add_threads(t, help="CPU threads for torch (default: torch's)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--device", default=d.device, metavar="DEVICE",
-                   help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank takes its "
-                        "local GPU")  # fmt: skip
-    t.add_argument("--amp", action="store_true",
-                   help="bf16 mixed precision (autocast) on a CUDA GPU; refused on CPU. Untested on GPU")  # fmt: skip
+    t.add_argument(
+        "--device",
+        default=d.device,
+        metavar="DEVICE",
+        help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank takes its local GPU",
+    )
+    t.add_argument(
+        "--amp",
+        action="store_true",
+        help="bf16 mixed precision (autocast) on a CUDA GPU; refused on CPU. Untested on GPU",
+    )
     return t
 
 
@@ -75,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = model_settings(args)
     if settings and args.resume:
-        raise ConfigError("--set: a resumed run keeps the model settings it was started with; train a new run "
-                          "(another --output-dir, or --overwrite) to change them")  # fmt: skip
+        raise ConfigError(
+            "--set: a resumed run keeps the model settings it was started with; train a new run "
+            "(another --output-dir, or --overwrite) to change them"
+        )
     options = dict(
         dataset=args.dataset,
         model=args.model,

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mambaspike.data.errors import DatasetError, DatasetMissing
 from mambaspike.data.arrays import ArrayDataset
 from mambaspike.data.augment import augment_frames
+from mambaspike.data.errors import DatasetError, DatasetMissing
 from mambaspike.data.frames import cached_frames, is_one_dimensional, num_bins
 from mambaspike.data.registry import Augment, DatasetEntry, dataset_names, get_entry, register
 
@@ -166,15 +166,24 @@ def get_datasets(
     """
     entry = get_entry(name)
     if entry.fixed_binning and (time_window_us, dt_us) not in (
-        (None, None), (entry.time_window_us, entry.dt_us), (entry.time_window_us, None), (None, entry.dt_us)
-    ):  # fmt: skip
-        raise DatasetError(f"--time-window/--dt do not apply to {name}: its sample length is fixed "
-                           f"(T = {num_bins(entry.time_window_us, entry.dt_us)})")  # fmt: skip
+        (None, None),
+        (entry.time_window_us, entry.dt_us),
+        (entry.time_window_us, None),
+        (None, entry.dt_us),
+    ):
+        raise DatasetError(
+            f"--time-window/--dt do not apply to {name}: its sample length is fixed "
+            f"(T = {num_bins(entry.time_window_us, entry.dt_us)})"
+        )
     time_window_us = entry.time_window_us if time_window_us is None else time_window_us
     dt_us = entry.dt_us if dt_us is None else dt_us
     _check_int(time_window_us, "--time-window", "a positive integer number of µs", lambda v: v > 0)
-    _check_int(dt_us, "--dt", f"a positive integer number of µs, at most --time-window ({time_window_us} µs)",
-               lambda v: 0 < v <= time_window_us)
+    _check_int(
+        dt_us,
+        "--dt",
+        f"a positive integer number of µs, at most --time-window ({time_window_us} µs)",
+        lambda v: 0 < v <= time_window_us,
+    )
     if subset is not None:
         _check_int(subset, "--subset", "a positive integer number of samples per split", lambda v: v > 0)
     if not 0 < val_fraction < 1:
@@ -198,8 +207,10 @@ def get_datasets(
         split_idx = [idx[stratified_subset(src.targets[idx], subset, seed)] for src, idx in zip(sources, split_idx)]
 
     if entry.kind == "events":
-        cache = {id(src): cached_frames(name, src, data_dir / "cache", time_window_us, dt_us)
-                 for src in (train_source, test_source)}  # fmt: skip
+        cache = {
+            id(src): cached_frames(name, src, data_dir / "cache", time_window_us, dt_us)
+            for src in (train_source, test_source)
+        }
         aug = entry.augment if augment else None
         train, val, test = (
             FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None)
@@ -242,6 +253,14 @@ def dataset_status(data_dir: str | Path) -> list[dict]:
                 status = "missing"
             except DatasetError as err:
                 status = f"error: {err}"
-        rows.append({"name": name, "status": status, "summary": entry.summary, "layout": entry.layout,
-                     "source": entry.source, "kind": entry.kind})  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "status": status,
+                "summary": entry.summary,
+                "layout": entry.layout,
+                "source": entry.source,
+                "kind": entry.kind,
+            }
+        )
     return rows

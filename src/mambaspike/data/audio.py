@@ -66,15 +66,19 @@ def read_sphere(data: bytes, path: str | Path) -> tuple[np.ndarray, int]:
             break
     coding = fields.get("sample_coding", "pcm")
     if "shorten" in coding or "wavpack" in coding:
-        raise DatasetError(f"{path}: field sample_coding={coding!r}: compressed SPHERE; decompress it first "
-                           f"(sph2pipe -f wav, or sox) and point --data-dir at the result")  # fmt: skip
+        raise DatasetError(
+            f"{path}: field sample_coding={coding!r}: compressed SPHERE; decompress it first "
+            f"(sph2pipe -f wav, or sox) and point --data-dir at the result"
+        )
     try:
         rate, width = int(fields["sample_rate"]), int(fields.get("sample_n_bytes", 2))
         n_channels = int(fields.get("channel_count", 1))
     except (KeyError, ValueError) as err:
         raise DatasetError(f"{path}: SPHERE header field {err} missing or not a number") from None
     if width != 2 or n_channels < 1 or rate <= 0:
-        raise DatasetError(f"{path}: SPHERE with {width}-byte samples, {n_channels} channels at {rate} Hz; expected 16-bit PCM")
+        raise DatasetError(
+            f"{path}: SPHERE with {width}-byte samples, {n_channels} channels at {rate} Hz; expected 16-bit PCM"
+        )
     order = ">" if fields.get("sample_byte_format", "01") == "10" else "<"
     body = data[header_size:]
     usable = len(body) - len(body) % (2 * n_channels)

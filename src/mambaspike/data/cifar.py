@@ -22,10 +22,14 @@ from mambaspike.data.mnist import static_image
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html (the CIFAR-10/100 python version)"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
-}  # fmt: skip
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -63,7 +67,9 @@ def _open(name: str, folder: str, train_files: list[str], label_key: bytes, num_
                 if not (root / f).is_file():
                     raise missing(name, data_dir, f"{root / f} missing")
                 parts.append(read_batch(root / f, label_key, num_classes))
-            sources.append(ArraySource(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), split))
+            sources.append(
+                ArraySource(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), split)
+            )
         return sources[0], sources[1]
 
     return open_split
@@ -72,17 +78,27 @@ def _open(name: str, folder: str, train_files: list[str], label_key: bytes, num_
 def _entries():
     from mambaspike.data.registry import DatasetEntry
 
-    common = dict(source=URL, kind="arrays", to_sample=static_image, time_window_us=1_000, dt_us=1_000, fixed_binning=True)
+    common = dict(
+        source=URL, kind="arrays", to_sample=static_image, time_window_us=1_000, dt_us=1_000, fixed_binning=True
+    )
     return [
-        DatasetEntry(name="cifar10", summary="CIFAR-10 images, [1, 3, 32, 32] (T = 1), 10 classes, 50k/10k",
-                     layout="DATA_DIR/cifar-10-batches-py/data_batch_1..5 and test_batch",
-                     open=_open("cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], b"labels", 10),
-                     class_names=CIFAR10_CLASSES, **common),
-        DatasetEntry(name="cifar100", summary="CIFAR-100 images, [1, 3, 32, 32] (T = 1), 100 fine classes, 50k/10k",
-                     layout="DATA_DIR/cifar-100-python/train and test",
-                     open=_open("cifar100", "cifar-100-python", ["train"], b"fine_labels", 100),
-                     class_names=tuple(str(i) for i in range(100)), **common),
-    ]  # fmt: skip
+        DatasetEntry(
+            name="cifar10",
+            summary="CIFAR-10 images, [1, 3, 32, 32] (T = 1), 10 classes, 50k/10k",
+            layout="DATA_DIR/cifar-10-batches-py/data_batch_1..5 and test_batch",
+            open=_open("cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], b"labels", 10),
+            class_names=CIFAR10_CLASSES,
+            **common,
+        ),
+        DatasetEntry(
+            name="cifar100",
+            summary="CIFAR-100 images, [1, 3, 32, 32] (T = 1), 100 fine classes, 50k/10k",
+            layout="DATA_DIR/cifar-100-python/train and test",
+            open=_open("cifar100", "cifar-100-python", ["train"], b"fine_labels", 100),
+            class_names=tuple(str(i) for i in range(100)),
+            **common,
+        ),
+    ]
 
 
 ENTRIES = _entries()

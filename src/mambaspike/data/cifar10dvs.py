@@ -26,8 +26,9 @@ SENSOR_SIZE = (128, 128, 2)
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_FRACTION = 0.9
 URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
-LAYOUT = "DATA_DIR/CIFAR10DVS/<class>/cifar10_<class>_<index>.aedat (AEDAT 2.0) or .aedat4, classes " + \
-    ", ".join(CLASS_NAMES)  # fmt: skip
+LAYOUT = "DATA_DIR/CIFAR10DVS/<class>/cifar10_<class>_<index>.aedat (AEDAT 2.0) or .aedat4, classes " + ", ".join(
+    CLASS_NAMES
+)
 EVENT_BYTES = 8
 
 
@@ -59,13 +60,17 @@ def read_aedat2(path: str | Path) -> np.ndarray:
     start = aedat2_data_start(data, path)
     body = len(data) - start
     if body % EVENT_BYTES:
-        raise DatasetError(f"{path}: {body} event bytes after the header (offset {start}) is not a multiple of 8; "
-                           f"truncated event at byte offset {len(data) - body % EVENT_BYTES}")  # fmt: skip
+        raise DatasetError(
+            f"{path}: {body} event bytes after the header (offset {start}) is not a multiple of 8; "
+            f"truncated event at byte offset {len(data) - body % EVENT_BYTES}"
+        )
     raw = np.frombuffer(data, dtype=">u4", offset=start).reshape(-1, 2)
     bad = np.flatnonzero(raw[:, 0] >= 1 << 16)
     if len(bad):
-        raise DatasetError(f"{path}: event {int(bad[0])} (byte offset {start + 8 * int(bad[0])}) has address "
-                           f"{raw[bad[0], 0]:#x}, not a DVS128 address (< 0x10000)")  # fmt: skip
+        raise DatasetError(
+            f"{path}: event {int(bad[0])} (byte offset {start + 8 * int(bad[0])}) has address "
+            f"{raw[bad[0], 0]:#x}, not a DVS128 address (< 0x10000)"
+        )
     events = get_aer_events_from_file(str(path), 2.0, start)
     return decode_dvs128(events["address"].astype(np.uint32), events["timeStamp"].astype(np.uint32))
 
@@ -75,8 +80,10 @@ def read_aedat4(path: str | Path) -> np.ndarray:
     try:
         import aedat  # noqa: F401
     except ImportError:
-        raise DatasetError(f"{path}: reading .aedat4 needs the 'aedat' package (pip install aedat), "
-                           f"or use the original .aedat (AEDAT 2.0) files") from None  # fmt: skip
+        raise DatasetError(
+            f"{path}: reading .aedat4 needs the 'aedat' package (pip install aedat), "
+            f"or use the original .aedat (AEDAT 2.0) files"
+        ) from None
     from tonic.io import read_aedat4 as tonic_read_aedat4
 
     try:
@@ -86,7 +93,9 @@ def read_aedat4(path: str | Path) -> np.ndarray:
     except BaseException as err:  # the Rust decoder panics (pyo3 PanicException is a BaseException)
         raise DatasetError(f"{path}: not a readable AEDAT 4 file ({err})") from err
     t = raw["t"].astype(np.int64)
-    return event_array(raw["x"], raw["y"], t - (t.min() if len(t) else 0), raw["on"] if "on" in raw.dtype.names else raw["p"])
+    return event_array(
+        raw["x"], raw["y"], t - (t.min() if len(t) else 0), raw["on"] if "on" in raw.dtype.names else raw["p"]
+    )
 
 
 def _index(path: Path) -> tuple[int, str]:
@@ -145,8 +154,13 @@ ENTRY = _entry()
 
 def encode_aedat2(events: np.ndarray) -> bytes:
     """AEDAT 2.0 bytes (header + big-endian address/timestamp pairs) for DVS128 events (tests)."""
-    head = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, int32 timestamp\r\n"
+    head = (
+        b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+        b"# Data format is int32 address, int32 timestamp\r\n"
+    )
     raw = np.empty((len(events), 2), dtype=">u4")
-    raw[:, 0] = (events["y"].astype(np.uint32) << 8) | (events["x"].astype(np.uint32) << 1) | events["p"].astype(np.uint32)
+    raw[:, 0] = (
+        (events["y"].astype(np.uint32) << 8) | (events["x"].astype(np.uint32) << 1) | events["p"].astype(np.uint32)
+    )
     raw[:, 1] = events["t"]
     return head + raw.tobytes()

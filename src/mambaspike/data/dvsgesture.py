@@ -31,24 +31,42 @@ from mambaspike.data.sources import FileListSource, event_array, tonic_download
 
 SENSOR_SIZE = (128, 128, 2)
 CLASS_NAMES = (
-    "hand clap", "right hand wave", "left hand wave", "right arm clockwise", "right arm counter-clockwise",
-    "left arm clockwise", "left arm counter-clockwise", "arm roll", "air drums", "air guitar", "other",
-)  # fmt: skip
+    "hand clap",
+    "right hand wave",
+    "left hand wave",
+    "right arm clockwise",
+    "right arm counter-clockwise",
+    "left arm clockwise",
+    "left arm counter-clockwise",
+    "arm roll",
+    "air drums",
+    "air guitar",
+    "other",
+)
 URL = "https://research.ibm.com/interactive/dvsgesture/"
 LAYOUT = (
     "DATA_DIR/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy and .../ibmGestureTest/... (tonic), "
     "or DATA_DIR/DVSGesture/userNN_<lighting>.aedat + userNN_<lighting>_labels.csv + trials_to_train.txt, "
     "trials_to_test.txt (original release)"
 )
-PACKET_HEADER = np.dtype([
-    ("eventType", "<i2"), ("eventSource", "<i2"), ("eventSize", "<i4"), ("eventTSOffset", "<i4"),
-    ("eventTSOverflow", "<i4"), ("eventCapacity", "<i4"), ("eventNumber", "<i4"), ("eventValid", "<i4"),
-])  # fmt: skip
+PACKET_HEADER = np.dtype(
+    [
+        ("eventType", "<i2"),
+        ("eventSource", "<i2"),
+        ("eventSize", "<i4"),
+        ("eventTSOffset", "<i4"),
+        ("eventTSOverflow", "<i4"),
+        ("eventCapacity", "<i4"),
+        ("eventNumber", "<i4"),
+        ("eventValid", "<i4"),
+    ]
+)
 POLARITY_EVENT = np.dtype([("data", "<u4"), ("timestamp", "<i4")])
 END_HEADER = b"#!END-HEADER\r\n"
 
 
 # --- tonic's .npy layout ---------------------------------------------------------------------------
+
 
 def read_gesture_npy(path: str | Path) -> np.ndarray:
     """One tonic DVS Gesture ``.npy`` ([N, 4]: x, y, p, t in ms) as events with t in µs from 0."""
@@ -64,7 +82,9 @@ def read_gesture_npy(path: str | Path) -> np.ndarray:
     for field, values, hi in (("x", x, 128), ("y", y, 128), ("p", p, 2)):
         bad = np.flatnonzero((values < 0) | (values >= hi) | (values != np.floor(values)))
         if len(bad):
-            raise DatasetError(f"{path}: row {int(bad[0])} field {field}={values[bad[0]]:g}, expected an integer in [0, {hi})")
+            raise DatasetError(
+                f"{path}: row {int(bad[0])} field {field}={values[bad[0]]:g}, expected an integer in [0, {hi})"
+            )
     t = np.round(t_ms * 1000).astype(np.int64)
     return event_array(x, y, t - (t.min() if len(t) else 0), p)
 
@@ -87,6 +107,7 @@ def _npy_split(root: Path, split: str) -> FileListSource | None:
 
 # --- original AEDAT 3.1 release -----------------------------------------------------------------------
 
+
 def parse_aedat31(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     """Polarity events of an AEDAT 3.1 file's bytes: structured array (x, y, t µs absolute, p)."""
     if not data.startswith(b"#!AER-DAT3"):
@@ -98,29 +119,39 @@ def parse_aedat31(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     chunks = []
     while offset < len(data):
         if len(data) - offset < PACKET_HEADER.itemsize:
-            raise DatasetError(f"{path}: byte offset {offset}: truncated packet header "
-                               f"({len(data) - offset} of {PACKET_HEADER.itemsize} bytes)")  # fmt: skip
+            raise DatasetError(
+                f"{path}: byte offset {offset}: truncated packet header "
+                f"({len(data) - offset} of {PACKET_HEADER.itemsize} bytes)"
+            )
         header = np.frombuffer(data, PACKET_HEADER, count=1, offset=offset)[0]
         size, capacity = int(header["eventSize"]), int(header["eventCapacity"])
         if size <= 0 or capacity < 0:
-            raise DatasetError(f"{path}: byte offset {offset}: packet header has eventSize={size}, eventCapacity={capacity}")
+            raise DatasetError(
+                f"{path}: byte offset {offset}: packet header has eventSize={size}, eventCapacity={capacity}"
+            )
         body = offset + PACKET_HEADER.itemsize
         if body + size * capacity > len(data):
-            raise DatasetError(f"{path}: byte offset {body}: packet of {capacity} x {size}-byte events runs past "
-                               f"the end of the file ({len(data)} bytes)")  # fmt: skip
+            raise DatasetError(
+                f"{path}: byte offset {body}: packet of {capacity} x {size}-byte events runs past "
+                f"the end of the file ({len(data)} bytes)"
+            )
         if int(header["eventType"]) == 1:
             if size != POLARITY_EVENT.itemsize:
                 raise DatasetError(f"{path}: byte offset {offset}: polarity packet with eventSize={size}, expected 8")
             ev = np.frombuffer(data, POLARITY_EVENT, count=capacity, offset=body)
             ev = ev[(ev["data"] & 1) == 1]  # valid events only
             t = ev["timestamp"].astype(np.int64) + (int(header["eventTSOverflow"]) << 31)
-            chunks.append(event_array((ev["data"] >> 17) & 0x7FFF, (ev["data"] >> 2) & 0x7FFF, t, (ev["data"] >> 1) & 1))
+            chunks.append(
+                event_array((ev["data"] >> 17) & 0x7FFF, (ev["data"] >> 2) & 0x7FFF, t, (ev["data"] >> 1) & 1)
+            )
         offset = body + size * capacity
     events = np.concatenate(chunks) if chunks else event_array([], [], [], [])
     bad = np.flatnonzero((events["x"] >= 128) | (events["y"] >= 128))
     if len(bad):
-        raise DatasetError(f"{path}: polarity event {int(bad[0])} has x={events['x'][bad[0]]}, "
-                           f"y={events['y'][bad[0]]}, outside the 128x128 sensor")  # fmt: skip
+        raise DatasetError(
+            f"{path}: polarity event {int(bad[0])} has x={events['x'][bad[0]]}, "
+            f"y={events['y'][bad[0]]}, outside the 128x128 sensor"
+        )
     return events
 
 
@@ -139,9 +170,13 @@ def read_labels_csv(path: Path) -> list[tuple[int, int, int]]:
             try:
                 label, start, end = (int(v) for v in row[:3])
             except ValueError:
-                raise DatasetError(f"{path}: line {line_no}: expected 'class,startTime_usec,endTime_usec' integers, got {row}") from None
+                raise DatasetError(
+                    f"{path}: line {line_no}: expected 'class,startTime_usec,endTime_usec' integers, got {row}"
+                ) from None
             if not 1 <= label <= len(CLASS_NAMES) or end <= start:
-                raise DatasetError(f"{path}: line {line_no}: class {label} (expected 1..11) or interval {start}..{end} invalid")
+                raise DatasetError(
+                    f"{path}: line {line_no}: class {label} (expected 1..11) or interval {start}..{end} invalid"
+                )
             rows.append((label - 1, start, end))
     return rows
 
@@ -170,8 +205,14 @@ def _aedat_split(root: Path, split: str) -> FileListSource | None:
             targets.append(label)
     if not keys:
         raise DatasetError(f"{trials}: no gestures listed")
-    source = FileListSource(root, split, [(str(k[0]), k[1], k[2]) for k in keys], targets, SENSOR_SIZE,
-                            lambda k: _read_gesture((Path(k[0]), k[1], k[2])))  # fmt: skip
+    source = FileListSource(
+        root,
+        split,
+        [(str(k[0]), k[1], k[2]) for k in keys],
+        targets,
+        SENSOR_SIZE,
+        lambda k: _read_gesture((Path(k[0]), k[1], k[2])),
+    )
     return source
 
 
@@ -216,6 +257,7 @@ ENTRY = _entry()
 
 # --- writers (tests, fixtures) -----------------------------------------------------------------------
 
+
 def encode_aedat31(events: np.ndarray, packet_events: int = 4, overflow: int = 0) -> bytes:
     """AEDAT 3.1 bytes holding ``events`` (x, y, t µs < 2**31, p) as polarity packets."""
     head = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n" + END_HEADER
@@ -227,8 +269,12 @@ def encode_aedat31(events: np.ndarray, packet_events: int = 4, overflow: int = 0
         hdr["eventTSOverflow"], hdr["eventCapacity"] = overflow, len(chunk)
         hdr["eventNumber"] = hdr["eventValid"] = len(chunk)
         ev = np.zeros(len(chunk), POLARITY_EVENT)
-        ev["data"] = (chunk["x"].astype(np.uint32) << 17) | (chunk["y"].astype(np.uint32) << 2) \
-            | (chunk["p"].astype(np.uint32) << 1) | 1  # fmt: skip
+        ev["data"] = (
+            (chunk["x"].astype(np.uint32) << 17)
+            | (chunk["y"].astype(np.uint32) << 2)
+            | (chunk["p"].astype(np.uint32) << 1)
+            | 1
+        )
         ev["timestamp"] = chunk["t"]
         parts += [hdr.tobytes(), ev.tobytes()]
     return b"".join(parts)

@@ -135,7 +135,8 @@ def frame_cache_path(name: str, dataset, cache_dir: Path, time_window_us: int, d
 def cached_frames(name: str, dataset, cache_dir: str | Path, time_window_us: int, dt_us: int) -> Path:
     """Convert a whole split to frames once and return the cache file's path.
 
-    The file holds uint8 ``[N, T, P, H, W]`` (``[N, T, F]`` for one-dimensional sensors) (sample order = ``dataset.files``); open it with
+    The file holds uint8 ``[N, T, P, H, W]`` (``[N, T, F]`` for one-dimensional sensors) (sample order =
+    ``dataset.files``); open it with
     ``np.load(path, mmap_mode="r")``. It is written to a temporary file and moved into place with
     ``os.replace``, so readers never see a partial file.
     """

@@ -22,8 +22,10 @@ from mambaspike.data.arrays import ArraySource
 from mambaspike.data.errors import DatasetError
 
 URL = "https://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)"
-LAYOUT = ("DATA_DIR/MNIST/train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-          "t10k-labels-idx1-ubyte (.gz accepted; or DATA_DIR/MNIST/raw/)")  # fmt: skip
+LAYOUT = (
+    "DATA_DIR/MNIST/train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+    "t10k-labels-idx1-ubyte (.gz accepted; or DATA_DIR/MNIST/raw/)"
+)
 DIGITS = tuple(str(d) for d in range(10))
 PERMUTATION_SEED = 0
 
@@ -34,14 +36,17 @@ def parse_idx(data: bytes, path: str | Path, ndim: int) -> np.ndarray:
         raise DatasetError(f"{path}: {len(data)} bytes, too short for an idx header of {ndim} dimensions")
     magic = int.from_bytes(data[:4], "big")
     if magic != 0x800 + ndim:
-        raise DatasetError(f"{path}: byte offset 0: magic {magic:#010x}, expected {0x800 + ndim:#010x} "
-                           f"(uint8 idx with {ndim} dimensions)")  # fmt: skip
+        raise DatasetError(
+            f"{path}: byte offset 0: magic {magic:#010x}, expected {0x800 + ndim:#010x} "
+            f"(uint8 idx with {ndim} dimensions)"
+        )
     dims = [int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
     start = 4 + 4 * ndim
     expected = start + int(np.prod(dims))
     if len(data) != expected:
-        raise DatasetError(f"{path}: {len(data)} bytes, expected {expected} for dimensions {dims} "
-                           f"(data from byte offset {start})")  # fmt: skip
+        raise DatasetError(
+            f"{path}: {len(data)} bytes, expected {expected} for dimensions {dims} (data from byte offset {start})"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(dims)
 
 
@@ -111,20 +116,47 @@ def _entries():
 
     common = dict(layout=LAYOUT, source=URL, class_names=DIGITS, kind="arrays")
     return [
-        DatasetEntry(name="mnist", summary="MNIST images, [1, 1, 28, 28] (T = 1), 10 classes, 60k/10k",
-                     open=lambda d, dl: load_mnist(d, "mnist"), to_sample=static_image,
-                     time_window_us=1_000, dt_us=1_000, fixed_binning=True, **common),
-        DatasetEntry(name="smnist", summary="Sequential MNIST: pixel by pixel, [784, 1], 10 classes",
-                     open=lambda d, dl: load_mnist(d, "smnist"), to_sample=pixel_sequence,
-                     time_window_us=784_000, dt_us=1_000, fixed_binning=True, **common),
-        DatasetEntry(name="psmnist", summary="Permuted sequential MNIST: fixed pixel permutation (seed 0), [784, 1]",
-                     open=lambda d, dl: load_mnist(d, "psmnist"), to_sample=permuted_pixel_sequence,
-                     time_window_us=784_000, dt_us=1_000, fixed_binning=True, **common),
-        DatasetEntry(name="smnist-rate", summary="The Mamba-Spike authors' 'Sequential MNIST': rate-coded "
-                     "MNIST, [T, 1, 28, 28] spikes (T = time_window / dt, default 20)",
-                     open=lambda d, dl: load_mnist(d, "smnist-rate"), to_sample=rate_coded,
-                     time_window_us=20_000, dt_us=1_000, **common),
-    ]  # fmt: skip
+        DatasetEntry(
+            name="mnist",
+            summary="MNIST images, [1, 1, 28, 28] (T = 1), 10 classes, 60k/10k",
+            open=lambda d, dl: load_mnist(d, "mnist"),
+            to_sample=static_image,
+            time_window_us=1_000,
+            dt_us=1_000,
+            fixed_binning=True,
+            **common,
+        ),
+        DatasetEntry(
+            name="smnist",
+            summary="Sequential MNIST: pixel by pixel, [784, 1], 10 classes",
+            open=lambda d, dl: load_mnist(d, "smnist"),
+            to_sample=pixel_sequence,
+            time_window_us=784_000,
+            dt_us=1_000,
+            fixed_binning=True,
+            **common,
+        ),
+        DatasetEntry(
+            name="psmnist",
+            summary="Permuted sequential MNIST: fixed pixel permutation (seed 0), [784, 1]",
+            open=lambda d, dl: load_mnist(d, "psmnist"),
+            to_sample=permuted_pixel_sequence,
+            time_window_us=784_000,
+            dt_us=1_000,
+            fixed_binning=True,
+            **common,
+        ),
+        DatasetEntry(
+            name="smnist-rate",
+            summary="The Mamba-Spike authors' 'Sequential MNIST': rate-coded "
+            "MNIST, [T, 1, 28, 28] spikes (T = time_window / dt, default 20)",
+            open=lambda d, dl: load_mnist(d, "smnist-rate"),
+            to_sample=rate_coded,
+            time_window_us=20_000,
+            dt_us=1_000,
+            **common,
+        ),
+    ]
 
 
 ENTRIES = _entries()

@@ -190,9 +190,7 @@ def _simulate_chunk(
         sample, pixel, t, on = np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros(0, bool)
     order = np.argsort(sample, kind="stable")  # group by sample, keep time-step order
     bounds = np.searchsorted(sample[order], np.arange(len(images) + 1))
-    return [
-        (pixel[order[a:b]], t[order[a:b]], on[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])
-    ]
+    return [(pixel[order[a:b]], t[order[a:b]], on[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _finish_sample(

@@ -59,9 +59,18 @@ class DatasetEntry:
 
 # Modules defining ``ENTRY`` (or ``ENTRIES``), in listing order; the first entry is the default.
 _MODULES = [
-    "ndigits", "nmnist", "dvsgesture", "cifar10dvs", "shd", "ntidigits", "tidigits", "spoken_digits", "mnist", "cifar",
+    "ndigits",
+    "nmnist",
+    "dvsgesture",
+    "cifar10dvs",
+    "shd",
+    "ntidigits",
+    "tidigits",
+    "spoken_digits",
+    "mnist",
+    "cifar",
     "digits",
-]  # fmt: skip
+]
 
 _REGISTRY: dict[str, DatasetEntry] = {}
 
@@ -96,4 +105,6 @@ def missing(name: str, data_dir: Path, what: str) -> DatasetMissing:
     """The error for a data set that is not under ``data_dir``: names the layout and the source."""
     entry = get_entry(name)
     hint = " (or pass --download)" if entry.can_download else ""
-    return DatasetMissing(f"{entry.name}: {what} in {data_dir}; expected {entry.layout}; get it from {entry.source}{hint}")
+    return DatasetMissing(
+        f"{entry.name}: {what} in {data_dir}; expected {entry.layout}; get it from {entry.source}{hint}"
+    )

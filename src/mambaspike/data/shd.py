@@ -43,11 +43,15 @@ class SpikeTrainFile:
         except OSError as err:
             raise DatasetError(f"{self.path}: not a readable HDF5 file ({err})") from err
         if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != n_times or n_times != n_units:
-            raise DatasetError(f"{self.path}: field 'labels' ({labels.dtype} {labels.shape}) does not match "
-                               f"spikes/times ({n_times}) and spikes/units ({n_units})")  # fmt: skip
+            raise DatasetError(
+                f"{self.path}: field 'labels' ({labels.dtype} {labels.shape}) does not match "
+                f"spikes/times ({n_times}) and spikes/units ({n_units})"
+            )
         bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
         if len(bad):
-            raise DatasetError(f"{self.path}: field 'labels' sample {int(bad[0])} = {labels[bad[0]]}, expected 0..{num_classes - 1}")
+            raise DatasetError(
+                f"{self.path}: field 'labels' sample {int(bad[0])} = {labels[bad[0]]}, expected 0..{num_classes - 1}"
+            )
         self.targets = labels.astype(np.int64)
         self._file = None
 

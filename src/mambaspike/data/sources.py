@@ -18,8 +18,16 @@ class FileListSource:
     x, y, t (µs, starting near 0), p. ``identity()`` names the files, for the frame-cache key.
     """
 
-    def __init__(self, root: Path, split: str, keys: list, targets: list[int],
-                 sensor_size: tuple[int, int, int], read: Callable, params: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        split: str,
+        keys: list,
+        targets: list[int],
+        sensor_size: tuple[int, int, int],
+        read: Callable,
+        params: dict | None = None,
+    ):
         self.root = Path(root)
         self.params = params or {}  # conversion parameters that change the events (cache key)
         self.split = split

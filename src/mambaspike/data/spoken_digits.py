@@ -41,8 +41,10 @@ def espeak_version() -> str:
     """``espeak-ng --version`` (first line), or raise DatasetError saying how to install it."""
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise DatasetError("spoken-digits: generating it needs espeak-ng, which is not installed "
-                           "(Debian/Ubuntu: apt-get install espeak-ng)")  # fmt: skip
+        raise DatasetError(
+            "spoken-digits: generating it needs espeak-ng, which is not installed "
+            "(Debian/Ubuntu: apt-get install espeak-ng)"
+        )
     return subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0].strip()
 
 
@@ -60,19 +62,40 @@ def plan(seed: int = 0, voices=VOICES, variants=VARIANTS, renditions: int = REND
             for k in range(renditions):
                 speed, pitch = int(rng.integers(*SPEED_WPM, endpoint=True)), int(rng.integers(*PITCH, endpoint=True))
                 name = f"{speaker.replace('+', '_')}-{k}.wav"
-                rows.append(dict(split=split, digit=digit, speaker=speaker, k=k, speed=speed, pitch=pitch,
-                                 path=f"{split}/{digit}/{name}"))  # fmt: skip
+                rows.append(
+                    dict(
+                        split=split,
+                        digit=digit,
+                        speaker=speaker,
+                        k=k,
+                        speed=speed,
+                        pitch=pitch,
+                        path=f"{split}/{digit}/{name}",
+                    )
+                )
     return rows
 
 
 def _synthesise(row: dict, folder: Path) -> None:
     out = folder / row["path"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["espeak-ng", "-v", row["speaker"], "-s", str(row["speed"]), "-p", str(row["pitch"]), "-w", str(out),
-           WORDS[row["digit"]]]  # fmt: skip
+    cmd = [
+        "espeak-ng",
+        "-v",
+        row["speaker"],
+        "-s",
+        str(row["speed"]),
+        "-p",
+        str(row["pitch"]),
+        "-w",
+        str(out),
+        WORDS[row["digit"]],
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0 or not out.is_file():
-        raise DatasetError(f"spoken-digits: espeak-ng failed for {row['speaker']} {WORDS[row['digit']]!r}: {r.stderr.strip()}")
+        raise DatasetError(
+            f"spoken-digits: espeak-ng failed for {row['speaker']} {WORDS[row['digit']]!r}: {r.stderr.strip()}"
+        )
 
 
 def generate(folder: Path, seed: int = 0, workers: int = 4, **plan_options) -> Path:
@@ -83,8 +106,14 @@ def generate(folder: Path, seed: int = 0, workers: int = 4, **plan_options) -> P
     try:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda r: _synthesise(r, tmp), rows))
-        meta = {"name": FOLDER_NAME, "generator_version": GENERATOR_VERSION, "seed": seed, "espeak_ng": version,
-                "n": len(rows), "plan_options": {k: list(v) if isinstance(v, tuple) else v for k, v in plan_options.items()}}
+        meta = {
+            "name": FOLDER_NAME,
+            "generator_version": GENERATOR_VERSION,
+            "seed": seed,
+            "espeak_ng": version,
+            "n": len(rows),
+            "plan_options": {k: list(v) if isinstance(v, tuple) else v for k, v in plan_options.items()},
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.replace(tmp, folder)
@@ -118,8 +147,17 @@ def open_folder(folder: Path) -> tuple[FileListSource, FileListSource]:
             targets += [digit] * len(files)
         if not keys:
             raise DatasetError(f"no .wav files in {folder / split}: expected {LAYOUT}")
-        sources.append(FileListSource(folder, split, keys, targets, (PARAMS.channels, 1, 1), audio_reader(PARAMS),
-                                      {**PARAMS.to_dict(), "meta": (folder / "meta.json").read_text()}))  # fmt: skip
+        sources.append(
+            FileListSource(
+                folder,
+                split,
+                keys,
+                targets,
+                (PARAMS.channels, 1, 1),
+                audio_reader(PARAMS),
+                {**PARAMS.to_dict(), "meta": (folder / "meta.json").read_text()},
+            )
+        )
     return sources[0], sources[1]
 
 
@@ -132,7 +170,8 @@ def _entry():
 
     return DatasetEntry(
         name="spoken-digits",
-        summary="Spoken digits (embedded): 'zero'..'nine' by 84 espeak-ng voices -> the TIDIGITS cochlea, [T, 64], 10 classes",
+        summary="Spoken digits (embedded): 'zero'..'nine' by 84 espeak-ng voices -> the TIDIGITS cochlea, "
+        "[T, 64], 10 classes",
         layout=LAYOUT,
         source="generated offline by mambaspike with espeak-ng (apt-get install espeak-ng)",
         open=_open,

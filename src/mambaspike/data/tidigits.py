@@ -43,7 +43,9 @@ def _split(root: Path, split: str) -> FileListSource | None:
                 keys.append(str(f))
                 targets.append(CLASS_NAMES.index(digit))
     if not keys:
-        raise DatasetError(f"no single-digit .wav files (e.g. 1a.wav) under {', '.join(map(str, folders))}: expected {LAYOUT}")
+        raise DatasetError(
+            f"no single-digit .wav files (e.g. 1a.wav) under {', '.join(map(str, folders))}: expected {LAYOUT}"
+        )
     return FileListSource(root, split, keys, targets, (PARAMS.channels, 1, 1), audio_reader(PARAMS), PARAMS.to_dict())
 
 

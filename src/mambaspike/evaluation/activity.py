@@ -94,9 +94,7 @@ class ActivityMonitor:
     def rates_over_time(self) -> dict[str, list[float]]:
         """Per layer, the firing rate in each of its bins (spikes per neuron per bin, mean over samples)."""
         n = max(self.samples, 1)
-        return {
-            name: (self.per_bin[name] / (n * max(self.neurons.get(name, 1), 1))).tolist() for name in self.per_bin
-        }
+        return {name: (self.per_bin[name] / (n * max(self.neurons.get(name, 1), 1))).tolist() for name in self.per_bin}
 
     def activation_sparsity(self) -> float | None:
         """NeuroBench's activation sparsity over the spiking layers: 1 - spikes / neuron-bins."""

@@ -204,22 +204,31 @@ def energy_report(layers: list[LayerOps], samples: int) -> dict:
         if rec.calls == 0:
             continue
         macs, acs = rec.dense_macs / n, rec.effective_acs / n
-        rows.append({
-            "layer": rec.name,
-            "type": rec.kind,
-            "input": rec.input,
-            "macs": macs,
-            "acs": acs,
-            "effective_macs": rec.effective_macs / n,
-            "dense_acs": rec.dense_acs / n,
-            "energy_pj": PJ_PER_MAC * macs + PJ_PER_AC * acs,
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": rec.name,
+                "type": rec.kind,
+                "input": rec.input,
+                "macs": macs,
+                "acs": acs,
+                "effective_macs": rec.effective_macs / n,
+                "dense_acs": rec.dense_acs / n,
+                "energy_pj": PJ_PER_MAC * macs + PJ_PER_AC * acs,
+            }
+        )
     total = {k: sum(r[k] for r in rows) for k in ("macs", "acs", "effective_macs", "dense_acs", "energy_pj")}
     total["synops_effective_macs"] = total["effective_macs"]
     total["synops_effective_acs"] = total["acs"]
     total["synops_dense"] = total["macs"] + total["dense_acs"]
-    return {"per_sample": True, "samples": samples, "layers": rows, "total": total,
-            "pj_per_mac": PJ_PER_MAC, "pj_per_ac": PJ_PER_AC, "note": ENERGY_NOTE}  # fmt: skip
+    return {
+        "per_sample": True,
+        "samples": samples,
+        "layers": rows,
+        "total": total,
+        "pj_per_mac": PJ_PER_MAC,
+        "pj_per_ac": PJ_PER_AC,
+        "note": ENERGY_NOTE,
+    }
 
 
 def footprint_bytes(model: nn.Module) -> int:
@@ -229,5 +238,14 @@ def footprint_bytes(model: nn.Module) -> int:
     )
 
 
-__all__ = ["OpCounter", "LayerOps", "energy_report", "footprint_bytes", "is_binary", "layer_ops",
-           "PJ_PER_MAC", "PJ_PER_AC", "ENERGY_NOTE"]  # fmt: skip
+__all__ = [
+    "OpCounter",
+    "LayerOps",
+    "energy_report",
+    "footprint_bytes",
+    "is_binary",
+    "layer_ops",
+    "PJ_PER_MAC",
+    "PJ_PER_AC",
+    "ENERGY_NOTE",
+]

@@ -92,7 +92,9 @@ def measure_latency(model: torch.nn.Module, sample: torch.Tensor, repeats: int =
         if cuda:
             torch.cuda.synchronize(sample.device)
         times.append(time.perf_counter() - t0)
-    device = torch.cuda.get_device_name(sample.device) if cuda else f"cpu ({platform.processor() or platform.machine()})"
+    device = (
+        torch.cuda.get_device_name(sample.device) if cuda else f"cpu ({platform.processor() or platform.machine()})"
+    )
     return {
         "latency_ms_per_sample": 1000 * statistics.median(times),
         "latency_threads": torch.get_num_threads(),

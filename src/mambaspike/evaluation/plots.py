@@ -25,8 +25,15 @@ def confusion_matrix_png(cm: np.ndarray, class_names: list[str], path: str | Pat
         hi = cm.max() if cm.size else 0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > hi / 2 else "black")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if cm[i, j] > hi / 2 else "black",
+                )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -34,8 +41,9 @@ def confusion_matrix_png(cm: np.ndarray, class_names: list[str], path: str | Pat
     return Path(path)
 
 
-def firing_rate_over_time_png(rates: dict[str, list[float]], bin_ms: dict[str, float], path: str | Path,
-                              title: str = "") -> Path:  # fmt: skip
+def firing_rate_over_time_png(
+    rates: dict[str, list[float]], bin_ms: dict[str, float], path: str | Path, title: str = ""
+) -> Path:
     """One line per layer: firing rate (spikes per neuron per bin) against time in ms."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in rates.items():
@@ -51,8 +59,13 @@ def firing_rate_over_time_png(rates: dict[str, list[float]], bin_ms: dict[str, f
     return Path(path)
 
 
-def curves_png(panels: dict[str, dict[str, tuple[list, list]]], path: str | Path, xlabel: dict | None = None,
-               ylabel: str = "accuracy", title: str = "") -> Path:  # fmt: skip
+def curves_png(
+    panels: dict[str, dict[str, tuple[list, list]]],
+    path: str | Path,
+    xlabel: dict | None = None,
+    ylabel: str = "accuracy",
+    title: str = "",
+) -> Path:
     """One subplot per panel; in each, one curve per label: ``panels[panel][label] = (xs, ys)`` or
     ``(xs, ys, errors)``. A panel whose ``xs`` are names (categories, not levels) is drawn as bars
     with error bars instead of lines."""
@@ -87,8 +100,14 @@ def curves_png(panels: dict[str, dict[str, tuple[list, list]]], path: str | Path
     return Path(path)
 
 
-def bars_png(labels: list[str], values: list[float], errors: list[float | None], path: str | Path,
-             ylabel: str = "accuracy", title: str = "") -> Path:  # fmt: skip
+def bars_png(
+    labels: list[str],
+    values: list[float],
+    errors: list[float | None],
+    path: str | Path,
+    ylabel: str = "accuracy",
+    title: str = "",
+) -> Path:
     fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(labels), 3.4))
     ax.bar(labels, values, yerr=[e or 0 for e in errors], capsize=4, color="tab:blue")
     ax.set_ylabel(ylabel)

@@ -19,14 +19,14 @@ import torch
 from sklearn.metrics import classification_report, confusion_matrix
 from torch.utils.data import DataLoader
 
-from mambaspike.evaluation.activity import ActivityMonitor
-from mambaspike.training.checkpoint import atomic_write_json
-from mambaspike.training.run import load_run
-from mambaspike.evaluation.energy import OpCounter, footprint_bytes
 from mambaspike.data import collate_time_first
+from mambaspike.evaluation.activity import ActivityMonitor
+from mambaspike.evaluation.energy import OpCounter, footprint_bytes
 from mambaspike.evaluation.inference import final_metrics, selection_info
 from mambaspike.evaluation.paper import SOURCE, paper_rows
 from mambaspike.evaluation.tables import fmt, markdown_table
+from mambaspike.training.checkpoint import atomic_write_json
+from mambaspike.training.run import load_run
 
 
 @torch.no_grad()
@@ -69,10 +69,19 @@ def streaming_latency(model: torch.nn.Module, sample: torch.Tensor, repeats: int
 def class_report(pred: np.ndarray, target: np.ndarray, class_names: list[str]) -> tuple[list[dict], np.ndarray]:
     """Per-class precision/recall/F1/support rows and the confusion matrix ``[classes, classes]``."""
     labels = list(range(len(class_names)))
-    rep = classification_report(target, pred, labels=labels, target_names=class_names, output_dict=True,
-                                zero_division=0)  # fmt: skip
-    rows = [{"class": c, "precision": rep[c]["precision"], "recall": rep[c]["recall"], "f1": rep[c]["f1-score"],
-             "support": int(rep[c]["support"])} for c in class_names]  # fmt: skip
+    rep = classification_report(
+        target, pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0
+    )
+    rows = [
+        {
+            "class": c,
+            "precision": rep[c]["precision"],
+            "recall": rep[c]["recall"],
+            "f1": rep[c]["f1-score"],
+            "support": int(rep[c]["support"]),
+        }
+        for c in class_names
+    ]
     return rows, confusion_matrix(target, pred, labels=labels)
 
 
@@ -83,11 +92,16 @@ def paper_comparison(metrics: dict) -> dict:
     selected = (
         f"checkpoint of epoch {metrics['selected_epoch']} of {metrics['epochs_trained']} trained, "
         f"selected by best validation accuracy ({fmt(metrics['best_val_accuracy_during_training'])}); "
-        f"test set {metrics['n_test']} samples"
-        + (f" (subset {metrics['subset']})" if metrics.get("subset") else "")
+        f"test set {metrics['n_test']} samples" + (f" (subset {metrics['subset']})" if metrics.get("subset") else "")
     )
-    out = {"source": SOURCE, "paper_dataset": name, "same_data": same, "our_dataset": metrics["dataset"],
-           "selection": selected, "rows": []}  # fmt: skip
+    out = {
+        "source": SOURCE,
+        "paper_dataset": name,
+        "same_data": same,
+        "our_dataset": metrics["dataset"],
+        "selection": selected,
+        "rows": [],
+    }
     if name is None:
         out["note"] = f"the paper reports no figures for a data set like {metrics['dataset']!r}"
         return out
@@ -143,16 +157,22 @@ def evaluate_checkpoint(
     metrics["energy_pj_per_sample"] = energy["total"]["energy_pj"]
     metrics["neurobench"] = {
         "activation_sparsity": act.activation_sparsity(),
-        "synaptic_operations": {"Effective_MACs": energy["total"]["synops_effective_macs"],
-                                "Effective_ACs": energy["total"]["synops_effective_acs"],
-                                "Dense": energy["total"]["synops_dense"]},  # fmt: skip
+        "synaptic_operations": {
+            "Effective_MACs": energy["total"]["synops_effective_macs"],
+            "Effective_ACs": energy["total"]["synops_effective_acs"],
+            "Dense": energy["total"]["synops_dense"],
+        },
         "footprint_bytes": footprint_bytes(model),
     }
     metrics["per_class"] = classes
     metrics["confusion_matrix"] = cm.tolist()
     files = {"json": out / "eval.json", "markdown": out / "eval.md", "confusion_matrix": out / "confusion_matrix.png"}
-    confusion_matrix_png(cm, list(info.class_names), files["confusion_matrix"],
-                         title=f"{metrics['model']} on {metrics['dataset']} (test)")  # fmt: skip
+    confusion_matrix_png(
+        cm,
+        list(info.class_names),
+        files["confusion_matrix"],
+        title=f"{metrics['model']} on {metrics['dataset']} (test)",
+    )
     if analyze_temporal:
         if act.spiking:
             bins = {n: getattr(m, "dt", info.dt_us / 1000) for n, m in act.targets}
@@ -176,12 +196,19 @@ def markdown_report(m: dict) -> str:
         f"Checkpoint: epoch {m['selected_epoch']} of {m['epochs_trained']}, selected by validation accuracy. "
         f"Test samples: {m['n_test']}.",
         "",
-        markdown_table([{
-            "accuracy": m["test_accuracy"], "macro-F1": m["test_macro_f1"], "spikes/sample": m["spikes_per_sample"],
-            "latency ms/sample (batch 1)": m["latency_ms_per_sample"],
-            "streaming ms/bin": m.get("streaming_latency_ms_per_bin"),
-            "energy µJ/sample": m["energy_pj_per_sample"] / 1e6, "params": m["params"],
-        }]),  # fmt: skip
+        markdown_table(
+            [
+                {
+                    "accuracy": m["test_accuracy"],
+                    "macro-F1": m["test_macro_f1"],
+                    "spikes/sample": m["spikes_per_sample"],
+                    "latency ms/sample (batch 1)": m["latency_ms_per_sample"],
+                    "streaming ms/bin": m.get("streaming_latency_ms_per_bin"),
+                    "energy µJ/sample": m["energy_pj_per_sample"] / 1e6,
+                    "params": m["params"],
+                }
+            ]
+        ),
         f"Latency: median of batch-1 forward passes on {m['latency_device']}, {m['latency_threads']} thread(s).",
         "",
         "## Per class",
@@ -191,18 +218,39 @@ def markdown_report(m: dict) -> str:
     if m["firing_rates"]:
         lines += ["## Firing rates per spiking layer", "", markdown_table(m["firing_rates"])]
     e = m["energy"]
-    lines += ["## Energy per layer (per sample)", "", f"*{e['note']}.*", "",
-              markdown_table(e["layers"], ["layer", "type", "input", "macs", "acs", "effective_macs", "energy_pj"]),
-              f"Total: {fmt(e['total']['macs'])} MACs, {fmt(e['total']['acs'])} ACs, "
-              f"{fmt(e['total']['energy_pj'] / 1e6)} µJ per sample.", ""]  # fmt: skip
+    lines += [
+        "## Energy per layer (per sample)",
+        "",
+        f"*{e['note']}.*",
+        "",
+        markdown_table(e["layers"], ["layer", "type", "input", "macs", "acs", "effective_macs", "energy_pj"]),
+        f"Total: {fmt(e['total']['macs'])} MACs, {fmt(e['total']['acs'])} ACs, "
+        f"{fmt(e['total']['energy_pj'] / 1e6)} µJ per sample.",
+        "",
+    ]
     nb = m["neurobench"]
-    lines += ["## NeuroBench-style metrics", "", markdown_table([{
-        "activation sparsity": nb["activation_sparsity"], **nb["synaptic_operations"],
-        "footprint (bytes)": nb["footprint_bytes"]}])]  # fmt: skip
+    lines += [
+        "## NeuroBench-style metrics",
+        "",
+        markdown_table(
+            [
+                {
+                    "activation sparsity": nb["activation_sparsity"],
+                    **nb["synaptic_operations"],
+                    "footprint (bytes)": nb["footprint_bytes"],
+                }
+            ]
+        ),
+    ]
     if "paper_comparison" in m:
         pc = m["paper_comparison"]
-        lines += ["## Beside the paper", "", f"Paper: {pc['source']}; data set: {pc['paper_dataset']}.",
-                  f"Ours: {pc['our_dataset']}, {pc['selection']}.", ""]  # fmt: skip
+        lines += [
+            "## Beside the paper",
+            "",
+            f"Paper: {pc['source']}; data set: {pc['paper_dataset']}.",
+            f"Ours: {pc['our_dataset']}, {pc['selection']}.",
+            "",
+        ]
         if pc.get("note"):
             lines += [f"**Note:** {pc['note']}.", ""]
         if pc["rows"]:
@@ -215,8 +263,11 @@ def markdown_report(m: dict) -> str:
 
 def paper_comparison_text(pc: dict) -> str:
     """The side-by-side as printed on the terminal by ``mambaspike eval --compare-paper``."""
-    head = [f"Paper: {pc['source']}", f"Paper data set: {pc['paper_dataset']}; ours: {pc['our_dataset']}",
-            f"Our checkpoint: {pc['selection']}"]  # fmt: skip
+    head = [
+        f"Paper: {pc['source']}",
+        f"Paper data set: {pc['paper_dataset']}; ours: {pc['our_dataset']}",
+        f"Our checkpoint: {pc['selection']}",
+    ]
     if pc.get("note"):
         head.append(f"Note: {pc['note']}")
     return "\n".join(head) + "\n" + (markdown_table(pc["rows"]) if pc["rows"] else "")

@@ -207,26 +207,46 @@ def robustness(
                 ds = PerturbedDataset(test_set, name, level, seed, info.dt_us / 1000)
                 scores, targets, _ = run_inference(model, ds, batch_size)
                 acc = classification_metrics(scores, targets)["accuracy"]
-                rows.append({"model": label, "run": str(run_dir), "dataset": info.name, "perturbation": name,
-                             "level": level, "unit": LEVEL_UNITS[name], "accuracy": acc})  # fmt: skip
+                rows.append(
+                    {
+                        "model": label,
+                        "run": str(run_dir),
+                        "dataset": info.name,
+                        "perturbation": name,
+                        "level": level,
+                        "unit": LEVEL_UNITS[name],
+                        "accuracy": acc,
+                    }
+                )
     write_csv(out / "robustness.csv", rows)
     # Markdown: one row per (perturbation, level), one accuracy column per checkpoint
     table = {}
     for r in rows:
-        table.setdefault((r["perturbation"], r["level"]), {"perturbation": r["perturbation"], "level": r["level"],
-                                                          "unit": r["unit"]})[r["model"]] = r["accuracy"]  # fmt: skip
-    md = ["# Robustness: test accuracy against perturbation level", "",
-          f"Perturbations applied to binned frames (see `mambaspike.evaluation.robustness`); seed {seed}.", "",
-          markdown_table(list(table.values()), ["perturbation", "level", "unit", *labels]),
-          "![robustness](robustness.png)", ""]  # fmt: skip
+        table.setdefault(
+            (r["perturbation"], r["level"]), {"perturbation": r["perturbation"], "level": r["level"], "unit": r["unit"]}
+        )[r["model"]] = r["accuracy"]
+    md = [
+        "# Robustness: test accuracy against perturbation level",
+        "",
+        f"Perturbations applied to binned frames (see `mambaspike.evaluation.robustness`); seed {seed}.",
+        "",
+        markdown_table(list(table.values()), ["perturbation", "level", "unit", *labels]),
+        "![robustness](robustness.png)",
+        "",
+    ]
     (out / "robustness.md").write_text("\n".join(md))
     panels: dict[str, dict[str, tuple[list, list]]] = {}
     for r in rows:
         xs, ys = panels.setdefault(r["perturbation"], {}).setdefault(r["model"], ([], []))
         xs.append(r["level"])
         ys.append(r["accuracy"])
-    curves_png(panels, out / "robustness.png", xlabel={p: LEVEL_UNITS[p] for p in panels}, ylabel="test accuracy",
-               title="accuracy against perturbation level")  # fmt: skip
+    curves_png(
+        panels,
+        out / "robustness.png",
+        xlabel={p: LEVEL_UNITS[p] for p in panels},
+        ylabel="test accuracy",
+        title="accuracy against perturbation level",
+    )
     return rows
 
 

@@ -64,10 +64,13 @@ def lif_to_nir(lif: nn.Module, shape: tuple, bin_s: float):
     r = 1.0 if lif.decay_input else 1.0 / (1.0 - beta)
     full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
     return nir.LIF(
-        tau=full(tau), r=full(r), v_leak=full(0.0),
-        v_threshold=full(float(lif.v_threshold.detach())), v_reset=full(lif.v_reset),
+        tau=full(tau),
+        r=full(r),
+        v_leak=full(0.0),
+        v_threshold=full(float(lif.v_threshold.detach())),
+        v_reset=full(lif.v_reset),
         metadata={"beta": beta, "dt_s": bin_s, "tau_ms": lif.tau, "discretisation": "forward Euler at dt_s"},
-    )  # fmt: skip
+    )
 
 
 def _pool_nodes(nir, pool: nn.Module, hw: tuple[int, int], c: int):
@@ -132,12 +135,16 @@ def frontend_to_nir(
     notes = [BACKBONE_NOT_IN_NIR]
     if k_t > 1:
         if start == 0:
-            notes.append(f"temporal max-pooling over {k_t} bins after block 0 has no NIR primitive: exported block 0 "
-                         f"only (its output is block 0's spatially pooled spikes, before temporal pooling); "
-                         f"blocks 1..{n - 1} run at {k_t}x the bin and can be exported with --blocks 1:{n}")  # fmt: skip
+            notes.append(
+                f"temporal max-pooling over {k_t} bins after block 0 has no NIR primitive: exported block 0 "
+                f"only (its output is block 0's spatially pooled spikes, before temporal pooling); "
+                f"blocks 1..{n - 1} run at {k_t}x the bin and can be exported with --blocks 1:{n}"
+            )
         else:
-            notes.append(f"blocks {start}..{stop - 1} run after temporal max-pooling over {k_t} bins, so one step "
-                         f"of this graph is {k_t} input bins ({bin0_s * k_t:g} s); the pooling itself is not exported")
+            notes.append(
+                f"blocks {start}..{stop - 1} run after temporal max-pooling over {k_t} bins, so one step "
+                f"of this graph is {k_t} input bins ({bin0_s * k_t:g} s); the pooling itself is not exported"
+            )
     c, h, w = input_shape
     nodes = {"input": nir.Input(input_type={"input": np.array([c, h, w])})}
     edges = []
@@ -148,9 +155,14 @@ def frontend_to_nir(
         wts, bias = fold_batchnorm(block.conv, block.bn)
         conv = block.conv
         nodes[pre + "conv"] = nir.Conv2d(
-            input_shape=(h, w), weight=wts, stride=conv.stride, padding=conv.padding,
-            dilation=conv.dilation, groups=conv.groups, bias=bias,
-        )  # fmt: skip
+            input_shape=(h, w),
+            weight=wts,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=bias,
+        )
         c_out = wts.shape[0]
         h = (h + 2 * conv.padding[0] - conv.dilation[0] * (conv.kernel_size[0] - 1) - 1) // conv.stride[0] + 1
         w = (w + 2 * conv.padding[1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
@@ -160,15 +172,22 @@ def frontend_to_nir(
         if block.recurrent is not None:
             rw = block.recurrent.weight.detach().double().numpy()
             nodes[pre + "recurrent"] = nir.Conv2d(
-                input_shape=(h, w), weight=rw, stride=1, padding=0, dilation=1, groups=1,
+                input_shape=(h, w),
+                weight=rw,
+                stride=1,
+                padding=0,
+                dilation=1,
+                groups=1,
                 bias=np.zeros(rw.shape[0]),
-            )  # fmt: skip
+            )
             edges += [(pre + "lif", pre + "recurrent"), (pre + "recurrent", pre + "lif")]
         prev = pre + "lif"
         pooled = _pool_nodes(nir, block.pool, (h, w), c_out)
         if pooled is None:
-            notes.append(f"block {i}'s spatial pooling ({block.pool}) from {h}x{w} has no exact NIR form: the graph "
-                         f"ends with block {i}'s spikes before that pooling")  # fmt: skip
+            notes.append(
+                f"block {i}'s spatial pooling ({block.pool}) from {h}x{w} has no exact NIR form: the graph "
+                f"ends with block {i}'s spikes before that pooling"
+            )
             c = c_out
             stop = i + 1
             break
@@ -179,7 +198,11 @@ def frontend_to_nir(
         c, (h, w) = c_out, pooled[1]
     nodes["output"] = nir.Output(output_type={"output": np.array([c, h, w])})
     edges.append((prev, "output"))
-    meta = {"source": "mambaspike SpikingFrontEnd", "blocks": [start, stop], "input_dt_s": bin0_s,
-            "not_exported": notes}  # fmt: skip
+    meta = {
+        "source": "mambaspike SpikingFrontEnd",
+        "blocks": [start, stop],
+        "input_dt_s": bin0_s,
+        "not_exported": notes,
+    }
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
     return graph, notes

@@ -69,8 +69,9 @@ def export_mode(model: nn.Module, example: torch.Tensor):
                 cfg.scan_backend = "reference"
         # adaptive pooling: record its input size on the example, then swap in the fixed pool
         sizes, hooks = {}, []
-        adaptive = [(n, m) for n, m in model.named_modules()
-                    if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d))]  # fmt: skip
+        adaptive = [
+            (n, m) for n, m in model.named_modules() if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d))
+        ]
         for name, m in adaptive:
             record = lambda mod, inp, name=name: sizes.update({name: inp[0].shape[-2:]})  # noqa: E731
             hooks.append(m.register_forward_pre_hook(record))

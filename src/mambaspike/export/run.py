@@ -46,10 +46,15 @@ def export_run(
             raise ExportError("--blocks and --bin-seconds apply to --format nir only")
         T = run_time_bins(run)
         res = export_onnx(model, input_shape, T, out, atol=atol)
-        log(f"wrote {out}: {cfg['name']} inference path, input frames [T={T}, batch, {', '.join(map(str, input_shape))}] "
-            f"-> logits [batch, {cfg['num_classes']}] (batch dynamic, T fixed)")  # fmt: skip
-        log(f"onnxruntime vs PyTorch: max abs diff {res['max_abs_diff']:.3g} (tolerance {atol:g}, batches "
-            f"{', '.join(map(str, res['batches']))})")  # fmt: skip
+        log(
+            f"wrote {out}: {cfg['name']} inference path, "
+            f"input frames [T={T}, batch, {', '.join(map(str, input_shape))}] "
+            f"-> logits [batch, {cfg['num_classes']}] (batch dynamic, T fixed)"
+        )
+        log(
+            f"onnxruntime vs PyTorch: max abs diff {res['max_abs_diff']:.3g} (tolerance {atol:g}, batches "
+            f"{', '.join(map(str, res['batches']))})"
+        )
         return res
     nir = require("nir")
     frontend = getattr(model, "frontend", None)
@@ -68,8 +73,10 @@ def export_run(
     out.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(out), graph)
     lifs = [k for k, v in graph.nodes.items() if isinstance(v, nir.LIF)]
-    log(f"wrote {out}: NIR graph of the spiking front-end, blocks {graph.metadata['blocks'][0]}.."
-        f"{graph.metadata['blocks'][1] - 1}, {len(graph.nodes)} nodes ({len(lifs)} LIF), input {list(shape)}")  # fmt: skip
+    log(
+        f"wrote {out}: NIR graph of the spiking front-end, blocks {graph.metadata['blocks'][0]}.."
+        f"{graph.metadata['blocks'][1] - 1}, {len(graph.nodes)} nodes ({len(lifs)} LIF), input {list(shape)}"
+    )
     for note in notes:
         log(f"not exported: {note}")
     return {"path": str(out), "nodes": list(graph.nodes), "notes": notes}

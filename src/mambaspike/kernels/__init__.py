@@ -203,7 +203,22 @@ def observed(*modules: nn.Module | None) -> bool:
             stack.extend(children.values())
     return tracing()
 
+
 __all__ = [
-    "ENV", "KERNELS", "MODES", "Kernel", "KernelError", "available", "failed", "is_compile_error", "load",
-    "mode", "needs_graph", "observed", "reason", "reset", "status", "tracing",
+    "ENV",
+    "KERNELS",
+    "MODES",
+    "Kernel",
+    "KernelError",
+    "available",
+    "failed",
+    "is_compile_error",
+    "load",
+    "mode",
+    "needs_graph",
+    "observed",
+    "reason",
+    "reset",
+    "status",
+    "tracing",
 ]

@@ -15,7 +15,7 @@ operations per block, not in arithmetic. Per sample::
 
 The recurrent connection belongs to the last layer (layer 0 when it is the only one). The kernel reads
 the parameters as the modules hold them on every call (a transposed copy of each weight and the
-folded BatchNorm are made at the start of the call, a few microseconds), so no cache can go stale.
+folded BatchNorm are made at the start of the call), so no cache can go stale.
 Inputs of the matrix-vector products are spikes or window averages, mostly zeros: only non-zero
 inputs are visited, each adding a row of the transposed weight (unit stride over the output neurons,
 so LLVM vectorises it); with nothing in the recurrent layer's previous spikes, its recurrent product
@@ -103,8 +103,28 @@ def _fold(ws, means, variances, gammas, betas, eps, rt_in, has_rec):  # pragma: 
 
 
 @njit(**_OPTS)
-def dense_frontend(x, ws, means, variances, gammas, betas, eps, lifp, soft, r_w, has_rec, k, avg,
-                   v_state, init_v, s_prev, has_s0, out, j0, j1):  # fmt: skip
+def dense_frontend(
+    x,
+    ws,
+    means,
+    variances,
+    gammas,
+    betas,
+    eps,
+    lifp,
+    soft,
+    r_w,
+    has_rec,
+    k,
+    avg,
+    v_state,
+    init_v,
+    s_prev,
+    has_s0,
+    out,
+    j0,
+    j1,
+):
     """Samples ``[j0, j1)`` of ``x [T, B, F]`` -> ``out [ceil(T / k), B, n_last]`` (spikes; a single
     layer's pooled spikes).
 
@@ -221,6 +241,25 @@ def warm_up() -> None:
             vec = tuple(np.ones(2, dt) for _ in range(n_layers))
             p = np.ones(n_layers, dt)
             lifp = np.stack([p * dt(0.5), p * dt(0.5), p, p * dt(0)], axis=1)
-            dense_frontend(x, ws, vec, vec, vec, vec, np.full(n_layers, 1e-5), lifp, np.zeros(n_layers, np.bool_),
-                           np.ones((2, 2), dt), True, 2, False, np.zeros((1, 2 * n_layers), dt), True,
-                           np.zeros((1, 2), dt), False, np.empty((2, 1, 2), dt), 0, 1)  # fmt: skip
+            dense_frontend(
+                x,
+                ws,
+                vec,
+                vec,
+                vec,
+                vec,
+                np.full(n_layers, 1e-5),
+                lifp,
+                np.zeros(n_layers, np.bool_),
+                np.ones((2, 2), dt),
+                True,
+                2,
+                False,
+                np.zeros((1, 2 * n_layers), dt),
+                True,
+                np.zeros((1, 2), dt),
+                False,
+                np.empty((2, 1, 2), dt),
+                0,
+                1,
+            )

@@ -91,8 +91,30 @@ def _fwd_row_h(xt, v, ht, beta, c, vth, v_reset, soft):
 
 
 @njit(**_OPTS)
-def _bwd_row(kind, ht, hp, v0, first, xt, gst, gxt, g, accb, acct, beta, c, vth, v_reset, alpha, k, a2, one, soft,
-             detach, decay_input):  # fmt: skip
+def _bwd_row(
+    kind,
+    ht,
+    hp,
+    v0,
+    first,
+    xt,
+    gst,
+    gxt,
+    g,
+    accb,
+    acct,
+    beta,
+    c,
+    vth,
+    v_reset,
+    alpha,
+    k,
+    a2,
+    one,
+    soft,
+    detach,
+    decay_input,
+):
     """Adjoint of one time step for one block, in one pass over its neurons.
 
     ``ht``: h[t]; ``hp``: h[t-1] (``first``: t = 0, v[t-1] is ``v0``); ``g`` (in/out): dL/dv[t] on
@@ -139,8 +161,31 @@ def lif_forward(x, v0, beta, c, vth, v_reset, soft, s, v_last, blk, b0, b1):
 
 
 @njit(**_OPTS)
-def lif_backward(x, v0, gs, gs_scalar, gv_last, beta, c, vth, v_reset, soft, detach, decay_input, kind, alpha,
-                 one, half_pi, gx, gv0, gbeta, gvth, blk, b0, b1):  # fmt: skip
+def lif_backward(
+    x,
+    v0,
+    gs,
+    gs_scalar,
+    gv_last,
+    beta,
+    c,
+    vth,
+    v_reset,
+    soft,
+    detach,
+    decay_input,
+    kind,
+    alpha,
+    one,
+    half_pi,
+    gx,
+    gv0,
+    gbeta,
+    gvth,
+    blk,
+    b0,
+    b1,
+):
     """Adjoint of :func:`lif_forward` for blocks ``[b0, b1)``.
 
     ``gs [T, N]`` (or ``[1, 1]`` with ``gs_scalar``: the same value everywhere) and ``gv_last [N]`` are
@@ -174,17 +219,105 @@ def lif_backward(x, v0, gs, gs_scalar, gv_last, beta, c, vth, v_reset, soft, det
             hp = hbuf[max(t - 1, 0), :n]
             gst = gconst if gs_scalar else gs[t, lo:hi]
             if kind == 0:
-                _bwd_row(0, hbuf[t, :n], hp, v0[lo:hi], t == 0, x[t, lo:hi], gst, gx[t, lo:hi], g, accb, acct,
-                         beta, c, vth, v_reset, alpha, k, a2, one, soft, detach, decay_input)  # fmt: skip
+                _bwd_row(
+                    0,
+                    hbuf[t, :n],
+                    hp,
+                    v0[lo:hi],
+                    t == 0,
+                    x[t, lo:hi],
+                    gst,
+                    gx[t, lo:hi],
+                    g,
+                    accb,
+                    acct,
+                    beta,
+                    c,
+                    vth,
+                    v_reset,
+                    alpha,
+                    k,
+                    a2,
+                    one,
+                    soft,
+                    detach,
+                    decay_input,
+                )
             elif kind == 1:
-                _bwd_row(1, hbuf[t, :n], hp, v0[lo:hi], t == 0, x[t, lo:hi], gst, gx[t, lo:hi], g, accb, acct,
-                         beta, c, vth, v_reset, alpha, k, a2, one, soft, detach, decay_input)  # fmt: skip
+                _bwd_row(
+                    1,
+                    hbuf[t, :n],
+                    hp,
+                    v0[lo:hi],
+                    t == 0,
+                    x[t, lo:hi],
+                    gst,
+                    gx[t, lo:hi],
+                    g,
+                    accb,
+                    acct,
+                    beta,
+                    c,
+                    vth,
+                    v_reset,
+                    alpha,
+                    k,
+                    a2,
+                    one,
+                    soft,
+                    detach,
+                    decay_input,
+                )
             elif kind == 2:
-                _bwd_row(2, hbuf[t, :n], hp, v0[lo:hi], t == 0, x[t, lo:hi], gst, gx[t, lo:hi], g, accb, acct,
-                         beta, c, vth, v_reset, alpha, k, a2, one, soft, detach, decay_input)  # fmt: skip
+                _bwd_row(
+                    2,
+                    hbuf[t, :n],
+                    hp,
+                    v0[lo:hi],
+                    t == 0,
+                    x[t, lo:hi],
+                    gst,
+                    gx[t, lo:hi],
+                    g,
+                    accb,
+                    acct,
+                    beta,
+                    c,
+                    vth,
+                    v_reset,
+                    alpha,
+                    k,
+                    a2,
+                    one,
+                    soft,
+                    detach,
+                    decay_input,
+                )
             else:
-                _bwd_row(3, hbuf[t, :n], hp, v0[lo:hi], t == 0, x[t, lo:hi], gst, gx[t, lo:hi], g, accb, acct,
-                         beta, c, vth, v_reset, alpha, k, a2, one, soft, detach, decay_input)  # fmt: skip
+                _bwd_row(
+                    3,
+                    hbuf[t, :n],
+                    hp,
+                    v0[lo:hi],
+                    t == 0,
+                    x[t, lo:hi],
+                    gst,
+                    gx[t, lo:hi],
+                    g,
+                    accb,
+                    acct,
+                    beta,
+                    c,
+                    vth,
+                    v_reset,
+                    alpha,
+                    k,
+                    a2,
+                    one,
+                    soft,
+                    detach,
+                    decay_input,
+                )
         gv0[lo:hi] = g
         gbeta[b] = accb.sum()
         gvth[b] = acct.sum()

@@ -73,9 +73,28 @@ def _lif_fwd_kernel(x_ptr, v0_ptr, s_ptr, vlast_ptr, p_ptr, T, N, SOFT: tl.const
 
 
 @triton.jit
-def _lif_bwd_kernel(x_ptr, v0_ptr, gs_ptr, gvlast_ptr, gx_ptr, gv0_ptr, gbeta_ptr, gvth_ptr, p_ptr, T, N, last_row,
-                    gs_last, gs_stride_t, gs_stride_n, SOFT: tl.constexpr, DETACH: tl.constexpr,
-                    DECAY_INPUT: tl.constexpr, KIND: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+def _lif_bwd_kernel(
+    x_ptr,
+    v0_ptr,
+    gs_ptr,
+    gvlast_ptr,
+    gx_ptr,
+    gv0_ptr,
+    gbeta_ptr,
+    gvth_ptr,
+    p_ptr,
+    T,
+    N,
+    last_row,
+    gs_last,
+    gs_stride_t,
+    gs_stride_n,
+    SOFT: tl.constexpr,
+    DETACH: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    KIND: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     beta = tl.load(p_ptr)
     c = tl.load(p_ptr + 1)
     vth = tl.load(p_ptr + 2)
@@ -175,6 +194,26 @@ def lif_backward(x2, v0, gs, gv_last, beta, c, vth, v_reset, soft, detach, decay
     gvth = torch.empty(nprog, dtype=x2.dtype, device=x2.device)
     p = _params(x2, beta, c, vth, v_reset, alpha, math.pi / 2)
     st, sn = gs.stride()
-    _lif_bwd_kernel[(nprog,)](x2, v0, gs, gv_last, gx, gv0, gbeta, gvth, p, T, N, (T - 1) * N, (T - 1) * st, st, sn,
-                              SOFT=soft, DETACH=detach, DECAY_INPUT=decay_input, KIND=kind, BLOCK=BLOCK)  # fmt: skip
+    _lif_bwd_kernel[(nprog,)](
+        x2,
+        v0,
+        gs,
+        gv_last,
+        gx,
+        gv0,
+        gbeta,
+        gvth,
+        p,
+        T,
+        N,
+        (T - 1) * N,
+        (T - 1) * st,
+        st,
+        sn,
+        SOFT=soft,
+        DETACH=detach,
+        DECAY_INPUT=decay_input,
+        KIND=kind,
+        BLOCK=BLOCK,
+    )
     return gx, gv0, float(gbeta.double().sum()), float(gvth.double().sum())

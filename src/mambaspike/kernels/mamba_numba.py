@@ -229,6 +229,20 @@ def warm_up() -> None:
         conv_silu(a3, a2, a1, np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), np.zeros((1, 1, 1), dt), 0, 1)
         one = np.zeros((1, 1, 1), dt)
         rmsnorm(a2, a1[:1].repeat(2), dt(1e-5), a2.copy())
-        scan_gate(a3, one, np.zeros((1, 1), dt), np.zeros((1, 1, 3), dt), 1, np.zeros((1, 1), dt), dt == np.float32,
-                  dt(-1.0), a1, a1, one, one.copy(), one.copy(), 0, 1)  # fmt: skip
-
+        scan_gate(
+            a3,
+            one,
+            np.zeros((1, 1), dt),
+            np.zeros((1, 1, 3), dt),
+            1,
+            np.zeros((1, 1), dt),
+            dt == np.float32,
+            dt(-1.0),
+            a1,
+            a1,
+            one,
+            one.copy(),
+            one.copy(),
+            0,
+            1,
+        )

@@ -63,8 +63,35 @@ def rlif_forward(x, WT, v0, s0, has_s0, beta, c, vth, v_reset, soft, s, v_last, 
 
 
 @njit(**_OPTS)
-def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi, soft,
-                        detach, decay_input, gx, gv0, gs0, gWT, gbeta, gvth, r0, r1):  # fmt: skip
+def _rlif_backward_kind(
+    kind,
+    x,
+    W,
+    WT,
+    v0,
+    s0,
+    has_s0,
+    gs,
+    gv_last,
+    beta,
+    c,
+    vth,
+    v_reset,
+    alpha,
+    one,
+    half_pi,
+    soft,
+    detach,
+    decay_input,
+    gx,
+    gv0,
+    gs0,
+    gWT,
+    gbeta,
+    gvth,
+    r0,
+    r1,
+):
     """Rows ``[r0, r1)``: the LIF adjoint of one step is ``mambaspike.kernels.lif_numba._bwd_row`` driven by
     ``I[t]`` and by the spike gradient plus what reaches ``s[t]`` through the recurrence."""
     T, R, C = x.shape
@@ -99,8 +126,30 @@ def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vt
             for j in range(C):
                 gst[j] = gs[t, r, j] + gsr[j]
             gI = gx[t, r]  # dL/dI[t] = c dL/dh[t], written by _bwd_row
-            _bwd_row(kind, hbuf[t], hbuf[max(t - 1, 0)], v0[r], t == 0, ibuf[t], gst, gI, g, accb, acct, beta, c,
-                     vth, v_reset, alpha, k, a2, one, soft, detach, decay_input)  # fmt: skip
+            _bwd_row(
+                kind,
+                hbuf[t],
+                hbuf[max(t - 1, 0)],
+                v0[r],
+                t == 0,
+                ibuf[t],
+                gst,
+                gI,
+                g,
+                accb,
+                acct,
+                beta,
+                c,
+                vth,
+                v_reset,
+                alpha,
+                k,
+                a2,
+                one,
+                soft,
+                detach,
+                decay_input,
+            )
             gsr[:] = zero
             # I[t] = x[t] + W s[t-1]: dL/ds[t-1] = W^T gI, dL/dW += gI s[t-1]^T
             if t > 0 or has_s0:
@@ -125,8 +174,36 @@ def _rlif_backward_kind(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vt
 
 
 @njit(**_OPTS)
-def rlif_backward(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi, soft,
-                  detach, decay_input, gx, gv0, gs0, gWT_part, gbeta, gvth, nrows, b0, b1):  # fmt: skip
+def rlif_backward(
+    kind,
+    x,
+    W,
+    WT,
+    v0,
+    s0,
+    has_s0,
+    gs,
+    gv_last,
+    beta,
+    c,
+    vth,
+    v_reset,
+    alpha,
+    one,
+    half_pi,
+    soft,
+    detach,
+    decay_input,
+    gx,
+    gv0,
+    gs0,
+    gWT_part,
+    gbeta,
+    gvth,
+    nrows,
+    b0,
+    b1,
+):
     """Adjoint of :func:`rlif_forward` for the row chunks ``[b0, b1)`` (chunk ``b``: rows
     ``[b * nrows, (b + 1) * nrows)``). Writes ``gx [T, R, C]``, ``gv0, gs0 [R, C]`` and per chunk
     ``gWT_part[b] [C, C]`` (dL/dW transposed), ``gbeta[b]``, ``gvth[b]`` (float64 partial sums).
@@ -136,14 +213,94 @@ def rlif_backward(kind, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_r
         lo, hi = b * nrows, min((b + 1) * nrows, R)
         args_tail = (gx, gv0, gs0, gWT_part[b], gbeta[b : b + 1], gvth[b : b + 1], lo, hi)
         if kind == 0:
-            _rlif_backward_kind(0, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi,
-                                soft, detach, decay_input, *args_tail)  # fmt: skip
+            _rlif_backward_kind(
+                0,
+                x,
+                W,
+                WT,
+                v0,
+                s0,
+                has_s0,
+                gs,
+                gv_last,
+                beta,
+                c,
+                vth,
+                v_reset,
+                alpha,
+                one,
+                half_pi,
+                soft,
+                detach,
+                decay_input,
+                *args_tail,
+            )
         elif kind == 1:
-            _rlif_backward_kind(1, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi,
-                                soft, detach, decay_input, *args_tail)  # fmt: skip
+            _rlif_backward_kind(
+                1,
+                x,
+                W,
+                WT,
+                v0,
+                s0,
+                has_s0,
+                gs,
+                gv_last,
+                beta,
+                c,
+                vth,
+                v_reset,
+                alpha,
+                one,
+                half_pi,
+                soft,
+                detach,
+                decay_input,
+                *args_tail,
+            )
         elif kind == 2:
-            _rlif_backward_kind(2, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi,
-                                soft, detach, decay_input, *args_tail)  # fmt: skip
+            _rlif_backward_kind(
+                2,
+                x,
+                W,
+                WT,
+                v0,
+                s0,
+                has_s0,
+                gs,
+                gv_last,
+                beta,
+                c,
+                vth,
+                v_reset,
+                alpha,
+                one,
+                half_pi,
+                soft,
+                detach,
+                decay_input,
+                *args_tail,
+            )
         else:
-            _rlif_backward_kind(3, x, W, WT, v0, s0, has_s0, gs, gv_last, beta, c, vth, v_reset, alpha, one, half_pi,
-                                soft, detach, decay_input, *args_tail)  # fmt: skip
+            _rlif_backward_kind(
+                3,
+                x,
+                W,
+                WT,
+                v0,
+                s0,
+                has_s0,
+                gs,
+                gv_last,
+                beta,
+                c,
+                vth,
+                v_reset,
+                alpha,
+                one,
+                half_pi,
+                soft,
+                detach,
+                decay_input,
+                *args_tail,
+            )

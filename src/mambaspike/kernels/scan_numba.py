@@ -60,9 +60,23 @@ def exp_f32(v):  # pragma: no cover - compiled
     v = min(max(v, np.float32(-87.0)), np.float32(88.0))
     k = np.floor(v * np.float32(1.4426950408889634) + np.float32(0.5))
     f = (v - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
-    p = np.float32(1.0) + f * (np.float32(1.0) + f * (np.float32(0.5) + f * (np.float32(1 / 6) + f * (
-        np.float32(1 / 24) + f * (np.float32(1 / 120) + f * (np.float32(1 / 720) + f * np.float32(1 / 5040)))))))
-    return p * _bits_as_f32((np.int32(k) + 127) << 23)  # fmt: skip
+    p = np.float32(1.0) + f * (
+        np.float32(1.0)
+        + f
+        * (
+            np.float32(0.5)
+            + f
+            * (
+                np.float32(1 / 6)
+                + f
+                * (
+                    np.float32(1 / 24)
+                    + f * (np.float32(1 / 120) + f * (np.float32(1 / 720) + f * np.float32(1 / 5040)))
+                )
+            )
+        )
+    )
+    return p * _bits_as_f32((np.int32(k) + 127) << 23)
 
 
 def _exp(v):  # the dtype-dispatched exp used by the kernels
@@ -98,7 +112,9 @@ def scan_fwd(u, dt, A, Bt, Ct, x0, y, last):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def scan_bwd(u, dt, A, Bt, Ct, x0, gy, glast, groups, du_out, ddt_out, dA_rows, dB_part, dC_part, dx0_out):  # pragma: no cover
+def scan_bwd(
+    u, dt, A, Bt, Ct, x0, gy, glast, groups, du_out, ddt_out, dA_rows, dB_part, dC_part, dx0_out
+):  # pragma: no cover
     """``gy [B, D, L]``, ``glast [B, D, N]`` -> fills ``du, ddt [B, D, L]``, ``dA_rows [B, D, N]``
     (sum over b later), ``dB_part, dC_part [B, G, L, N]`` (sum over G later), ``dx0 [B, D, N]``."""
     nb, nd, L = u.shape

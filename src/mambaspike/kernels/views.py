@@ -1,7 +1,7 @@
 """NumPy views of tensors for the compiled kernels (kept between calls), and NumPy-allocated outputs.
 
-``tensor.detach().numpy()`` costs about a microsecond; the fused inference paths pass a dozen
-parameters to their kernels per call, at batch 1 a measurable share of the latency. A view shares
+The fused inference paths pass a dozen parameters to their kernels per call, and at batch 1 making a
+fresh ``tensor.detach().numpy()`` for each would cost more than much of the arithmetic. A view shares
 the tensor's memory, so in-place changes (``add_``, optimiser steps, ``.data.mul_``) are seen through
 it; it is reused only while the tensor object is alive and still has the same storage address,
 shape and strides -- replacing ``.data`` or the tensor itself makes a new view. (The cached view

@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from mambaspike.errors import ConfigError
-from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
 from mambaspike.evaluation.tables import markdown_table, write_csv
+from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
 
 DEFAULT_TAUS = [10.0, 20.0, 30.0, 40.0, 50.0]
 DEFAULT_NEURONS = ["lif", "srm"]
@@ -65,57 +65,100 @@ def ablate(
     out.mkdir(parents=True, exist_ok=True)
 
     def run(name: str, model: str, seed: int, **overrides) -> dict:
-        cfg = replace(base, model=model, seed=seed, progress=False,
-                      model_overrides={**base.model_overrides, **overrides},
-                      output_dir=str(out / "runs" / f"{base.dataset}-{name}-seed{seed}"))  # fmt: skip
+        cfg = replace(
+            base,
+            model=model,
+            seed=seed,
+            progress=False,
+            model_overrides={**base.model_overrides, **overrides},
+            output_dir=str(out / "runs" / f"{base.dataset}-{name}-seed{seed}"),
+        )
         return summarise_run(train_or_reuse(cfg, log), latency_repeats)
 
     result: dict = {}
-    md = ["# Ablations", "", f"Data set: {base.dataset}; budget: {base.epochs} epoch(s), "
-          f"subset {base.subset or 'all'}, seeds {', '.join(map(str, seeds))}"
-          + (f" (neuron x tau: {', '.join(map(str, neuron_seeds))})" if "neuron" in parts and neuron_seeds != seeds else "")
-          + "; test split, checkpoint selected by validation accuracy; mean ± std over seeds.", ""]  # fmt: skip
+    md = [
+        "# Ablations",
+        "",
+        f"Data set: {base.dataset}; budget: {base.epochs} epoch(s), "
+        f"subset {base.subset or 'all'}, seeds {', '.join(map(str, seeds))}"
+        + (
+            f" (neuron x tau: {', '.join(map(str, neuron_seeds))})"
+            if "neuron" in parts and neuron_seeds != seeds
+            else ""
+        )
+        + "; test split, checkpoint selected by validation accuracy; mean ± std over seeds.",
+        "",
+    ]
     panels: dict = {}
     if "frontend" in parts:
         rows = []
         for seed in seeds:
-            for model, label in (("mambaspike", "with spiking front-end (mambaspike)"),
-                                 ("mamba", "without (mamba: non-spiking stem)")):  # fmt: skip
+            for model, label in (
+                ("mambaspike", "with spiking front-end (mambaspike)"),
+                ("mamba", "without (mamba: non-spiking stem)"),
+            ):
                 rows.append({**run(model, model, seed), "variant": label})
         agg = aggregate(rows, ["variant"])
         write_csv(out / "ablation_frontend.csv", rows)
         result["frontend"] = agg
-        md += ["## (a) Spiking front-end (paper Table 2)", "",
-               markdown_table(agg, ["variant", *TABLE_HEADERS, "seeds"], TABLE_HEADERS),
-               ENERGY_FOOTNOTE, ""]  # fmt: skip
+        md += [
+            "## (a) Spiking front-end (paper Table 2)",
+            "",
+            markdown_table(agg, ["variant", *TABLE_HEADERS, "seeds"], TABLE_HEADERS),
+            ENERGY_FOOTNOTE,
+            "",
+        ]
         panels["front-end"] = {
-            "mean ± std over seeds": ([a["variant"].split(" (")[0] for a in agg], [a["test_accuracy_mean"] for a in agg],
-                                      [a["test_accuracy_std"] for a in agg])  # fmt: skip
+            "mean ± std over seeds": (
+                [a["variant"].split(" (")[0] for a in agg],
+                [a["test_accuracy_mean"] for a in agg],
+                [a["test_accuracy_std"] for a in agg],
+            )
         }
     if "neuron" in parts:
         rows = []
         for neuron in neurons:
             for tau in taus:
                 for seed in neuron_seeds:
-                    r = run(f"mambaspike-{neuron}-tau{tau:g}", "mambaspike", seed,
-                            neuron=neuron, tau_ms=float(tau), learn_tau=learn_tau)  # fmt: skip
+                    r = run(
+                        f"mambaspike-{neuron}-tau{tau:g}",
+                        "mambaspike",
+                        seed,
+                        neuron=neuron,
+                        tau_ms=float(tau),
+                        learn_tau=learn_tau,
+                    )
                     rows.append({**r, "neuron": neuron, "tau_ms": float(tau)})
         agg = aggregate(rows, ["neuron", "tau_ms"])
         write_csv(out / "ablation_neuron.csv", rows)
         result["neuron"] = agg
         how = "learned from" if learn_tau else "fixed at"
-        md += [f"## (b) Neuron model and membrane time constant (paper Fig. 5); tau {how} the value shown", "",
-               markdown_table(agg, ["neuron", "tau_ms", "test_accuracy", "test_macro_f1", "spikes_per_sample", "seeds"],
-                              {**TABLE_HEADERS, "tau_ms": "tau (ms)"}), ""]  # fmt: skip
+        md += [
+            f"## (b) Neuron model and membrane time constant (paper Fig. 5); tau {how} the value shown",
+            "",
+            markdown_table(
+                agg,
+                ["neuron", "tau_ms", "test_accuracy", "test_macro_f1", "spikes_per_sample", "seeds"],
+                {**TABLE_HEADERS, "tau_ms": "tau (ms)"},
+            ),
+            "",
+        ]
         panels["neuron x tau"] = {
-            n: ([a["tau_ms"] for a in agg if a["neuron"] == n],
-                [a["test_accuracy_mean"] for a in agg if a["neuron"] == n])
+            n: (
+                [a["tau_ms"] for a in agg if a["neuron"] == n],
+                [a["test_accuracy_mean"] for a in agg if a["neuron"] == n],
+            )
             for n in neurons
         }
     md += ["![ablations](ablation.png)", ""]
     (out / "ablation.md").write_text("\n".join(md))
-    curves_png(panels, out / "ablation.png", xlabel={"front-end": "", "neuron x tau": "tau (ms)"},
-               ylabel="test accuracy", title=f"ablations on {base.dataset}")  # fmt: skip
+    curves_png(
+        panels,
+        out / "ablation.png",
+        xlabel={"front-end": "", "neuron x tau": "tau (ms)"},
+        ylabel="test accuracy",
+        title=f"ablations on {base.dataset}",
+    )
     return result
 
 

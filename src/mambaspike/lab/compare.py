@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
 from mambaspike.evaluation.tables import markdown_table, write_csv
+from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
 
 DEFAULT_MODELS = ["mambaspike", "mamba", "lstm", "gru"]
 
@@ -40,8 +40,14 @@ def compare(
         run_dirs = []
         for model in models or DEFAULT_MODELS:
             for seed in seeds or [0]:
-                cfg = replace(base, model=model, seed=seed, progress=False, model_overrides=dict(base.model_overrides),
-                              output_dir=str(out / "runs" / f"{base.dataset}-{model}-seed{seed}"))  # fmt: skip
+                cfg = replace(
+                    base,
+                    model=model,
+                    seed=seed,
+                    progress=False,
+                    model_overrides=dict(base.model_overrides),
+                    output_dir=str(out / "runs" / f"{base.dataset}-{model}-seed{seed}"),
+                )
                 run_dirs.append(train_or_reuse(cfg, log))
     rows = [summarise_run(d, latency_repeats) for d in run_dirs]
     summary = aggregate(rows, ["dataset", "model"])
@@ -63,9 +69,14 @@ def compare(
         "",
     ]
     (out / "compare.md").write_text("\n".join(md))
-    bars_png([f"{s['model']}" if len(datasets) == 1 else f"{s['dataset']}/{s['model']}" for s in summary],
-             [s["test_accuracy_mean"] for s in summary], [s["test_accuracy_std"] for s in summary],
-             out / "compare.png", ylabel="test accuracy", title=", ".join(datasets))  # fmt: skip
+    bars_png(
+        [f"{s['model']}" if len(datasets) == 1 else f"{s['dataset']}/{s['model']}" for s in summary],
+        [s["test_accuracy_mean"] for s in summary],
+        [s["test_accuracy_std"] for s in summary],
+        out / "compare.png",
+        ylabel="test accuracy",
+        title=", ".join(datasets),
+    )
     return summary
 
 

@@ -10,8 +10,14 @@ from pathlib import Path
 from mambaspike.errors import ConfigError
 from mambaspike.evaluation.tables import mean_std, pm
 
-SUMMARY_KEYS = ["test_accuracy", "test_macro_f1", "latency_ms_per_sample", "spikes_per_sample", "energy_uj_per_sample",
-                "params"]  # fmt: skip
+SUMMARY_KEYS = [
+    "test_accuracy",
+    "test_macro_f1",
+    "latency_ms_per_sample",
+    "spikes_per_sample",
+    "energy_uj_per_sample",
+    "params",
+]
 
 
 def train_or_reuse(cfg, log=print) -> Path:
@@ -37,15 +43,20 @@ BUDGET_FIELDS = ("dataset", "model", "seed", "epochs", "subset", "batch_size", "
 def _check_same_budget(cfg, run: dict, out: Path) -> None:
     """A run directory is reused only for the same data set, model, seed, budget and model overrides."""
     saved_train, saved_model = run["train"], run["model"]
-    diff = [f"{k}: {saved_train.get(k)!r} there, {getattr(cfg, k)!r} asked"
-            for k in BUDGET_FIELDS if getattr(cfg, k) is not None and saved_train.get(k) != getattr(cfg, k)]  # fmt: skip
+    diff = [
+        f"{k}: {saved_train.get(k)!r} there, {getattr(cfg, k)!r} asked"
+        for k in BUDGET_FIELDS
+        if getattr(cfg, k) is not None and saved_train.get(k) != getattr(cfg, k)
+    ]
     for k, v in cfg.model_overrides.items():
         v = list(v) if isinstance(v, tuple) else v
         if saved_model.get(k) != v:
             diff.append(f"model {k}: {saved_model.get(k)!r} there, {v!r} asked")
     if diff:
-        raise ConfigError(f"{out} holds a run with another configuration ({'; '.join(diff)}); "
-                          "choose another --output-dir or remove it")  # fmt: skip
+        raise ConfigError(
+            f"{out} holds a run with another configuration ({'; '.join(diff)}); "
+            "choose another --output-dir or remove it"
+        )
 
 
 def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None = None) -> dict:

@@ -32,8 +32,14 @@ class SweepRow:
         return f"c{self.channels}-t{self.time_steps}-p{self.patch_blocks}-{self.pattern}-n{self.d_state}"
 
     def overrides(self, embed_dim: int) -> dict:
-        return {"patch_channels": self.channels, "time_steps": self.time_steps, "patch_blocks": self.patch_blocks,
-                "pattern": self.pattern, "d_state": self.d_state, "embed_dim": embed_dim}  # fmt: skip
+        return {
+            "patch_channels": self.channels,
+            "time_steps": self.time_steps,
+            "patch_blocks": self.patch_blocks,
+            "pattern": self.pattern,
+            "d_state": self.d_state,
+            "embed_dim": embed_dim,
+        }
 
 
 def _unique(rows: list[SweepRow]) -> list[SweepRow]:
@@ -51,8 +57,18 @@ PAPER_GRID = _unique(
 TINY_GRID = [SweepRow(4, 2, 1, "M", 4), SweepRow(8, 2, 2, "M", 4), SweepRow(4, 2, 1, "T", 4)]
 GRIDS = {"paper": PAPER_GRID, "tiny": TINY_GRID}
 
-COLUMNS = ["run", "params", "channels", "time_steps", "patch_blocks", "composition", "state_size",
-           "train_minutes", "test_accuracy", "val_accuracy"]  # fmt: skip
+COLUMNS = [
+    "run",
+    "params",
+    "channels",
+    "time_steps",
+    "patch_blocks",
+    "composition",
+    "state_size",
+    "train_minutes",
+    "test_accuracy",
+    "val_accuracy",
+]
 _COMPOSITION = {"M": "Mamba", "T": "Transformer"}
 
 
@@ -87,17 +103,34 @@ def run_sweep(
     for i, row in enumerate(GRIDS[grid]):
         log(f"[{i + 1}/{len(GRIDS[grid])}] {row.name}")
         cfg = TrainConfig(
-            dataset=dataset, model="spiking-mamba", epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            subset=subset, data_dir=data_dir, threads=threads, output_dir=str(out / row.name), progress=False,
+            dataset=dataset,
+            model="spiking-mamba",
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            subset=subset,
+            data_dir=data_dir,
+            threads=threads,
+            output_dir=str(out / row.name),
+            progress=False,
             model_overrides=row.overrides(embed_dim),
-        )  # fmt: skip
+        )
         m = train(cfg, overwrite=True, log=lambda _msg: None)
-        results.append({
-            "run": row.name, "params": m["params"], "channels": row.channels, "time_steps": row.time_steps,
-            "patch_blocks": row.patch_blocks, "composition": composition(row.pattern), "state_size": row.d_state,
-            "train_minutes": round(m["train_seconds"] / 60, 3), "test_accuracy": round(m["test_accuracy"], 4),
-            "val_accuracy": round(m["val_accuracy"], 4),
-        })  # fmt: skip
+        results.append(
+            {
+                "run": row.name,
+                "params": m["params"],
+                "channels": row.channels,
+                "time_steps": row.time_steps,
+                "patch_blocks": row.patch_blocks,
+                "composition": composition(row.pattern),
+                "state_size": row.d_state,
+                "train_minutes": round(m["train_seconds"] / 60, 3),
+                "test_accuracy": round(m["test_accuracy"], 4),
+                "val_accuracy": round(m["val_accuracy"], 4),
+            }
+        )
         log(f"    {m['params']:,} parameters, {m['train_seconds']:.1f} s, test accuracy {m['test_accuracy']:.4f}")
         write_tables(results, out, dataset=dataset, epochs=epochs, batch_size=batch_size, embed_dim=embed_dim)
     return results
@@ -112,7 +145,8 @@ def write_tables(rows: list[dict], out: Path, **setting) -> None:
     lines = [
         "# Spiking Mamba hyper-parameter ablation (Miao, Table 1 grid)",
         "",
-        "Setting: " + ", ".join(f"{k}={v}" for k, v in setting.items())
+        "Setting: "
+        + ", ".join(f"{k}={v}" for k, v in setting.items())
         + ". Accuracy: test set, checkpoint selected on validation. Times: training only, this machine.",
         "",
         "| " + " | ".join(COLUMNS) + " |",

@@ -21,8 +21,9 @@ import torch
 from mambaspike import kernels
 from mambaspike.kernels.views import numpy_view
 from mambaspike.layers.blocks import SpikingDenseBlock
-from mambaspike.neurons.modules import LIF
 from mambaspike.neurons.lif_fast import kernel_scalars
+from mambaspike.neurons.modules import LIF
+
 
 def unsupported(fe, x: torch.Tensor, state) -> str | None:
     """Why the fused inference forward cannot run ``fe(x, state)`` (``None`` when it can).
@@ -57,8 +58,10 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         params = (p for m in mods.values() if m is not None for p in m._parameters.values() if p is not None)
         if grad and any(p.requires_grad for p in params):
             return "an autograd graph is needed"
-    if grad and state is not None and any(
-        t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,))
+    if (
+        grad
+        and state is not None
+        and any(t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,)))
     ):
         return "an autograd graph is needed"
     if not kernels.available("frontend_numba"):
@@ -127,10 +130,28 @@ def forward(fe, x: torch.Tensor, state=None):
         init_v = False
     kp = fe.temporal_pool
     out = x.new_empty((T + kp - 1) // kp, B, n_last)
-    k.dense_frontend(x.contiguous().numpy(), tuple(ws), tuple(means), tuple(variances), tuple(gammas), tuple(betas),
-                     np.array(eps, dtype=np.float64), lifp, soft, r_w, has_rec, kp,
-                     fe.temporal_pool_mode == "avg", v_state.numpy(), init_v, s_prev.numpy(), has_s0, out.numpy(), 0,
-                     B)  # fmt: skip
+    k.dense_frontend(
+        x.contiguous().numpy(),
+        tuple(ws),
+        tuple(means),
+        tuple(variances),
+        tuple(gammas),
+        tuple(betas),
+        np.array(eps, dtype=np.float64),
+        lifp,
+        soft,
+        r_w,
+        has_rec,
+        kp,
+        fe.temporal_pool_mode == "avg",
+        v_state.numpy(),
+        init_v,
+        s_prev.numpy(),
+        has_s0,
+        out.numpy(),
+        0,
+        B,
+    )
     states = list(v_state.split(n_outs, dim=1))
     if has_rec:
         states[-1] = (states[-1], s_prev)

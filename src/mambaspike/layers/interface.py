@@ -26,7 +26,9 @@ def window_sum(x: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor
     L = (T + window - 1) // window  # ceil; not -(-T // window): traced, ONNX divides toward zero
     pad = L * window - T
     if pad:
-        x = torch.cat([x, torch.zeros_like(x[:1]).expand(pad, *x.shape[1:])], dim=0)  # traces with a dynamic batch (ONNX)
+        x = torch.cat(
+            [x, torch.zeros_like(x[:1]).expand(pad, *x.shape[1:])], dim=0
+        )  # traces with a dynamic batch (ONNX)
     sums = x.reshape(L, window, *x.shape[1:]).sum(dim=1)  # (L, B, F)
     bins = torch.full((L,), float(window), dtype=x.dtype, device=x.device)
     bins[-1] = window - pad
@@ -116,7 +118,9 @@ class SpikeInterface(nn.Module):
         """One bin ``x [B, ...]`` -> ``(a [B, d_model] when it completes a window, else None, state)``.
         Streaming uses the running firing rate (eval mode). State: ``(sums [B, F], bins, window index)``."""
         if self.training and self.rate_norm:
-            raise ValueError("SpikeInterface.step: streaming needs eval mode (model.eval()), which uses the running rate")
+            raise ValueError(
+                "SpikeInterface.step: streaming needs eval mode (model.eval()), which uses the running rate"
+            )
         sums, n, idx = state if state is not None else (None, 0, 0)
         xf = x.flatten(1)  # (B, F)
         sums, n = (xf if sums is None else sums + xf), n + 1

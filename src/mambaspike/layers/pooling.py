@@ -24,7 +24,9 @@ def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
     L = (T + k - 1) // k  # ceil; not -(-T // k): traced, ONNX divides toward zero
     pad = L * k - T
     if pad:
-        x = torch.cat([x, torch.zeros_like(x[:1]).expand(pad, *x.shape[1:])], dim=0)  # traces with a dynamic batch (ONNX)
+        x = torch.cat(
+            [x, torch.zeros_like(x[:1]).expand(pad, *x.shape[1:])], dim=0
+        )  # traces with a dynamic batch (ONNX)
     xw = x.reshape(L, k, *x.shape[1:])  # (L, k, B, ...)
     if mode == "max":
         return xw.amax(dim=1)
@@ -69,8 +71,6 @@ class PooledStream:
         _, rest, acc, n = state
         out, _ = self._rest(_pool_value(acc, n, self._pool_mode)[None], rest)
         return out[0]
-
-
 
 
 def per_bin(module: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -15,17 +15,25 @@ class ConvStem(PooledStream, nn.Module):
     ``spatial=False`` dense layers, ``[T, B, F] -> [T', B, C_last]``."""
 
     def __init__(
-        self, in_channels: int, channels=(16, 32, 64), temporal_pool: int = 2, spatial_out: int = 4,
+        self,
+        in_channels: int,
+        channels=(16, 32, 64),
+        temporal_pool: int = 2,
+        spatial_out: int = 4,
         spatial: bool = True,
-    ):  # fmt: skip
+    ):
         super().__init__()
         layers = []
         c_prev = in_channels
         for i, c in enumerate(channels):
             last = i == len(channels) - 1
             if spatial:
-                layer = [nn.Conv2d(c_prev, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                         nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)]  # fmt: skip
+                layer = [
+                    nn.Conv2d(c_prev, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2),
+                ]
             else:
                 layer = [nn.Linear(c_prev, c, bias=False), nn.BatchNorm1d(c), nn.ReLU()]
             layers.append(nn.Sequential(*layer))

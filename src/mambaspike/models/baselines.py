@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mambaspike.ssm.mamba import MambaBackbone
-from mambaspike.layers.stem import ConvStem
-from mambaspike.layers.interface import SpikeInterface
 from mambaspike.layers.head import ClassifierHead
+from mambaspike.layers.interface import SpikeInterface
+from mambaspike.layers.stem import ConvStem
 from mambaspike.models.config import MambaBaselineConfig, ModelConfig, RNNBaselineConfig, as_family_config
 from mambaspike.models.stream import StreamMixin
+from mambaspike.ssm.mamba import MambaBackbone
 
 
 def _stem_and_interface(cfg: MambaBaselineConfig | RNNBaselineConfig) -> tuple[ConvStem, SpikeInterface]:

@@ -210,16 +210,25 @@ _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortc
 FAMILIES: dict[str, tuple[type, dict[str, str]]] = {
     "mambaspike": (
         MambaSpikeConfig,
-        {**_IN, **{k: f"frontend.{k}" for k in _FRONT}, "window": "interface.window",
-         "rate_norm": "interface.rate_norm", **_BACKBONE},
+        {
+            **_IN,
+            **{k: f"frontend.{k}" for k in _FRONT},
+            "window": "interface.window",
+            "rate_norm": "interface.rate_norm",
+            **_BACKBONE,
+        },
     ),
     "mamba": (MambaBaselineConfig, {**_IN, **_STEM}),
     "lstm": (RNNBaselineConfig, {**_IN, **_STEM, "rnn_hidden": "hidden"}),
     "gru": (RNNBaselineConfig, {**_IN, **_STEM, "rnn_hidden": "hidden"}),
     "spiking-mamba": (
         SpikingMambaConfig,
-        {"input_shape": "input_shape", "num_classes": "num_classes", **{k: k for k in _SPIKING},
-         "spiking_scan_backend": "scan_backend"},
+        {
+            "input_shape": "input_shape",
+            "num_classes": "num_classes",
+            **{k: k for k in _SPIKING},
+            "spiking_scan_backend": "scan_backend",
+        },
     ),
 }
 FAMILIES["spiking-hybrid"] = FAMILIES["spiking-mamba"]
@@ -314,7 +323,7 @@ class ModelConfig:
         return cls(**tree)
 
     @classmethod
-    def from_family(cls, cfg) -> "ModelConfig":
+    def from_family(cls, cfg) -> ModelConfig:
         """The flat record of a typed config (the family's fields set; the others at their defaults)."""
         if isinstance(cfg, RNNBaselineConfig):
             name = cfg.kind
@@ -335,7 +344,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         """The record of ``to_dict`` (or of a ``run.json``'s ``"model"``); the key ``extra`` that the
         first release wrote is dropped, any other unknown key is an error."""
         d = {k: v for k, v in d.items() if k != "extra"}

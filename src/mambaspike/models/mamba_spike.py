@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mambaspike.ssm.mamba import MambaBackbone
 from mambaspike.layers.frontend import SpikingFrontEnd
 from mambaspike.layers.head import ClassifierHead
 from mambaspike.layers.interface import SpikeInterface
 from mambaspike.models.config import MambaSpikeConfig, ModelConfig, as_family_config
 from mambaspike.models.stream import StreamMixin
+from mambaspike.ssm.mamba import MambaBackbone
 
 
 class MambaSpike(StreamMixin, nn.Module):
@@ -42,7 +42,10 @@ class MambaSpike(StreamMixin, nn.Module):
             spatial=cfg.spatial,
         )
         self.interface = SpikeInterface(
-            self.frontend.out_features, bb.d_model, cfg.interface.window, self.frontend.out_bin_ms,
+            self.frontend.out_features,
+            bb.d_model,
+            cfg.interface.window,
+            self.frontend.out_bin_ms,
             rate_norm=cfg.interface.rate_norm,
         )
         self.backbone = MambaBackbone(bb.mamba_config())

@@ -13,7 +13,6 @@ same spikes.
 
 from __future__ import annotations
 
-
 import torch
 
 from mambaspike.errors import ConfigError
@@ -97,9 +96,7 @@ def latency(
     return (steps == t.unsqueeze(0)).to(x.dtype)
 
 
-def delta(
-    signal: torch.Tensor, threshold: float = 0.1, *, log: bool = False, eps: float = 1e-3
-) -> torch.Tensor:
+def delta(signal: torch.Tensor, threshold: float = 0.1, *, log: bool = False, eps: float = 1e-3) -> torch.Tensor:
     """Delta (send-on-change) coding of a time series ``signal [T, B, ...]`` -> ``[T, B, 2, ...]``.
 
     Each element keeps a reference level, starting at its value at t = 0. Whenever the signal has

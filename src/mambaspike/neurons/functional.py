@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import torch
 
+
 class LIFParams(NamedTuple):
     """Parameters of one LIF population (tensors broadcast against the state)."""
 
@@ -73,7 +74,6 @@ def lif_multistep(
     return _multistep(lif_step, x_seq, v, p, spike_fn)
 
 
-
 class ALIFParams(NamedTuple):
     """Adaptive-threshold LIF: the threshold rises by ``adapt`` with every spike and decays back
     with ``rho = exp(-dt / tau_adapt)`` per bin."""
@@ -96,11 +96,11 @@ class ALIFState(NamedTuple):
 def alif_step(x: torch.Tensor, state: ALIFState, p: ALIFParams, spike_fn) -> tuple[torch.Tensor, ALIFState]:
     """One step::
 
-        h[t]     = beta * v[t-1] + (1 - beta) * x[t]          (x[t] when not decay_input)
-        theta[t] = v_threshold + adapt * a[t-1]
-        s[t]     = H(h[t] - theta[t])
-        v[t]     = reset of h[t] (hard: v_reset; soft: h[t] - theta[t])
-        a[t]     = rho * a[t-1] + s[t]
+    h[t]     = beta * v[t-1] + (1 - beta) * x[t]          (x[t] when not decay_input)
+    theta[t] = v_threshold + adapt * a[t-1]
+    s[t]     = H(h[t] - theta[t])
+    v[t]     = reset of h[t] (hard: v_reset; soft: h[t] - theta[t])
+    a[t]     = rho * a[t-1] + s[t]
     """
     v, a = state
     h = p.beta * v + (1 - p.beta) * x if p.decay_input else p.beta * v + x
@@ -138,9 +138,9 @@ class SynapticState(NamedTuple):
 def synaptic_step(x: torch.Tensor, state: SynapticState, p: SynapticParams, spike_fn):
     """One step (``decay_input=False`` is snnTorch's ``Synaptic``)::
 
-        i[t] = beta_syn * i[t-1] + (1 - beta_syn) * x[t]      (+ x[t] when not decay_input)
-        h[t] = beta * v[t-1] + (1 - beta) * i[t]              (+ i[t] when not decay_input)
-        s[t] = H(h[t] - v_threshold);  v[t] = reset of h[t]
+    i[t] = beta_syn * i[t-1] + (1 - beta_syn) * x[t]      (+ x[t] when not decay_input)
+    h[t] = beta * v[t-1] + (1 - beta) * i[t]              (+ i[t] when not decay_input)
+    s[t] = H(h[t] - v_threshold);  v[t] = reset of h[t]
     """
     v, i = state
     if p.decay_input:
@@ -187,10 +187,10 @@ class SRMState(NamedTuple):
 def srm_step(x: torch.Tensor, state: SRMState, p: SRMParams, spike_fn) -> tuple[torch.Tensor, SRMState]:
     """One step, the kernels evaluated recursively::
 
-        psp[t] = beta * psp[t-1] + (1 - beta) * x[t]
-        u[t]   = psp[t] - eta * beta_refr * r[t-1]
-        s[t]   = H(u[t] - v_threshold)
-        r[t]   = beta_refr * r[t-1] + s[t]         (s detached with detach_reset)
+    psp[t] = beta * psp[t-1] + (1 - beta) * x[t]
+    u[t]   = psp[t] - eta * beta_refr * r[t-1]
+    s[t]   = H(u[t] - v_threshold)
+    r[t]   = beta_refr * r[t-1] + s[t]         (s detached with detach_reset)
     """
     psp, r = state
     psp = p.beta * psp + (1 - p.beta) * x if p.decay_input else p.beta * psp + x
@@ -215,5 +215,3 @@ def srm_multistep(x_seq: torch.Tensor, state: SRMState | None, p: SRMParams, spi
     if state is None:
         state = SRMState(x_seq.new_zeros(x_seq.shape[1:]), x_seq.new_zeros(x_seq.shape[1:]))
     return _multistep(srm_step, x_seq, state, p, spike_fn)
-
-

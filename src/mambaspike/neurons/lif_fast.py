@@ -30,7 +30,6 @@ from mambaspike.neurons.surrogate import Surrogate
 LIF_BACKENDS = ("auto", "reference", "numba", "cpu", "triton")
 
 
-
 def numba_available() -> bool:
     """Whether the compiled CPU LIF kernel can be used (see :func:`mambaspike.kernels.load`)."""
     return kernels.available("lif_numba")
@@ -113,14 +112,36 @@ def _numba_backward(x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_in
     nblk = -(-N // blk)
     gbeta = np.zeros(nblk)
     gvth = np.zeros(nblk)
-    args = (x2.numpy(), v02.numpy(), gs.numpy(), gs_scalar, gv.numpy(), npd(b), npd(c), npd(vth), npd(v_reset), soft,
-            detach, decay_input, kind, npd(alpha), npd(1.0), npd(math.pi / 2), gx.numpy(), gv0.numpy(), gbeta, gvth,
-            blk)  # fmt: skip
+    args = (
+        x2.numpy(),
+        v02.numpy(),
+        gs.numpy(),
+        gs_scalar,
+        gv.numpy(),
+        npd(b),
+        npd(c),
+        npd(vth),
+        npd(v_reset),
+        soft,
+        detach,
+        decay_input,
+        kind,
+        npd(alpha),
+        npd(1.0),
+        npd(math.pi / 2),
+        gx.numpy(),
+        gv0.numpy(),
+        gbeta,
+        gvth,
+        blk,
+    )
     run_blocks(K.lif_backward, args, nblk, T * N)
     return gx, gv0, float(gbeta.sum()), float(gvth.sum())
 
 
-def kernel_scalars(beta: torch.Tensor, v_threshold: torch.Tensor, decay_input: bool, dtype) -> tuple[float, float, float]:
+def kernel_scalars(
+    beta: torch.Tensor, v_threshold: torch.Tensor, decay_input: bool, dtype
+) -> tuple[float, float, float]:
     """``(beta, input scale, threshold)`` as Python floats, exactly as the reference computes them:
     ``1 - beta`` in beta's dtype, then cast to the compute ``dtype``."""
     beta = beta.detach()
@@ -153,8 +174,23 @@ class _FusedLIF(torch.autograd.Function):
         else:
             s, v_last = _numba_forward(x2, v02, b, c, vth, float(v_reset), bool(soft))
         ctx.save_for_backward(x2, v02)
-        ctx.cfg = (b, c, vth, float(v_reset), bool(soft), bool(detach), bool(decay_input), int(kind),
-                   float(alpha.detach()), impl, shape, beta.shape, beta.dtype, v_threshold.shape, v_threshold.dtype)  # fmt: skip
+        ctx.cfg = (
+            b,
+            c,
+            vth,
+            float(v_reset),
+            bool(soft),
+            bool(detach),
+            bool(decay_input),
+            int(kind),
+            float(alpha.detach()),
+            impl,
+            shape,
+            beta.shape,
+            beta.dtype,
+            v_threshold.shape,
+            v_threshold.dtype,
+        )
         return s.view(shape), v_last.view(shape[1:])
 
     @staticmethod
@@ -181,8 +217,14 @@ class _FusedLIF(torch.autograd.Function):
             gv0.view(shape[1:]) if need[1] else None,
             torch.tensor(g_beta, dtype=b_dt, device=x2.device).reshape(b_shape) if need[2] else None,
             torch.tensor(g_vth, dtype=t_dt, device=x2.device).reshape(t_shape) if need[3] else None,
-            None, None, None, None, None, None, None,
-        )  # fmt: skip
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def _resolve_backend(backend: str, x_seq: torch.Tensor, v, p: LIFParams, spike_fn) -> str:
@@ -211,8 +253,10 @@ def _resolve_backend(backend: str, x_seq: torch.Tensor, v, p: LIFParams, spike_f
         raise ValueError(f"LIF backend {backend!r} cannot run this call: {why}")
     kernel = "lif_triton" if impl == "triton" else "lif_numba"
     if not kernels.available(kernel):
-        raise ImportError(f"LIF backend {backend!r} needs the {kernel!r} kernel ({kernels.reason(kernel)}); "
-                          f"`pip install {kernels.KERNELS[kernel].package}`")  # fmt: skip
+        raise ImportError(
+            f"LIF backend {backend!r} needs the {kernel!r} kernel ({kernels.reason(kernel)}); "
+            f"`pip install {kernels.KERNELS[kernel].package}`"
+        )
     return impl
 
 
@@ -230,19 +274,38 @@ def lif_multistep_fast(
         return lif_multistep(x_seq, v, p, spike_fn)
     dtype = x_seq.dtype
     beta = p.beta if torch.is_tensor(p.beta) else torch.tensor(p.beta, dtype=dtype, device=x_seq.device)
-    vth = p.v_threshold if torch.is_tensor(p.v_threshold) else torch.tensor(p.v_threshold, dtype=dtype, device=x_seq.device)
+    vth = (
+        p.v_threshold
+        if torch.is_tensor(p.v_threshold)
+        else torch.tensor(p.v_threshold, dtype=dtype, device=x_seq.device)
+    )
     if v is None:
         v = x_seq.new_full(x_seq.shape[1:], p.v_reset)
     try:
         if impl == "numba" and not kernels.needs_graph(x_seq, v, beta, vth) and x_seq.numel():
             # inference: the forward kernel alone (what _FusedLIF.forward runs), without an autograd node
             shape = x_seq.shape
-            s, v_last = _numba_forward(x_seq.contiguous().view(shape[0], -1), v.to(dtype).contiguous().view(-1),
-                                       *kernel_scalars(beta, vth, p.decay_input, dtype), float(p.v_reset),
-                                       bool(p.soft_reset))  # fmt: skip
+            s, v_last = _numba_forward(
+                x_seq.contiguous().view(shape[0], -1),
+                v.to(dtype).contiguous().view(-1),
+                *kernel_scalars(beta, vth, p.decay_input, dtype),
+                float(p.v_reset),
+                bool(p.soft_reset),
+            )
             return s.view(shape), v_last.view(shape[1:])
-        return _FusedLIF.apply(x_seq, v, beta, vth, spike_fn.alpha, float(p.v_reset), bool(p.soft_reset),
-                               bool(p.detach_reset), bool(p.decay_input), spike_fn.kind, impl)  # fmt: skip
+        return _FusedLIF.apply(
+            x_seq,
+            v,
+            beta,
+            vth,
+            spike_fn.alpha,
+            float(p.v_reset),
+            bool(p.soft_reset),
+            bool(p.detach_reset),
+            bool(p.decay_input),
+            spike_fn.kind,
+            impl,
+        )
     except Exception as e:
         if impl != "numba" or not _kernel_failed(e, backend):
             raise
@@ -258,8 +321,15 @@ def _triton_usable(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> bool:
     (spikes, final state, gradients) on this device, dtype and configuration in a one-time check."""
     if kernels.load("lif_triton") is None:
         return False
-    key = (str(x_seq.device), x_seq.dtype, bool(p.soft_reset), bool(p.detach_reset), bool(p.decay_input),
-           spike_fn.kind, float(spike_fn.alpha))  # fmt: skip
+    key = (
+        str(x_seq.device),
+        x_seq.dtype,
+        bool(p.soft_reset),
+        bool(p.detach_reset),
+        bool(p.decay_input),
+        spike_fn.kind,
+        float(spike_fn.alpha),
+    )
     checked = _triton_checked
     if key not in checked:
         try:
@@ -269,8 +339,12 @@ def _triton_usable(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> bool:
             checked[key], reason = False, f"{type(e).__name__}: {e}"
         if not checked[key] and str(x_seq.device) not in _triton_warned:
             _triton_warned.add(str(x_seq.device))
-            warnings.warn(f"mambaspike: the Triton LIF kernel is not used on {x_seq.device} ({reason}); "
-                          "using the reference loop.", RuntimeWarning, stacklevel=4)  # fmt: skip
+            warnings.warn(
+                f"mambaspike: the Triton LIF kernel is not used on {x_seq.device} ({reason}); "
+                "using the reference loop.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
     return checked[key]
 
 
@@ -290,14 +364,28 @@ def _triton_self_check(device, dtype, p: LIFParams, spike_fn) -> bool:
         if impl == "reference":
             s, v = lif_multistep(xr, vr, q, sf)
         else:
-            s, v = _FusedLIF.apply(xr, vr, beta, vth, sf.alpha, float(q.v_reset), bool(q.soft_reset),
-                                   bool(q.detach_reset), bool(q.decay_input), sf.kind, "triton")  # fmt: skip
+            s, v = _FusedLIF.apply(
+                xr,
+                vr,
+                beta,
+                vth,
+                sf.alpha,
+                float(q.v_reset),
+                bool(q.soft_reset),
+                bool(q.detach_reset),
+                bool(q.decay_input),
+                sf.kind,
+                "triton",
+            )
         torch.autograd.backward([s, v], [gs, torch.ones_like(v)])
         out.append([s.detach(), v.detach(), xr.grad, vr.grad, beta.grad, vth.grad])
     (s0, v0_, *g0), (s1, v1, *g1) = out
     tol = dict(rtol=1e-4, atol=1e-5) if dtype != torch.float64 else dict(rtol=1e-10, atol=1e-12)
-    return bool(torch.equal(s0, s1)) and torch.allclose(v0_, v1, **tol) and all(
-        torch.allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * max(1.0, float(a.abs().max()))) for a, b in zip(g0, g1)
+    return (
+        bool(torch.equal(s0, s1))
+        and torch.allclose(v0_, v1, **tol)
+        and all(
+            torch.allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * max(1.0, float(a.abs().max())))
+            for a, b in zip(g0, g1)
+        )
     )
-
-

@@ -17,10 +17,26 @@ import math
 import torch
 from torch import nn
 
-from mambaspike.neurons.functional import ALIFParams, ALIFState, LIFParams, SRMParams, SRMState, SynapticParams, SynapticState, alif_multistep, alif_step, lif_step, srm_multistep, srm_step, synaptic_multistep, synaptic_step
+from mambaspike.neurons.functional import (
+    ALIFParams,
+    ALIFState,
+    LIFParams,
+    SRMParams,
+    SRMState,
+    SynapticParams,
+    SynapticState,
+    alif_multistep,
+    alif_step,
+    lif_step,
+    srm_multistep,
+    srm_step,
+    synaptic_multistep,
+    synaptic_step,
+)
 from mambaspike.neurons.lif_fast import LIF_BACKENDS, _kernel_failed, lif_multistep_fast
 from mambaspike.neurons.recurrent import _rlif_fused, fused_supported, rlif_multistep
 from mambaspike.neurons.surrogate import Surrogate, make_surrogate
+
 
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
@@ -199,8 +215,16 @@ class ALIF(_LeakyNeuron):
         return self._tau_of(self.w_adapt)
 
     def params(self) -> ALIFParams:
-        return ALIFParams(self.beta, self.v_threshold, torch.sigmoid(self.w_adapt), self.adapt, self.v_reset,
-                          self.soft_reset, self.detach_reset, self.decay_input)  # fmt: skip
+        return ALIFParams(
+            self.beta,
+            self.v_threshold,
+            torch.sigmoid(self.w_adapt),
+            self.adapt,
+            self.v_reset,
+            self.soft_reset,
+            self.detach_reset,
+            self.decay_input,
+        )
 
     def initial_state(self, x: torch.Tensor) -> ALIFState:
         return ALIFState(torch.full_like(x, self.v_reset), torch.zeros_like(x))
@@ -250,8 +274,15 @@ class SynapticLIF(_LeakyNeuron):
         return self._tau_of(self.w_syn)
 
     def params(self) -> SynapticParams:
-        return SynapticParams(self.beta, self.beta_syn, self.v_threshold, self.v_reset, self.soft_reset,
-                              self.detach_reset, self.decay_input)  # fmt: skip
+        return SynapticParams(
+            self.beta,
+            self.beta_syn,
+            self.v_threshold,
+            self.v_reset,
+            self.soft_reset,
+            self.detach_reset,
+            self.decay_input,
+        )
 
     def initial_state(self, x: torch.Tensor) -> SynapticState:
         return SynapticState(torch.full_like(x, self.v_reset), torch.zeros_like(x))
@@ -300,8 +331,9 @@ class SRM(_LeakyNeuron):
         return self._tau_of(self.w_refr)
 
     def params(self) -> SRMParams:
-        return SRMParams(self.beta, torch.sigmoid(self.w_refr), self.v_threshold, self.eta, self.detach_reset,
-                         self.decay_input)  # fmt: skip
+        return SRMParams(
+            self.beta, torch.sigmoid(self.w_refr), self.v_threshold, self.eta, self.detach_reset, self.decay_input
+        )
 
     def initial_state(self, x: torch.Tensor) -> SRMState:
         return SRMState(torch.zeros_like(x), torch.zeros_like(x))

@@ -27,10 +27,10 @@ import math
 
 import torch
 
-from mambaspike.neurons.functional import LIFParams, lif_step
 from mambaspike import kernels
 from mambaspike.kernels.threads import run_blocks
 from mambaspike.kernels.views import empty_like_numpy, np_dtype
+from mambaspike.neurons.functional import LIFParams, lif_step
 from mambaspike.neurons.lif_fast import kernel_scalars, kernel_unsupported
 
 
@@ -100,12 +100,38 @@ class _FusedRecurrentLIF(torch.autograd.Function):
         s = empty_like_numpy(x.shape, dt)
         v_last = v0.clone()
         if T and R and C:
-            args = (x.numpy(), WT.numpy(), v0.numpy(), s0.numpy(), bool(has_s0), npd(b), npd(c), npd(vth),
-                    npd(v_reset), bool(soft), s.numpy(), v_last.numpy())  # fmt: skip
+            args = (
+                x.numpy(),
+                WT.numpy(),
+                v0.numpy(),
+                s0.numpy(),
+                bool(has_s0),
+                npd(b),
+                npd(c),
+                npd(vth),
+                npd(v_reset),
+                bool(soft),
+                s.numpy(),
+                v_last.numpy(),
+            )
             run_blocks(K.rlif_forward, args, R, T * R * C)
         ctx.save_for_backward(x, W, WT, v0, s0)
-        ctx.cfg = (b, c, vth, float(v_reset), bool(soft), bool(detach), bool(decay_input), int(kind),
-                   float(alpha.detach()), bool(has_s0), beta.shape, beta.dtype, v_threshold.shape, v_threshold.dtype)  # fmt: skip
+        ctx.cfg = (
+            b,
+            c,
+            vth,
+            float(v_reset),
+            bool(soft),
+            bool(detach),
+            bool(decay_input),
+            int(kind),
+            float(alpha.detach()),
+            bool(has_s0),
+            beta.shape,
+            beta.dtype,
+            v_threshold.shape,
+            v_threshold.dtype,
+        )
         return s, v_last
 
     @staticmethod
@@ -131,9 +157,34 @@ class _FusedRecurrentLIF(torch.autograd.Function):
         gbeta = np.zeros(max(nchunk, 1))
         gvth = np.zeros(max(nchunk, 1))
         if T and R and C:
-            args = (kind, x.numpy(), W.numpy(), WT.numpy(), v0.numpy(), s0.numpy(), has_s0, gs.numpy(), gv.numpy(),
-                    npd(b), npd(c), npd(vth), npd(v_reset), npd(alpha), npd(1.0), npd(math.pi / 2), soft, detach,
-                    decay_input, gx.numpy(), gv0.numpy(), gs0.numpy(), gWT, gbeta, gvth, nrows)  # fmt: skip
+            args = (
+                kind,
+                x.numpy(),
+                W.numpy(),
+                WT.numpy(),
+                v0.numpy(),
+                s0.numpy(),
+                has_s0,
+                gs.numpy(),
+                gv.numpy(),
+                npd(b),
+                npd(c),
+                npd(vth),
+                npd(v_reset),
+                npd(alpha),
+                npd(1.0),
+                npd(math.pi / 2),
+                soft,
+                detach,
+                decay_input,
+                gx.numpy(),
+                gv0.numpy(),
+                gs0.numpy(),
+                gWT,
+                gbeta,
+                gvth,
+                nrows,
+            )
             run_blocks(K.rlif_backward, args, nchunk, T * R * C * C)
         else:
             gx.zero_()
@@ -147,8 +198,14 @@ class _FusedRecurrentLIF(torch.autograd.Function):
             gs0 if need[3] and has_s0 else None,
             torch.tensor(float(gbeta.sum()), dtype=b_dt).reshape(b_shape) if need[4] else None,
             torch.tensor(float(gvth.sum()), dtype=t_dt).reshape(t_shape) if need[5] else None,
-            None, None, None, None, None, None, None,
-        )  # fmt: skip
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def rlif_multistep_fast(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParams, spike_fn):
@@ -173,9 +230,21 @@ def _rlif_fused(x_seq: torch.Tensor, W: torch.Tensor, state, p: LIFParams, spike
     x_r = _rows(x_seq, 1)  # (T, R, C)
     v_r = _rows(v, 0)  # (R, C)
     s0_r = _rows(s_prev, 0) if has_s0 else x_r.new_zeros(x_r.shape[1:])
-    s_r, v_last_r = _FusedRecurrentLIF.apply(x_r, W, v_r, s0_r, beta, vth, spike_fn.alpha, has_s0, float(p.v_reset),
-                                             bool(p.soft_reset), bool(p.detach_reset), bool(p.decay_input),
-                                             spike_fn.kind)  # fmt: skip
+    s_r, v_last_r = _FusedRecurrentLIF.apply(
+        x_r,
+        W,
+        v_r,
+        s0_r,
+        beta,
+        vth,
+        spike_fn.alpha,
+        has_s0,
+        float(p.v_reset),
+        bool(p.soft_reset),
+        bool(p.detach_reset),
+        bool(p.decay_input),
+        spike_fn.kind,
+    )
     spikes = _unrows(s_r, shape, 1)
     v_last = _unrows(v_last_r, shape[1:], 0)
     return spikes, (v_last, spikes[-1] if shape[0] else s_prev)

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 
-
 def atan_grad(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """d/dx of ``atan(pi/2 * alpha * x) / pi``: ``alpha / 2 / (1 + (pi/2 * alpha * x)^2)`` (Fang et al. 2021)."""
     return (alpha / 2) / (1 + (math.pi / 2 * alpha * x).square())
@@ -30,7 +29,8 @@ def fast_sigmoid_grad(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 
 def triangle_grad(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Triangle of height ``alpha`` and half-width ``1 / alpha``: ``alpha * max(0, 1 - alpha |x|)`` (Esser et al. 2016)."""
+    """Triangle of height ``alpha`` and half-width ``1 / alpha``: ``alpha * max(0, 1 - alpha |x|)``
+    (Esser et al. 2016)."""
     return alpha * (1 - alpha * x.abs()).clamp_min(0)
 
 
@@ -121,4 +121,3 @@ def make_surrogate(surrogate: str | Surrogate, alpha: float | None = None) -> Su
     if name not in SURROGATES:
         raise ValueError(f"unknown surrogate {surrogate!r}; expected one of {', '.join(SURROGATES)}")
     return SURROGATES[name](alpha)
-

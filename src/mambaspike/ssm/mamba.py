@@ -68,7 +68,7 @@ def _cpu_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
+def _fused_kernels(block: MambaBlock, x: torch.Tensor, state):
     """The kernel module of the fused inference forward where it applies, else ``None``: CPU float32 or
     float64 input with parameters of the same dtype, no autocast, ``scan_backend`` ``auto`` or
     ``numba`` with numba available, no forward hooks on the block or its layers (operation
@@ -83,7 +83,7 @@ def _fused_kernels(block: "MambaBlock", x: torch.Tensor, state):
     return kernels.load("mamba_numba")
 
 
-def _rmsnorm(norm: "RMSNorm", x: torch.Tensor, k) -> torch.Tensor:
+def _rmsnorm(norm: RMSNorm, x: torch.Tensor, k) -> torch.Tensor:
     """``norm(x)`` through the compiled kernel (``x`` CPU, float32/float64, no graph needed)."""
     x = x.contiguous()
     out = torch.empty_like(x)
@@ -154,10 +154,9 @@ class MambaBlock(nn.Module):
         ``k`` is the kernel module (:mod:`mambaspike.kernels.mamba_numba`). No autograd graph. With ``residual``
         (``[B, L, d_model]``) the output is ``residual + out_proj(y)``, the sum done by the GEMM.
 
-        The kernels run on the calling thread. Right after each GEMM torch's OpenMP threads spin for
-        milliseconds, and worker threads of our own on the same cores lost to them at every size
-        measured: on 2 cores, the backbone of ``bench model --inputs smnist`` took 1.63 ms with the
-        kernels on one thread against 1.81 ms split over two (batch 1), 83 against 95 ms at batch 64."""
+        The kernels run on the calling thread: right after each GEMM torch's OpenMP threads spin, and
+        worker threads of our own on the same cores would wait for them (README, "Kernels, streaming and
+        latency")."""
         cfg = self.cfg
         Bsz, L, _ = x.shape
         E, N, K, dtype = cfg.d_inner, cfg.d_state, cfg.d_conv, x.dtype
@@ -180,8 +179,23 @@ class MambaBlock(nn.Module):
         dt_w, A_in, a_is_log, a_scale, D, dt_bias = self._kernel_params(dtype, k)
         y = x.new_empty(Bsz, L, E)  # (B, L, E)
         last = x.new_empty(Bsz, E, N)  # (B, E, N)
-        k.scan_gate(xz_np, xc_np, dt_w, x_dbl.numpy(), cfg.rank, A_in, a_is_log, a_scale, D, dt_bias, h0.numpy(),
-                    y.numpy(), last.numpy(), 0, Bsz)  # fmt: skip
+        k.scan_gate(
+            xz_np,
+            xc_np,
+            dt_w,
+            x_dbl.numpy(),
+            cfg.rank,
+            A_in,
+            a_is_log,
+            a_scale,
+            D,
+            dt_bias,
+            h0.numpy(),
+            y.numpy(),
+            last.numpy(),
+            0,
+            Bsz,
+        )
         W, bias = self.out_proj.weight, self.out_proj.bias
         if residual is None:
             return F.linear(y, W, bias), (new_conv_state, last)

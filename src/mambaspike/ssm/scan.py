@@ -65,9 +65,7 @@ def selective_scan_reference(
         deltaA = torch.exp(torch.einsum("bdl,dn->lbdn", delta, A.to(cd)))  # (L, B, D, N)
         deltaB_u = torch.einsum("bdl,bnl,bdl->lbdn", delta, Bf, u)  # (L, B, D, N)
         x = (
-            initial_state.to(cd)
-            if initial_state is not None
-            else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+            initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
         )  # (B, D, N)
         ys = []
         for dA, dBu, c in zip(deltaA.unbind(0), deltaB_u.unbind(0), Cf.unbind(2)):
@@ -85,6 +83,7 @@ def selective_scan_reference(
 # --------------------------------------------------------------------------------------------
 # numba (compiled CPU) backend
 # --------------------------------------------------------------------------------------------
+
 
 def numba_available() -> bool:
     """Whether the compiled CPU scan kernel can be used (see :func:`mambaspike.kernels.load`)."""
@@ -157,8 +156,23 @@ class _NumbaScanFn(torch.autograd.Function):
         dB_part = torch.zeros(nb, groups, L, N, dtype=u.dtype)
         dC_part = torch.zeros(nb, groups, L, N, dtype=u.dtype)
         dx0 = torch.empty_like(x0)
-        k.scan_bwd(u.numpy(), dt.numpy(), A.numpy(), Bt.numpy(), Ct.numpy(), x0.numpy(), gy.numpy(), glast.numpy(),
-                   groups, du.numpy(), ddt.numpy(), dA_rows.numpy(), dB_part.numpy(), dC_part.numpy(), dx0.numpy())  # fmt: skip
+        k.scan_bwd(
+            u.numpy(),
+            dt.numpy(),
+            A.numpy(),
+            Bt.numpy(),
+            Ct.numpy(),
+            x0.numpy(),
+            gy.numpy(),
+            glast.numpy(),
+            groups,
+            du.numpy(),
+            ddt.numpy(),
+            dA_rows.numpy(),
+            dB_part.numpy(),
+            dC_part.numpy(),
+            dx0.numpy(),
+        )
         del dt
         dD = None
         if D is not None:
@@ -178,9 +192,18 @@ def _delta(delta, delta_bias, softplus):
 
 
 def selective_scan_numba(
-    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False,
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
     initial_state=None,
-):  # fmt: skip
+):
     """The ``numba`` backend (CPU tensors only); same arguments and results as the reference."""
     if u.device.type != "cpu":
         raise ValueError(f"selective_scan: backend 'numba' needs CPU tensors, got {u.device}")
@@ -191,9 +214,23 @@ def selective_scan_numba(
         return None if t is None else (t if t.dtype == cd else t.to(cd))
 
     with torch.autocast("cpu", enabled=False):
-        x0 = as_cd(initial_state) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=cd)
-        y, last = _NumbaScanFn.apply(as_cd(u), as_cd(delta), as_cd(A), as_cd(B), as_cd(C), as_cd(D), as_cd(z),
-                                     as_cd(delta_bias), x0, bool(delta_softplus))  # fmt: skip
+        x0 = (
+            as_cd(initial_state)
+            if initial_state is not None
+            else u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=cd)
+        )
+        y, last = _NumbaScanFn.apply(
+            as_cd(u),
+            as_cd(delta),
+            as_cd(A),
+            as_cd(B),
+            as_cd(C),
+            as_cd(D),
+            as_cd(z),
+            as_cd(delta_bias),
+            x0,
+            bool(delta_softplus),
+        )
     y = y.to(dtype_in)
     return (y, last) if return_last_state else y
 

@@ -41,7 +41,7 @@ class TrainConfig:
     download: bool = False  # let tonic fetch a missing data set (where it can)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

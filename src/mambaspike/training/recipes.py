@@ -78,7 +78,9 @@ def check_model_overrides(overrides: dict, where: str, what: str = "model_overri
     allowed = model_keys()
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: unknown {what}(s) {_with_closest(unknown, allowed)}; allowed: {', '.join(allowed)}")
+        raise ConfigError(
+            f"{where}: unknown {what}(s) {_with_closest(unknown, allowed)}; allowed: {', '.join(allowed)}"
+        )
     out = {}
     for key, value in overrides.items():
         accepts = ModelConfig.accepts(key)
@@ -106,8 +108,10 @@ def load_recipe(name_or_path: str) -> dict:
     train_keys = {f.name for f in fields(TrainConfig)} - _RUN_ONLY_FIELDS
     unknown = sorted(set(recipe) - train_keys - {"model_overrides"})
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {_with_closest(unknown, sorted(train_keys) + ['model_overrides'])}; "
-                          f"allowed: {', '.join(sorted(train_keys))}, model_overrides")
+        raise ConfigError(
+            f"{path}: unknown key(s) {_with_closest(unknown, sorted(train_keys) + ['model_overrides'])}; "
+            f"allowed: {', '.join(sorted(train_keys))}, model_overrides"
+        )
     overrides = recipe.get("model_overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{path}: model_overrides must be a mapping of model settings")
@@ -122,7 +126,9 @@ def load_recipe(name_or_path: str) -> dict:
         if key == "model_overrides" or default is None or value is None:
             continue
         expected = type(default)
-        ok = isinstance(value, expected) or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+        ok = isinstance(value, expected) or (
+            expected is float and isinstance(value, int) and not isinstance(value, bool)
+        )
         if not ok or (expected is int and isinstance(value, bool)):
             raise _type_error(str(path), key, expected.__name__, value)
     try:  # the checks between fields, for this recipe's model family

@@ -34,18 +34,32 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mambaspike._version import __version__
-from mambaspike.training import distributed
-from mambaspike.training.checkpoint import atomic_write_json, load_optimizer_state, load_record, load_weights, read_json, save_checkpoint
-from mambaspike.training.config import TrainConfig, default_output_dir, model_config
-from mambaspike.errors import ConfigError, TrainingError
 from mambaspike.data import collate_time_first
+from mambaspike.errors import ConfigError, TrainingError
 from mambaspike.evaluation.inference import classification_metrics, final_metrics, run_inference, selection_info
 from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
+from mambaspike.training import distributed
+from mambaspike.training.checkpoint import (
+    atomic_write_json,
+    load_optimizer_state,
+    load_record,
+    load_weights,
+    read_json,
+    save_checkpoint,
+)
+from mambaspike.training.config import TrainConfig, default_output_dir, model_config
 
 LOG_COLUMNS = [
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1",
-    "lr", "epoch_seconds", "is_best",
-]  # fmt: skip
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "lr",
+    "epoch_seconds",
+    "is_best",
+]
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -204,9 +218,15 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
 
     def load_data():
         return get_datasets(
-            cfg.dataset, cfg.data_dir, time_window_us=cfg.time_window_us, dt_us=cfg.dt_us, subset=cfg.subset,
-            seed=cfg.seed, augment=cfg.augment, download=cfg.download,
-        )  # fmt: skip
+            cfg.dataset,
+            cfg.data_dir,
+            time_window_us=cfg.time_window_us,
+            dt_us=cfg.dt_us,
+            subset=cfg.subset,
+            seed=cfg.seed,
+            augment=cfg.augment,
+            download=cfg.download,
+        )
 
     data = distributed.main_first(load_data, ctx, share=False)  # rank 0 generates / caches first
     train_set, val_set, test_set, info = data if data is not None else load_data()
@@ -222,8 +242,17 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = max(1, round(cfg.warmup_epochs * steps_per_epoch))
 
-    state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "train_seconds": 0.0,
-             "best_val_accuracy": -1.0, "best_epoch": None, "loss_sum": 0.0, "correct": 0, "seen": 0}  # fmt: skip
+    state = {
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "global_step": 0,
+        "train_seconds": 0.0,
+        "best_val_accuracy": -1.0,
+        "best_epoch": None,
+        "loss_sum": 0.0,
+        "correct": 0,
+        "seen": 0,
+    }
     if resume:
         last = load_record(ckpt_dir, "last")
         load_weights(ckpt_dir, last, model)
@@ -237,13 +266,20 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             out / "run.json",
-            {"train": asdict(cfg), "model": model_cfg.to_dict(), "data": asdict(info),
-             "mambaspike_version": __version__, "torch_version": torch.__version__},
-        )  # fmt: skip
+            {
+                "train": asdict(cfg),
+                "model": model_cfg.to_dict(),
+                "data": asdict(info),
+                "mambaspike_version": __version__,
+                "torch_version": torch.__version__,
+            },
+        )
 
     n_params = count_parameters(model)
-    log(f"{cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(train_set)} train / {len(val_set)} val / "
-        f"{len(test_set)} test samples, T={info.T} bins of {info.dt_us / 1000:g} ms, {cfg.epochs} epochs -> {out}")  # fmt: skip
+    log(
+        f"{cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(train_set)} train / {len(val_set)} val / "
+        f"{len(test_set)} test samples, T={info.T} bins of {info.dt_us / 1000:g} ms, {cfg.epochs} epochs -> {out}"
+    )
     if ctx.enabled:
         log(f"distributed: {ctx.world_size} processes ({dist_backend(ctx)}), global batch {cfg.batch_size}")
     net = model
@@ -255,8 +291,12 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
     save = save_checkpoint if ctx.is_main else (lambda *a, **k: None)
 
     def record(epochs_completed: int) -> dict:
-        return {**state, "epochs_completed": epochs_completed, "rng_state": _rng_state(),
-                "config": {"train": asdict(cfg), "model": model_cfg.to_dict()}}  # fmt: skip
+        return {
+            **state,
+            "epochs_completed": epochs_completed,
+            "rng_state": _rng_state(),
+            "config": {"train": asdict(cfg), "model": model_cfg.to_dict()},
+        }
 
     with _StopFlag() as stop:
         while state["epoch"] < cfg.epochs:
@@ -264,11 +304,20 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
             t_epoch = time.perf_counter()
             model.train()
             order = epoch_order(len(train_set), cfg.seed, epoch)[state["batch_in_epoch"] * cfg.batch_size :]
-            shards = [distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)]
+            shards = [
+                distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)
+            ]
             weights = iter([w for _, w in shards])
             loader = DataLoader(train_set, batch_sampler=[b for b, _ in shards], collate_fn=collate_time_first)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and ctx.is_main),
-                       initial=state["batch_in_epoch"], total=steps_per_epoch, leave=False, dynamic_ncols=True)  # fmt: skip
+            bar = tqdm(
+                loader,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                disable=not (cfg.progress and ctx.is_main),
+                initial=state["batch_in_epoch"],
+                total=steps_per_epoch,
+                leave=False,
+                dynamic_ncols=True,
+            )
             t_chunk = time.perf_counter()
             for x, y in bar:
                 x, y, weight = x.to(ctx.device), y.to(ctx.device), next(weights)
@@ -300,8 +349,11 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
                 state["loss_sum"] += loss_sum
                 state["correct"] += int(correct)
                 state["seen"] += int(n)
-                bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.3f}",
-                                acc=f"{state['correct'] / state['seen']:.3f}", lr=f"{lr:.2e}")  # fmt: skip
+                bar.set_postfix(
+                    loss=f"{state['loss_sum'] / state['seen']:.3f}",
+                    acc=f"{state['correct'] / state['seen']:.3f}",
+                    lr=f"{lr:.2e}",
+                )
                 if stop_votes or state["global_step"] % cfg.save_every == 0:
                     now = time.perf_counter()
                     state["train_seconds"] += now - t_chunk
@@ -317,30 +369,50 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
                 state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
                 distributed.barrier(ctx)
                 continue
-            val_logits, val_targets, _ = run_inference(model, val_set, batch_size=max(64, cfg.batch_size),
-                                                       device=ctx.device)  # fmt: skip
+            val_logits, val_targets, _ = run_inference(
+                model, val_set, batch_size=max(64, cfg.batch_size), device=ctx.device
+            )
             val = classification_metrics(val_logits, val_targets)
             train_loss, train_acc = state["loss_sum"] / state["seen"], state["correct"] / state["seen"]
             is_best = val["accuracy"] > state["best_val_accuracy"]
             state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
             state["train_seconds"] += time.perf_counter() - t_chunk
-            row = {"epoch": epoch + 1, "train_loss": f"{train_loss:.5f}", "train_accuracy": f"{train_acc:.5f}",
-                   "val_loss": f"{val['loss']:.5f}", "val_accuracy": f"{val['accuracy']:.5f}",
-                   "val_macro_f1": f"{val['macro_f1']:.5f}", "lr": f"{lr:.3e}",
-                   "epoch_seconds": f"{time.perf_counter() - t_epoch:.2f}", "is_best": int(is_best)}  # fmt: skip
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": f"{train_loss:.5f}",
+                "train_accuracy": f"{train_acc:.5f}",
+                "val_loss": f"{val['loss']:.5f}",
+                "val_accuracy": f"{val['accuracy']:.5f}",
+                "val_macro_f1": f"{val['macro_f1']:.5f}",
+                "lr": f"{lr:.3e}",
+                "epoch_seconds": f"{time.perf_counter() - t_epoch:.2f}",
+                "is_best": int(is_best),
+            }
             _append_log(out / "log.csv", row)
             if writer is not None:
                 for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
                     writer.add_scalar(k, float(row[k]), epoch + 1)
             if is_best:
                 state["best_val_accuracy"], state["best_epoch"] = val["accuracy"], epoch + 1
-                save_checkpoint(ckpt_dir, "best", model,
-                                {**record(epoch + 1), "metrics": {"val_accuracy": val["accuracy"],
-                                 "val_loss": val["loss"], "val_macro_f1": val["macro_f1"]}})  # fmt: skip
+                save_checkpoint(
+                    ckpt_dir,
+                    "best",
+                    model,
+                    {
+                        **record(epoch + 1),
+                        "metrics": {
+                            "val_accuracy": val["accuracy"],
+                            "val_loss": val["loss"],
+                            "val_macro_f1": val["macro_f1"],
+                        },
+                    },
+                )
             save_checkpoint(ckpt_dir, "last", model, record(epoch + 1), optimizer.state_dict())
-            log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}{' (best)' if is_best else ''} | "
-                f"{float(row['epoch_seconds']):.1f} s")  # fmt: skip
+                f"{float(row['epoch_seconds']):.1f} s"
+            )
             distributed.barrier(ctx)
     if writer is not None:
         writer.close()

@@ -29,9 +29,13 @@ SPIKE_SUM_THRESHOLD = 0.5
 def lif(v_threshold: float = 1.0, learn_threshold: bool = False) -> LIF:
     """The paper's spiking neuron SN: LIF, membrane halved per step, input not decayed, fixed tau."""
     return LIF(
-        tau=SPIKE_TAU, dt=1.0, v_threshold=v_threshold, decay_input=False, learn_tau=False,
+        tau=SPIKE_TAU,
+        dt=1.0,
+        v_threshold=v_threshold,
+        decay_input=False,
+        learn_tau=False,
         learn_threshold=learn_threshold,
-    )  # fmt: skip
+    )
 
 
 def spikes(neuron: LIF, x: torch.Tensor) -> torch.Tensor:
@@ -126,9 +130,9 @@ class SpikingS6(nn.Module):
         A_bar = spikes(self.sn_Abar, delta.unsqueeze(3) * A[:, None, None])  # (T, B, L, E, N)
         B_bar = spikes(self.sn_Bbar, delta * B).unsqueeze(3)  # (T, B, L, 1, N)
         bx = B_bar * x.unsqueeze(-1)  # (T, B, L, E, N)
-        y = spiking_scan(
-            A_bar.flatten(0, 1), bx.flatten(0, 1), C.flatten(0, 1), backend=self.scan_backend
-        ).view(T, Bsz, L, E)  # (T, B, L, E)
+        y = spiking_scan(A_bar.flatten(0, 1), bx.flatten(0, 1), C.flatten(0, 1), backend=self.scan_backend).view(
+            T, Bsz, L, E
+        )  # (T, B, L, E)
         pre = y + x * K[:, None, None]  # (T, B, L, E)
         return pre if membrane else spikes(self.sn_y, pre)
 
@@ -155,15 +159,15 @@ class ChannelConv(nn.Module):
 class SpikingMambaBlock(nn.Module):
     """Spiking Mamba block (Fig. 2), ``[T, B, L, D] -> [T, B, L, D]`` spikes::
 
-        h     = BN(x)
-        main  = SN(BN(in_proj(h)))              D -> E = expand * D
-        main  = ChannelConv(main)               conv_layers x (conv k3 -> BN -> SN)
-        s6    = SpikingS6(main)
-        short = SN(BN(shortcut_proj(h)))        D -> E, a projection of its own
-        z     = SN(s6 + short)                  SEW shortcut: add after the LIFs, then LIF
-                (membrane shortcut: z = SN(s6_membrane + short_membrane), one LIF after the add)
-        z     = mlp_layers x SN(BN(Linear(z)))  E -> E
-        y     = SN(BN(out_proj(z)))             E -> D
+    h     = BN(x)
+    main  = SN(BN(in_proj(h)))              D -> E = expand * D
+    main  = ChannelConv(main)               conv_layers x (conv k3 -> BN -> SN)
+    s6    = SpikingS6(main)
+    short = SN(BN(shortcut_proj(h)))        D -> E, a projection of its own
+    z     = SN(s6 + short)                  SEW shortcut: add after the LIFs, then LIF
+            (membrane shortcut: z = SN(s6_membrane + short_membrane), one LIF after the add)
+    z     = mlp_layers x SN(BN(Linear(z)))  E -> E
+    y     = SN(BN(out_proj(z)))             E -> D
     """
 
     def __init__(

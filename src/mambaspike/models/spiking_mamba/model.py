@@ -24,8 +24,14 @@ from torch import nn
 
 from mambaspike.errors import ConfigError
 from mambaspike.models.config import FAMILY_PATTERNS, ModelConfig, SpikingMambaConfig, as_family_config
-from mambaspike.models.spiking_mamba.layers import ChannelNorm, SpikingMambaBlock, SpikingPatchGenerator
-from mambaspike.models.spiking_mamba.layers import SpikingSelfAttentionBlock, lif, spikes
+from mambaspike.models.spiking_mamba.layers import (
+    ChannelNorm,
+    SpikingMambaBlock,
+    SpikingPatchGenerator,
+    SpikingSelfAttentionBlock,
+    lif,
+    spikes,
+)
 from mambaspike.neurons import encoding
 
 EVAL_ENCODING_SEED = 0  # rate coding in eval mode draws from this seed, so evaluation is repeatable
