@@ -191,7 +191,11 @@ def load_weights(ckpt_dir: Path, record: dict, model: torch.nn.Module) -> None:
         state = st_load(data)
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of another shape
+        detail = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: weights do not match the model ({detail[:300]})") from None
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: weights do not match the model (missing: {missing[:5]}, unexpected: {unexpected[:5]})"
