@@ -85,10 +85,10 @@ def test_save_keeps_the_previous_record_and_removes_stale_files(tmp_path):
         "last-e0-s2.safetensors",
         "last-e0-s3.optim.pt",
         "last-e0-s3.safetensors",
-        "last-previous.json",
         "last.json",
+        "last.json.prev",
     ]
-    assert load_record(ckpt, "last-previous")["global_step"] == 2
+    assert read_json(ckpt / "last.json.prev")["global_step"] == 2
     rec = load_checkpoint(ckpt)
     assert rec["global_step"] == 3 and loaded_step(ckpt, rec) == 3.0
     assert load_optimizer_state(ckpt, rec)["param_groups"][0]["lr"] == pytest.approx(0.3)
@@ -146,7 +146,7 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file_and_falls_back(tmp_pa
     assert fallback["global_step"] == 1 and loaded_step(ckpt, fallback) == 1.0
     assert len(messages) == 1 and str(bad) in messages[0] and message in messages[0]
     # without a good previous one: the error itself, naming the damaged file
-    (ckpt / "last-previous.json").unlink()
+    (ckpt / "last.json.prev").unlink()
     with pytest.raises(CheckpointError, match=message) as e:
         load_checkpoint(ckpt)
     assert str(bad) in str(e.value) and "\n" not in str(e.value)

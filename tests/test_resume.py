@@ -90,14 +90,14 @@ def test_stop_during_an_epochs_last_batch_resumes(data_dir, tmp_path, monkeypatc
     assert (rec["epoch"], rec["batch_in_epoch"], rec["epochs_completed"]) == (0, steps_per_epoch, 0)
     assert not (cut / "log.csv").exists()
 
-    # a copy whose `last` weights are truncated: resume falls back to `last-previous` (step 0)
+    # a copy whose `last` weights are truncated: resume falls back to `last.json.prev` (step 0)
     broken = tmp_path / "broken"
     shutil.copytree(cut, broken)
     w = broken / "checkpoints" / load_record(broken / "checkpoints", "last")["weights"]
     w.write_bytes(w.read_bytes()[:100])
     messages = []
     train(tiny_cfg(data_dir, broken), resume=True, log=messages.append)
-    assert any(str(w) in m and "last-previous.json" in m for m in messages), messages
+    assert any(str(w) in m and "last.json.prev" in m for m in messages), messages
 
     train(tiny_cfg(data_dir, cut), resume=True, log=quiet)  # resumes into an epoch with no batch left
     for run in (cut, broken):

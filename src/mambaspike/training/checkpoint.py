@@ -7,7 +7,7 @@ Layout of a run directory::
       checkpoints/
         best.json                   best-by-validation: epoch, metrics, file names, config
         last.json                   the latest state, for --resume (also written mid-epoch)
-        last-previous.json          the ``last`` before it, the fall-back when ``last`` is unreadable
+        last.json.prev              the ``last`` before it, the fall-back when ``last`` is unreadable
         <tag>-e<epoch>-s<step>.safetensors / .optim.pt
       log.csv  metrics.json
 
@@ -89,7 +89,7 @@ def save_checkpoint(
     keep_previous: bool = False,
 ) -> dict:
     """Write ``<tag>.json`` with ``record`` plus the names and SHA-256 of the weight and optimizer
-    files. With ``keep_previous``, the record being replaced is kept as ``<tag>-previous.json`` (with
+    files. With ``keep_previous``, the record being replaced is kept as ``<tag>.json.prev`` (with
     its files) until the next save: the fall-back of :func:`load_checkpoint`."""
     ckpt_dir = Path(ckpt_dir)
     stem = f"{tag}-e{record.get('epoch', 0)}-s{record.get('global_step', 0)}"
@@ -105,7 +105,7 @@ def save_checkpoint(
         record["sha256"]["optimizer_state"] = _sha256(buf.getvalue())
     current = ckpt_dir / f"{tag}.json"
     if keep_previous and current.is_file():
-        atomic_write_bytes(ckpt_dir / f"{tag}-previous.json", current.read_bytes())
+        atomic_write_bytes(previous_record_path(ckpt_dir, tag), current.read_bytes())
     atomic_write_json(current, record)
     _remove_unreferenced(ckpt_dir)
     return record
@@ -118,7 +118,7 @@ def _sha256(data: bytes) -> str:
 def _remove_unreferenced(ckpt_dir: Path) -> None:
     """Delete weight / optimizer files no record names, and the temporary files of killed saves."""
     referenced = set()
-    for j in ckpt_dir.glob("*.json"):
+    for j in [*ckpt_dir.glob("*.json"), *ckpt_dir.glob("*.json.prev")]:
         try:
             rec = json.loads(j.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
@@ -132,11 +132,19 @@ def _remove_unreferenced(ckpt_dir: Path) -> None:
         f.unlink(missing_ok=True)
 
 
+def previous_record_path(ckpt_dir: Path, tag: str) -> Path:
+    """Where the record ``<tag>.json`` replaced by the latest save is kept: ``<tag>.json.prev``."""
+    return Path(ckpt_dir) / f"{tag}.json.prev"
+
+
 def load_record(ckpt_dir: Path, tag: str) -> dict:
     """The record ``<tag>.json`` (a dict naming the files); :class:`CheckpointError` naming the file
     when it is missing, not JSON or not a record."""
-    path = Path(ckpt_dir) / f"{tag}.json"
-    record = read_json(path, f"checkpoint record '{tag}'")
+    return _read_record(Path(ckpt_dir) / f"{tag}.json", f"checkpoint record '{tag}'")
+
+
+def _read_record(path: Path, what: str) -> dict:
+    record = read_json(path, what)
     if not isinstance(record, dict) or not isinstance(record.get("weights"), str):
         raise CheckpointError(f"{path}: not a checkpoint record (no 'weights' entry)")
     return record
@@ -168,7 +176,7 @@ def verify_checkpoint(ckpt_dir: Path, record: dict) -> None:
 
 def load_checkpoint(ckpt_dir: Path, tag: str = "last", log=None) -> dict:
     """The record of ``tag`` after checking its files; when that record or its files are unreadable,
-    the previous one (``<tag>-previous.json``) if it is good (``log`` says so). Raises the first
+    the previous one (``<tag>.json.prev``) if it is good (``log`` says so). Raises the first
     :class:`CheckpointError` (naming the bad file) when neither is usable."""
     try:
         record = load_record(ckpt_dir, tag)
@@ -176,12 +184,13 @@ def load_checkpoint(ckpt_dir: Path, tag: str = "last", log=None) -> dict:
         return record
     except CheckpointError as first:
         try:
-            record = load_record(ckpt_dir, f"{tag}-previous")
+            previous = previous_record_path(ckpt_dir, tag)
+            record = _read_record(previous, f"previous checkpoint record '{tag}'")
             verify_checkpoint(ckpt_dir, record)
         except CheckpointError:
             raise first from None
         if log is not None:
-            log(f"{first}; using the previous checkpoint ({tag}-previous.json, step {record.get('global_step')})")
+            log(f"{first}; using the previous checkpoint ({previous.name}, step {record.get('global_step')})")
         return record
 
 

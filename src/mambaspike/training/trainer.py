@@ -12,7 +12,7 @@ writes checkpoints and logs.
 
 Resuming: ``checkpoints/last.json`` is written before the first step (so every run that started can
 be resumed), every ``save_every`` steps, at every epoch end and when the run is stopped with Ctrl-C /
-SIGTERM; the one it replaces is kept as ``last-previous.json``, the fall-back when ``last`` turns out
+SIGTERM; the one it replaces is kept as ``last.json.prev``, the fall-back when ``last`` turns out
 unreadable. It holds the epoch, the number of batches done in it, the running epoch sums and the CPU
 (and CUDA) RNG states; the data order of an epoch is a pure function of ``(seed, epoch)``, so a resumed
 run continues exactly where the interrupted one stopped, mid-epoch included, and ends with the same
@@ -175,7 +175,7 @@ def _append_log(path: Path, row: dict) -> None:
         w.writerow(row)
 
 
-RESUME_TAGS = ("last", "last-previous")  # the checkpoint records --resume starts from
+RESUME_RECORDS = ("last.json", "last.json.prev")  # the checkpoint records --resume starts from
 
 
 def prepare_run(
@@ -272,7 +272,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
 
     def prepare():
         run_cfg, run_dir = prepare_run(cfg, resume, overwrite, extend_epochs)
-        return run_cfg, run_dir, resume and any((run_dir / "checkpoints" / f"{t}.json").exists() for t in RESUME_TAGS)
+        return run_cfg, run_dir, resume and any((run_dir / "checkpoints" / r).exists() for r in RESUME_RECORDS)
 
     cfg, out, started = distributed.main_first(prepare, ctx)
     autocast = _autocast(cfg.amp)
@@ -346,7 +346,12 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
         log(f"resuming {out} at epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}")
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        for f in [out / "log.csv", out / "metrics.json", *ckpt_dir.glob("*.json")]:  # a run that never started
+        for f in [
+            out / "log.csv",
+            out / "metrics.json",
+            *ckpt_dir.glob("*.json"),
+            *ckpt_dir.glob("*.json.prev"),
+        ]:  # a run that never started
             f.unlink(missing_ok=True)
         atomic_write_json(out / "run.json", run_record(cfg, model_cfg, info, schedule))
 
