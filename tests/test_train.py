@@ -138,8 +138,17 @@ def test_resume_can_extend_epochs_and_existing_run_is_protected(data_dir, tmp_pa
     train(tiny_cfg(data_dir, out, subset=40, epochs=1), log=quiet)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(tiny_cfg(data_dir, out, subset=40, epochs=1), log=quiet)
-    m = train(tiny_cfg(data_dir, out, subset=40, epochs=2), resume=True, log=quiet)
+    schedule = json.loads((out / "run.json").read_text())["schedule"]
+    with pytest.raises(ConfigError, match=r"--epochs 2: the run in .* was created for 1 epochs.*--extend-epochs"):
+        train(tiny_cfg(data_dir, out, subset=40, epochs=2), resume=True, log=quiet)
+    assert json.loads((out / "run.json").read_text())["schedule"] == schedule  # refused: nothing changed
+    m = train(tiny_cfg(data_dir, out, subset=40, epochs=2), resume=True, extend_epochs=True, log=quiet)
     assert m["epochs_trained"] == 2 and len(read_log(out)) == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"]["epochs"] == 2 and run["schedule"]["total_steps"] == 2 * schedule["total_steps"]
+    assert run["resolved"]["epochs"] == 2 and run["config_hash"] != ""
+    with pytest.raises(ConfigError, match="only extends"):
+        train(tiny_cfg(data_dir, out, subset=40, epochs=1), resume=True, extend_epochs=True, log=quiet)
     with pytest.raises(ConfigError, match="no run to resume"):
         train(tiny_cfg(data_dir, tmp_path / "none"), resume=True, log=quiet)
 

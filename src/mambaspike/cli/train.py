@@ -93,7 +93,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     t.add_argument(
         "--resume",
         action="store_true",
-        help="continue the interrupted run in --output-dir (its saved configuration is used; --epochs may be raised)",
+        help="continue the interrupted run in --output-dir (its saved configuration and schedule are used)",
+    )
+    t.add_argument(
+        "--extend-epochs",
+        action="store_true",
+        help="with --resume and a larger --epochs: train on to the new epoch count, the cosine learning-rate "
+        "schedule stretched to the new total from the resumed step on (without it, another --epochs is refused)",
     )
     t.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
     t.add_argument(
@@ -162,8 +168,12 @@ def run(args: argparse.Namespace) -> int:
         options = {**options, **{k: v for k, v in recipe.items() if k not in explicit}}
     options["model_overrides"] = {**recipe_overrides, **settings}
     cfg = TrainConfig(**options, progress=not args.no_progress and sys.stderr.isatty())
+    if args.extend_epochs and not args.resume:
+        raise ConfigError("--extend-epochs: applies to a resumed run only; add --resume")
+    if args.resume and "epochs" not in getattr(args, "explicit", set()):
+        cfg.epochs = None  # the run's own epoch count
     try:
-        train(cfg, resume=args.resume, overwrite=args.overwrite)
+        train(cfg, resume=args.resume, overwrite=args.overwrite, extend_epochs=args.extend_epochs)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -4,7 +4,7 @@ already there, and summarise a run (metrics.json plus the energy report of ``eva
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from mambaspike.errors import ConfigError
@@ -22,13 +22,15 @@ SUMMARY_KEYS = [
 
 def train_or_reuse(cfg, log=print) -> Path:
     """Train ``cfg`` into ``cfg.output_dir``; a finished run there (``metrics.json``) is reused, an
-    interrupted one (``run.json`` only) is resumed. Returns the run directory."""
+    interrupted one (``run.json`` only) is resumed, both only when its configuration hash equals the
+    request's (:func:`requested_config`); another configuration is a ``ConfigError`` naming the
+    differing fields. Returns the run directory."""
     from mambaspike.training.trainer import train
 
     out = Path(cfg.output_dir)
     resume = (out / "run.json").is_file()
     if resume:
-        _check_same_budget(cfg, json.loads((out / "run.json").read_text()), out)
+        _check_same_config(cfg, json.loads((out / "run.json").read_text()), out)
     if (out / "metrics.json").is_file():
         log(f"reusing finished run {out}")
         return out
@@ -37,26 +39,35 @@ def train_or_reuse(cfg, log=print) -> Path:
     return out
 
 
-BUDGET_FIELDS = ("dataset", "model", "seed", "epochs", "subset", "batch_size", "lr", "time_window_us", "dt_us")
+def requested_config(cfg) -> dict:
+    """The fully resolved configuration (``training.run.resolved_config``) that training ``cfg`` would
+    record: the data set's default binning where ``cfg`` leaves it open, the model configuration after
+    ``cfg.model_overrides``, this code's version."""
+    from mambaspike._version import __version__
+    from mambaspike.data import dataset_defaults
+    from mambaspike.training.config import model_config
+    from mambaspike.training.run import resolved_config
+
+    train = asdict(cfg)
+    for k, v in dataset_defaults(cfg.dataset).items():
+        if train.get(k) is None:
+            train[k] = v
+    model = model_config(cfg, dt_ms=train["dt_us"] / 1000.0).to_dict()
+    return resolved_config(train, model, __version__)
 
 
-def _check_same_budget(cfg, run: dict, out: Path) -> None:
-    """A run directory is reused only for the same data set, model, seed, budget and model overrides."""
-    saved_train, saved_model = run["train"], run["model"]
-    diff = [
-        f"{k}: {saved_train.get(k)!r} there, {getattr(cfg, k)!r} asked"
-        for k in BUDGET_FIELDS
-        if getattr(cfg, k) is not None and saved_train.get(k) != getattr(cfg, k)
-    ]
-    for k, v in cfg.model_overrides.items():
-        v = list(v) if isinstance(v, tuple) else v
-        if saved_model.get(k) != v:
-            diff.append(f"model {k}: {saved_model.get(k)!r} there, {v!r} asked")
-    if diff:
-        raise ConfigError(
-            f"{out} holds a run with another configuration ({'; '.join(diff)}); "
-            "choose another --output-dir or remove it"
-        )
+def _check_same_config(cfg, run: dict, out: Path) -> None:
+    """A run directory is reused only when its configuration hash equals the request's."""
+    from mambaspike.training.run import config_diff, config_hash, record_resolved
+
+    asked, there = requested_config(cfg), record_resolved(run)
+    if config_hash(asked) == config_hash(there):
+        return
+    diff = config_diff(there, asked)
+    raise ConfigError(
+        f"{out} holds a run with another configuration ({'; '.join(diff) or 'configuration hash differs'}); "
+        "choose another --output-dir or remove it"
+    )
 
 
 def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None = None) -> dict:

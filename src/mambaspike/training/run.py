@@ -7,11 +7,17 @@
 
 The directory is the one ``mambaspike train`` writes (see :mod:`mambaspike.training.checkpoint`):
 ``run.json`` holds the resolved training configuration, the model record and the data description;
-``checkpoints/<tag>.json`` names each checkpoint's weights.
+``checkpoints/<tag>.json`` names each checkpoint's weights. ``run.json`` also holds ``"resolved"``, the
+fully resolved configuration that decides the run's results (:func:`resolved_config`), and
+``"config_hash"``, its SHA-256 (:func:`config_hash`): ``compare``, ``ablate`` reuse a run directory only
+when the hash matches. Directories written before the hash existed load as before; their resolved
+configuration is recomputed from ``run.json``'s ``"train"`` and ``"model"`` sections.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -24,6 +30,66 @@ from mambaspike.training.checkpoint import load_record, load_weights, read_json
 from mambaspike.training.config import TrainConfig
 
 SPLITS = ("train", "val", "test")
+
+# TrainConfig fields that change a run's results (the rest: where files live, threads, progress bar,
+# device choice, checkpoint cadence, download permission).
+RESULT_FIELDS = (
+    "dataset",
+    "time_window_us",
+    "dt_us",
+    "subset",
+    "augment",
+    "seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "grad_clip",
+    "amp",
+)
+# ModelConfig fields the data set derives (compared through dataset / time_window_us / dt_us).
+_DERIVED = ("input_shape", "num_classes", "dt_ms")
+
+
+def resolved_config(train: dict, model: dict, version: str) -> dict:
+    """The configuration that decides a run's results, as plain JSON: the ``RESULT_FIELDS`` of the
+    training configuration ``train`` (binning resolved to the data set's values), ``model``: the model
+    configuration after overrides (less the fields the data set derives), and ``mambaspike_version``."""
+    resolved = {k: train.get(k) for k in RESULT_FIELDS}
+    resolved["model"] = {k: v for k, v in model.items() if k not in _DERIVED}
+    resolved["mambaspike_version"] = version
+    return json.loads(json.dumps(resolved, sort_keys=True))  # tuples -> lists, as read back from run.json
+
+
+def config_hash(resolved: dict) -> str:
+    """SHA-256 (hex) of a :func:`resolved_config`, over its canonical JSON."""
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def config_diff(there: dict, asked: dict) -> list[str]:
+    """``"field: <there> there, <asked> asked"`` for every field where two resolved configurations
+    differ (model fields as ``model.<field>``)."""
+    diff = []
+    for k in sorted(set(there) | set(asked), key=lambda k: (k == "model", k)):
+        if k == "model":
+            a, b = there.get(k) or {}, asked.get(k) or {}
+            diff += [
+                f"model.{m}: {a.get(m)!r} there, {b.get(m)!r} asked"
+                for m in sorted(set(a) | set(b))
+                if a.get(m) != b.get(m)
+            ]
+        elif there.get(k) != asked.get(k):
+            diff.append(f"{k}: {there.get(k)!r} there, {asked.get(k)!r} asked")
+    return diff
+
+
+def record_resolved(record: dict) -> dict:
+    """The resolved configuration of a ``run.json`` record: its ``"resolved"`` entry, else (directories
+    from before it existed) recomputed from its ``"train"`` and ``"model"`` sections."""
+    if "resolved" in record:
+        return record["resolved"]
+    return resolved_config(record["train"], record["model"], record.get("mambaspike_version", "unknown"))
 
 
 class Run:
@@ -45,6 +111,16 @@ class Run:
         self.device = device
         self.data_dir = data_dir
         self._data: dict = {}
+
+    @property
+    def resolved_config(self) -> dict:
+        """The fully resolved configuration (:func:`resolved_config`) of the run."""
+        return record_resolved(self.record)
+
+    @property
+    def config_hash(self) -> str:
+        """The hash of :attr:`resolved_config` (the stored one where ``run.json`` has it)."""
+        return self.record.get("config_hash") or config_hash(self.resolved_config)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -108,4 +184,4 @@ def load_run(path: str | Path, device: str | torch.device | None = None, data_di
     return Run(path, device=device, data_dir=data_dir)
 
 
-__all__ = ["Run", "SPLITS", "load_run"]
+__all__ = ["Run", "SPLITS", "load_run", "resolved_config", "config_hash", "config_diff", "record_resolved"]

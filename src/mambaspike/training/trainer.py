@@ -10,11 +10,17 @@ Distributed: under ``torchrun`` every rank runs this same function (``distribute
 share of every global batch, DistributedDataParallel averages the gradients, rank 0 alone validates,
 writes checkpoints and logs.
 
-Resuming: ``checkpoints/last.json`` is written every ``save_every`` steps and at every epoch end
-(and when the run is stopped with Ctrl-C / SIGTERM). It holds the epoch, the number of batches done
-in it, the running epoch sums and the RNG state; the data order of an epoch is a pure function of
-``(seed, epoch)``, so a resumed run continues exactly where the interrupted one stopped, mid-epoch
-included, and ends with the same weights as an uninterrupted run.
+Resuming: ``checkpoints/last.json`` is written before the first step (so every run that started can
+be resumed), every ``save_every`` steps, at every epoch end and when the run is stopped with Ctrl-C /
+SIGTERM; the one it replaces is kept as ``last.json.prev``, the fall-back when ``last`` turns out
+unreadable. It holds the epoch, the number of batches done in it, the running epoch sums and the CPU
+(and CUDA) RNG states; the data order of an epoch is a pure function of ``(seed, epoch)``, so a resumed
+run continues exactly where the interrupted one stopped, mid-epoch included, and ends with the same
+weights as an uninterrupted run.
+
+The schedule is fixed when a run is created: ``run.json``'s ``"schedule"`` holds the steps per epoch,
+the warm-up and the total steps of the cosine. Resuming with another ``epochs`` is refused unless
+``extend_epochs`` is given; then the cosine is stretched to the new total from the resumed step on.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from mambaspike.models.registry import build_model, count_parameters, loss_and_s
 from mambaspike.training import distributed
 from mambaspike.training.checkpoint import (
     atomic_write_json,
+    load_checkpoint,
     load_optimizer_state,
     load_record,
     load_weights,
@@ -48,6 +55,7 @@ from mambaspike.training.checkpoint import (
     save_checkpoint,
 )
 from mambaspike.training.config import TrainConfig, default_output_dir, model_config
+from mambaspike.training.run import config_hash, resolved_config
 
 LOG_COLUMNS = [
     "epoch",
@@ -115,12 +123,27 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def _rng_state() -> str:
-    return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+def _encode(state: torch.Tensor) -> str:
+    return base64.b64encode(state.numpy().tobytes()).decode()
 
 
-def _set_rng_state(s: str) -> None:
-    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8))
+def _decode(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+
+
+def _rng_states() -> dict:
+    """The CPU RNG state and, where CUDA is available, every GPU's (base64 of the byte tensors)."""
+    states = {"rng_state": _encode(torch.get_rng_state())}
+    if torch.cuda.is_available():
+        states["cuda_rng_states"] = [_encode(t) for t in torch.cuda.get_rng_state_all()]
+    return states
+
+
+def _set_rng_states(record: dict) -> None:
+    torch.set_rng_state(_decode(record["rng_state"]))
+    cuda = record.get("cuda_rng_states")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([_decode(s) for s in cuda])
 
 
 def _tensorboard(log_dir: Path):
@@ -152,16 +175,32 @@ def _append_log(path: Path, row: dict) -> None:
         w.writerow(row)
 
 
-def prepare_run(cfg: TrainConfig, resume: bool, overwrite: bool = False) -> tuple[TrainConfig, Path]:
-    """Resolve the output directory; on resume, the saved configuration wins (only ``epochs``, the
-    progress bar, threads and data_dir may change)."""
+RESUME_RECORDS = ("last.json", "last.json.prev")  # the checkpoint records --resume starts from
+
+
+def prepare_run(
+    cfg: TrainConfig, resume: bool, overwrite: bool = False, extend_epochs: bool = False
+) -> tuple[TrainConfig, Path]:
+    """Resolve the output directory; on resume, the saved configuration wins (only the progress bar,
+    threads, device and data_dir may change; ``epochs`` only with ``extend_epochs``, and only upwards;
+    ``cfg.epochs = None`` keeps the saved)."""
     out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
     run_json = out / "run.json"
     if resume:
         if not run_json.is_file():
             raise ConfigError(f"--resume: {out} holds no run to resume (no run.json); train without --resume first")
         saved = TrainConfig.from_dict(read_json(run_json)["train"])
-        saved.epochs, saved.progress, saved.threads, saved.device = cfg.epochs, cfg.progress, cfg.threads, cfg.device
+        epochs = saved.epochs if cfg.epochs is None else cfg.epochs
+        if epochs != saved.epochs and not extend_epochs:
+            raise ConfigError(
+                f"--epochs {epochs}: the run in {out} was created for {saved.epochs} epochs and its learning-rate "
+                f"schedule is fixed; resume without --epochs, or pass --extend-epochs to stretch the schedule"
+            )
+        if epochs < saved.epochs:
+            raise ConfigError(
+                f"--extend-epochs: --epochs {epochs} is fewer than the run's {saved.epochs}; it only extends a run"
+            )
+        saved.epochs, saved.progress, saved.threads, saved.device = epochs, cfg.progress, cfg.threads, cfg.device
         if cfg.data_dir is not None:
             saved.data_dir = cfg.data_dir
         saved.output_dir = str(out)
@@ -194,23 +233,48 @@ def _autocast(amp: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=print) -> dict:
+def train(
+    cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=print, extend_epochs: bool = False
+) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset``; returns the final metrics (also in metrics.json; on ranks
-    other than 0 of a distributed run, an empty dict)."""
+    other than 0 of a distributed run, an empty dict). ``resume``: continue the run in
+    ``cfg.output_dir`` (``cfg.epochs = None``: its own epochs); ``extend_epochs``: allow a resumed run a
+    larger ``cfg.epochs``, its cosine schedule stretched to the new total."""
     ctx = distributed.init(cfg.device)
     try:
-        return _train(cfg, ctx, resume, overwrite, log if ctx.is_main else (lambda *a, **k: None))
+        return _train(cfg, ctx, resume, overwrite, extend_epochs, log if ctx.is_main else (lambda *a, **k: None))
     finally:
         distributed.shutdown(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: bool, log) -> dict:
+def run_record(cfg: TrainConfig, model_cfg, info, schedule: dict) -> dict:
+    """The content of ``run.json``: the configuration, the schedule, the resolved configuration and its hash."""
+    train_d, model_d = asdict(cfg), model_cfg.to_dict()
+    resolved = resolved_config(train_d, model_d, __version__)
+    return {
+        "train": train_d,
+        "model": model_d,
+        "data": asdict(info),
+        "schedule": schedule,
+        "resolved": resolved,
+        "config_hash": config_hash(resolved),
+        "mambaspike_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: bool, extend_epochs: bool, log) -> dict:
     from mambaspike.data import get_datasets
 
     _autocast(cfg.amp)  # refuse --amp without a GPU before touching the output directory
     if not resume:
         model_config(cfg)  # refuse a bad model option before loading data or writing anything
-    cfg, out = distributed.main_first(lambda: prepare_run(cfg, resume, overwrite), ctx)
+
+    def prepare():
+        run_cfg, run_dir = prepare_run(cfg, resume, overwrite, extend_epochs)
+        return run_cfg, run_dir, resume and any((run_dir / "checkpoints" / r).exists() for r in RESUME_RECORDS)
+
+    cfg, out, started = distributed.main_first(prepare, ctx)
     autocast = _autocast(cfg.amp)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -239,8 +303,24 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
     model = build_model(model_cfg).to(ctx.device)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup_steps = max(1, round(cfg.warmup_epochs * steps_per_epoch))
+    schedule = {
+        "steps_per_epoch": steps_per_epoch,
+        "warmup_steps": max(1, round(cfg.warmup_epochs * steps_per_epoch)),
+        "total_steps": steps_per_epoch * cfg.epochs,
+    }
+    if resume:
+        saved_run = read_json(out / "run.json", "run configuration (run.json)")
+        saved_schedule = saved_run.get("schedule")
+        if saved_schedule is not None and saved_schedule["steps_per_epoch"] != steps_per_epoch:
+            raise ConfigError(
+                f"--resume: {out} was trained with {saved_schedule['steps_per_epoch']} steps per epoch, its data "
+                f"now give {steps_per_epoch}; the data set at --data-dir is not the one it was trained on"
+            )
+        if saved_schedule is not None and not extend_epochs:
+            schedule = saved_schedule
+        elif ctx.is_main and (saved_schedule != schedule or saved_run["train"]["epochs"] != cfg.epochs):
+            atomic_write_json(out / "run.json", run_record(cfg, model_cfg, info, schedule))
+    total_steps, warmup_steps = schedule["total_steps"], schedule["warmup_steps"]
 
     state = {
         "epoch": 0,
@@ -253,27 +333,27 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
         "correct": 0,
         "seen": 0,
     }
-    if resume:
-        last = load_record(ckpt_dir, "last")
+    if resume and not started:  # killed between writing run.json and the first checkpoint
+        log(f"{out} has no checkpoint yet; starting it from step 0")
+    if started:
+        last = load_checkpoint(ckpt_dir, "last", log=log)
         load_weights(ckpt_dir, last, model)
         optimizer.load_state_dict(load_optimizer_state(ckpt_dir, last))
         state.update({k: last[k] for k in state})
-        _set_rng_state(last["rng_state"])
+        _set_rng_states(last)
         if ctx.is_main:
             _trim_log(out / "log.csv", last["epochs_completed"])
         log(f"resuming {out} at epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}")
     elif ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out / "run.json",
-            {
-                "train": asdict(cfg),
-                "model": model_cfg.to_dict(),
-                "data": asdict(info),
-                "mambaspike_version": __version__,
-                "torch_version": torch.__version__,
-            },
-        )
+        for f in [
+            out / "log.csv",
+            out / "metrics.json",
+            *ckpt_dir.glob("*.json"),
+            *ckpt_dir.glob("*.json.prev"),
+        ]:  # a run that never started
+            f.unlink(missing_ok=True)
+        atomic_write_json(out / "run.json", run_record(cfg, model_cfg, info, schedule))
 
     n_params = count_parameters(model)
     log(
@@ -294,9 +374,17 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
         return {
             **state,
             "epochs_completed": epochs_completed,
-            "rng_state": _rng_state(),
+            **_rng_states(),
             "config": {"train": asdict(cfg), "model": model_cfg.to_dict()},
         }
+
+    def save_last(epochs_completed: int) -> None:
+        save(ckpt_dir, "last", model, record(epochs_completed), optimizer.state_dict(), keep_previous=True)
+
+    if not started:
+        save_last(0)  # before the first step: a run killed at any point after this can be resumed
+    # the learning rate of the latest step: logged at the epoch's end even when a resumed epoch has no batch left
+    lr = lr_at(max(0, state["global_step"] - 1), total_steps, warmup_steps, cfg.lr)
 
     with _StopFlag() as stop:
         while state["epoch"] < cfg.epochs:
@@ -358,7 +446,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
                     now = time.perf_counter()
                     state["train_seconds"] += now - t_chunk
                     t_chunk = now
-                    save(ckpt_dir, "last", model, record(epoch), optimizer.state_dict())
+                    save_last(epoch)
                     if stop_votes:
                         bar.close()
                         log(f"stopped; resume with: mambaspike train --resume --output-dir {out}")
@@ -407,7 +495,7 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
                         },
                     },
                 )
-            save_checkpoint(ckpt_dir, "last", model, record(epoch + 1), optimizer.state_dict())
+            save_last(epoch + 1)
             log(
                 f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                 f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}{' (best)' if is_best else ''} | "

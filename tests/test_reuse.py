@@ -1,0 +1,78 @@
+"""compare / ablate reuse a run directory only when its resolved configuration hash matches; a smoke
+run with other settings is refused, naming the fields; run directories from before the hash still load."""
+
+import json
+
+import pytest
+
+import mambaspike as ms
+from mambaspike.errors import ConfigError
+from mambaspike.lab.compare import compare
+from mambaspike.lab.experiments import requested_config, train_or_reuse
+from mambaspike.training.config import TrainConfig
+from mambaspike.training.run import config_hash
+
+TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
+
+
+@pytest.fixture(scope="module")
+def smoke(data_dir, tmp_path_factory):
+    """A finished ``--subset 20``, ``d_model=32`` run where compare puts its mambaspike seed-0 run."""
+    out = tmp_path_factory.mktemp("study")
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        output_dir=str(out / "runs" / "ndigits-mambaspike-seed0"),
+        subset=20,
+        epochs=1,
+        batch_size=10,
+        threads=1,
+        progress=False,
+        time_window_us=100_000,
+        model_overrides=dict(TINY),
+    )
+    train_or_reuse(cfg, log=lambda *a: None)
+    return out, cfg
+
+
+def test_run_json_holds_the_resolved_configuration_and_its_hash(smoke):
+    out, cfg = smoke
+    run = json.loads((out / "runs" / "ndigits-mambaspike-seed0" / "run.json").read_text())
+    assert run["resolved"] == requested_config(cfg) and run["config_hash"] == config_hash(run["resolved"])
+    assert run["resolved"]["dt_us"] == 10_000 and run["resolved"]["model"]["d_model"] == 32
+    assert "data_dir" not in run["resolved"] and "threads" not in run["resolved"]
+
+
+def test_a_full_data_compare_refuses_the_smoke_run_naming_the_fields(smoke, data_dir):
+    out, _ = smoke
+    full = TrainConfig(data_dir=str(data_dir), epochs=1, batch_size=10, threads=1, progress=False)
+    with pytest.raises(ConfigError) as e:
+        compare(out, full, models=["mambaspike"], seeds=[0], latency_repeats=1, log=lambda *a: None)
+    msg = str(e.value)
+    assert "ndigits-mambaspike-seed0 holds a run with another configuration" in msg and "\n" not in msg
+    for field in ("subset: 20 there, None asked", "time_window_us: 100000 there, 300000 asked", "model.d_model: 32"):
+        assert field in msg, msg
+    assert "epochs" not in msg and "batch_size" not in msg  # the same
+
+
+def test_the_same_configuration_is_reused_and_an_old_run_directory_still_loads(smoke):
+    out, cfg = smoke
+    run_dir = out / "runs" / "ndigits-mambaspike-seed0"
+    logs = []
+    assert train_or_reuse(cfg, log=logs.append) == run_dir and logs == [f"reusing finished run {run_dir}"]
+    # a data directory elsewhere, more threads: the same results, still reused
+    moved = TrainConfig(**{**cfg.__dict__, "threads": 2, "data_dir": str(out / "elsewhere")})
+    assert train_or_reuse(moved, log=logs.append) == run_dir
+    # the lr differs by one ulp: another configuration
+    with pytest.raises(ConfigError, match=r"another configuration \(lr: 0.002 there, 0.0020000000000000005 asked\)"):
+        train_or_reuse(TrainConfig(**{**cfg.__dict__, "lr": 0.0020000000000000005}))
+
+    # a run.json written before the resolved configuration and its hash existed
+    record = json.loads((run_dir / "run.json").read_text())
+    for k in ("resolved", "config_hash", "schedule"):
+        record.pop(k)
+    (run_dir / "run.json").write_text(json.dumps(record))
+    run = ms.load_run(run_dir)
+    assert run.config_hash == config_hash(requested_config(cfg)) and run.model().training is False
+    assert train_or_reuse(cfg, log=logs.append) == run_dir
+    with pytest.raises(ConfigError, match=r"another configuration \(model.d_state: 8 there, 16 asked\)"):
+        train_or_reuse(TrainConfig(**{**cfg.__dict__, "model_overrides": {**TINY, "d_state": 16}}))
