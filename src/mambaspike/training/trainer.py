@@ -197,6 +197,7 @@ def _autocast(amp: bool):
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=print) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset``; returns the final metrics (also in metrics.json; on ranks
     other than 0 of a distributed run, an empty dict)."""
+    cfg.validate()  # every value, before anything runs
     ctx = distributed.init(cfg.device)
     try:
         return _train(cfg, ctx, resume, overwrite, log if ctx.is_main else (lambda *a, **k: None))
