@@ -200,7 +200,11 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, log=p
     cfg.validate()  # every value, before anything runs
     ctx = distributed.init(cfg.device)
     try:
-        return _train(cfg, ctx, resume, overwrite, log if ctx.is_main else (lambda *a, **k: None))
+        metrics = _train(cfg, ctx, resume, overwrite, log if ctx.is_main else (lambda *a, **k: None))
+        # the other ranks wait here for rank 0's final evaluation: all leave together, so none tears down
+        # its gloo connections (and exits) while a peer still holds the group
+        distributed.barrier(ctx)
+        return metrics
     finally:
         distributed.shutdown(ctx)
 
