@@ -52,7 +52,10 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
             {"dt_us": 400_000},
             r"^dt_us \(--dt\) = 400000: expected at most .*\(300000 µs, the default of ndigits\)$",
         ),
-        ({"dataset": "mnist", "dt_us": 5}, r"^dt_us \(--dt\) = 5: not accepted for mnist, whose sample length"),
+        (
+            {"dataset": "mnist", "dt_us": 5},
+            r"^--time-window/--dt do not apply to mnist: its sample length is fixed \(dt_us \(--dt\) = 5 given",
+        ),
         (
             {"dataset": "shd", "augment": True},
             r"^augment \(--augment\): shd defines no augmentation; data sets that do",

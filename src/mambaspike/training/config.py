@@ -69,7 +69,8 @@ class TrainConfig:
             ]
             if given:
                 raise ConfigError(
-                    f"{'; '.join(given)}: not accepted for {self.dataset}, whose sample length is fixed; leave it unset"
+                    f"--time-window/--dt do not apply to {self.dataset}: its sample length is fixed "
+                    f"({'; '.join(given)} given; leave them unset)"
                 )
         window = entry.time_window_us if self.time_window_us is None else self.time_window_us
         dt = entry.dt_us if self.dt_us is None else self.dt_us
