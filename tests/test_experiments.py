@@ -2,6 +2,7 @@
 
 import csv
 import json
+import statistics
 
 import pytest
 
@@ -62,6 +63,23 @@ def test_compare_writes_the_table_with_mean_and_std(study):
     ]
     by = {s["model"]: s for s in summary}
     assert by["mambaspike"]["seeds"] == 2 and "±" in by["mambaspike"]["test_accuracy"]
+    # the tabulated mean and std are those of the runs' own metrics.json, seed by seed
+    csv_summary = {r["model"]: r for r in read_csv(out / "compare_summary.csv")}
+    md = (out / "compare.md").read_text()
+    for model in ("mambaspike", "mamba"):
+        trained = [json.loads((out / "runs" / f"ndigits-{model}-seed{s}" / "metrics.json").read_text()) for s in (0, 1)]
+        for key in ("test_accuracy", "test_macro_f1", "params"):
+            values = [m[key] for m in trained]
+            assert by[model][f"{key}_mean"] == pytest.approx(statistics.fmean(values)), (model, key)
+            assert by[model][f"{key}_std"] == pytest.approx(statistics.stdev(values)), (model, key)
+            assert float(csv_summary[model][f"{key}_mean"]) == pytest.approx(statistics.fmean(values))
+        accuracy = [100 * m["test_accuracy"] for m in trained]
+        cell = f"{statistics.fmean(accuracy):.4g} ± {statistics.stdev(accuracy):.2g}"
+        assert by[model]["test_accuracy"] == cell and f"| ndigits | {model} | {cell} |" in md, (cell, md)
+        rows_of_model = [r for r in rows if r["model"] == model]
+        assert sorted(float(r["test_accuracy"]) for r in rows_of_model) == pytest.approx(
+            sorted(m["test_accuracy"] for m in trained)
+        )
     assert by["mamba"]["spikes_per_sample_mean"] is None and by["mambaspike"]["spikes_per_sample_mean"] is not None
     md = (out / "compare.md").read_text()
     assert "energy (µJ/sample)*" in md and "compute-only estimate" in md and "| ndigits | mambaspike |" in md
@@ -95,12 +113,14 @@ def test_robustness_over_two_checkpoints(study, tmp_path):
         tmp_path,
         perturbations=["event_drop", "time_jitter"],
         levels={"event_drop": [0.0, 0.5], "time_jitter": [0.0, 20.0]},
-        subset=8,
     )
     assert len(rows) == 2 * 2 * 2 and {r["model"] for r in rows} == {"mambaspike", "mamba"}
-    # level 0 is the unperturbed accuracy of the checkpoint on these samples
+    # level 0 is the unperturbed test accuracy of the selected checkpoint: the trainer's own figure
     at0 = {(r["model"], r["perturbation"]): r["accuracy"] for r in rows if r["level"] == 0}
-    assert at0[("mambaspike", "event_drop")] == at0[("mambaspike", "time_jitter")]
+    for run in runs:
+        trained = json.loads((run / "metrics.json").read_text())
+        for perturbation in ("event_drop", "time_jitter"):
+            assert at0[(trained["model"], perturbation)] == pytest.approx(trained["test_accuracy"]), run
     for f in ("robustness.csv", "robustness.md", "robustness.png"):
         assert (tmp_path / f).stat().st_size > 0, f
     assert "| event_drop | 0.5 | drop probability |" in (tmp_path / "robustness.md").read_text()
@@ -109,6 +129,7 @@ def test_robustness_over_two_checkpoints(study, tmp_path):
 def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):
     out, _, _, _ = study
     run = out / "runs" / "ndigits-mambaspike-seed0"
+    before = {f: (run / f).stat().st_mtime_ns for f in ("eval.json", "eval.md")}  # compare's report of the run
     code = main(
         [
             "eval",
@@ -138,7 +159,7 @@ def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):
     assert m["streaming_latency_ms_per_bin"] is None or m["streaming_latency_ms_per_bin"] > 0
     for f in ("eval.md", "confusion_matrix.png", "firing_rate_over_time.png"):
         assert (tmp_path / f).stat().st_size > 0, f
-    assert not (run / "eval.md").exists() or (run / "eval.json").exists()  # written only where asked
+    assert {f: (run / f).stat().st_mtime_ns for f in before} == before  # written only where asked
 
 
 @pytest.mark.parametrize(

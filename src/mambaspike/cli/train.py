@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         explicit = {renamed.get(k, k) for k in explicit}
         options = {**options, **{k: v for k, v in recipe.items() if k not in explicit}}
     options["model_overrides"] = {**recipe_overrides, **settings}
-    cfg = TrainConfig(**options, progress=not args.no_progress and sys.stderr.isatty())
+    cfg = TrainConfig(**options, progress=not args.no_progress and sys.stderr.isatty()).validate()
     if args.extend_epochs and not args.resume:
         raise ConfigError("--extend-epochs: applies to a resumed run only; add --resume")
     if args.resume and "epochs" not in getattr(args, "explicit", set()):

@@ -364,7 +364,7 @@ def _open_ndigits(data_dir: Path, download: bool):
 
 def _entry():
     from mambaspike.data.nmnist import LAYOUT
-    from mambaspike.data.registry import DatasetEntry
+    from mambaspike.data.registry import Augment, DatasetEntry
 
     return DatasetEntry(
         name="ndigits",
@@ -376,6 +376,7 @@ def _entry():
         class_names=tuple(str(d) for d in range(10)),
         time_window_us=300_000,
         dt_us=10_000,
+        augment=Augment(max_shift=2, flip_x=False, drop=0.1),  # as N-MNIST's; no flip: digits are not symmetric
         generated=True,
         folder=FOLDER_NAME,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -44,6 +47,124 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    def validate(self) -> TrainConfig:
+        """Check every value (types, ranges, choices, paths) and the checks between them (``dt_us`` within
+        ``time_window_us``, ``--augment`` only where the data set defines an augmentation); the first bad
+        value is one :class:`ConfigError` naming the key, the value and what is accepted. Model values
+        are checked by :func:`model_config`. Returns ``self``."""
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name))
+        from mambaspike.data import get_entry  # the data layer lies below: no cycle
+
+        entry = get_entry(self.dataset)
+        if entry.fixed_binning and (self.time_window_us, self.dt_us) != (None, None):
+            given = [
+                f"{_label(k)} = {v!r}"
+                for k, v, d in (
+                    ("time_window_us", self.time_window_us, entry.time_window_us),
+                    ("dt_us", self.dt_us, entry.dt_us),
+                )
+                if v is not None and v != d
+            ]
+            if given:
+                raise ConfigError(
+                    f"--time-window/--dt do not apply to {self.dataset}: its sample length is fixed "
+                    f"({'; '.join(given)} given; leave them unset)"
+                )
+        window = entry.time_window_us if self.time_window_us is None else self.time_window_us
+        dt = entry.dt_us if self.dt_us is None else self.dt_us
+        if dt > window:
+            raise ConfigError(
+                f"{_label('dt_us')} = {dt!r}: expected at most {_label('time_window_us')} ({window} µs"
+                f"{', the default of ' + self.dataset if self.time_window_us is None else ''})"
+            )
+        if self.augment and not augmentation_applies(entry):
+            with_aug = [e for e in _entries() if augmentation_applies(e)]
+            raise ConfigError(
+                f"augment (--augment): {self.dataset} defines no augmentation; "
+                f"data sets that do: {', '.join(e.name for e in with_aug)}"
+            )
+        return self
+
+
+def _label(key: str) -> str:
+    """A field's name, with its command-line option where the names differ."""
+    option = {"time_window_us": "--time-window", "dt_us": "--dt"}.get(key)
+    return f"{key} ({option})" if option else key
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _not_a_file(v) -> bool:
+    return isinstance(v, (str, os.PathLike)) and str(v) != "" and not Path(v).expanduser().is_file()
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _rules() -> dict:
+    """Each field: (accepts(value), what is accepted)."""
+    from mambaspike.data import dataset_names
+    from mambaspike.models.registry import model_names
+
+    positive_int = (lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+    optional_positive_int = (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1 (or unset)")
+    nonneg = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
+    flag = (lambda v: isinstance(v, bool), "true or false")
+    directory = (lambda v: v is None or _not_a_file(v), "a directory path (not a file), or unset")
+    datasets, models = dataset_names(), model_names()
+    return {
+        "dataset": (lambda v: v in datasets, f"one of {', '.join(datasets)}"),
+        "model": (lambda v: v in models, f"one of {', '.join(models)}"),
+        "epochs": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1 (unset: a resumed run's own)"),
+        "batch_size": positive_int,
+        "lr": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+        "weight_decay": nonneg,
+        "warmup_epochs": nonneg,
+        "grad_clip": nonneg,
+        "time_window_us": optional_positive_int,
+        "dt_us": optional_positive_int,
+        "data_dir": directory,
+        "output_dir": directory,
+        "seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
+        "subset": optional_positive_int,
+        "save_every": positive_int,
+        "threads": optional_positive_int,
+        "progress": flag,
+        "amp": flag,
+        "device": (lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None, "auto, cpu, cuda or cuda:N"),
+        "model_overrides": (lambda v: isinstance(v, dict), "a mapping of model settings"),
+        "augment": flag,
+        "download": flag,
+    }
+
+
+def check_value(key: str, value) -> None:
+    """One :class:`TrainConfig` value against what its field accepts: a ``ConfigError``
+    (``lr = -1: expected a finite number > 0``) where it does not."""
+    ok, what = _rules()[key]
+    if not ok(value):
+        raise ConfigError(f"{_label(key)} = {value!r}: expected {what}")
+
+
+def augmentation_applies(entry) -> bool:
+    """Whether ``--augment`` changes anything for a data set (an event data set with a non-trivial
+    :class:`~mambaspike.data.registry.Augment`)."""
+    aug = entry.augment
+    return entry.kind == "events" and (aug.max_shift > 0 or aug.flip_x or aug.drop > 0)
+
+
+def _entries() -> list:
+    from mambaspike.data import dataset_names, get_entry
+
+    return [get_entry(n) for n in dataset_names()]
 
 
 def default_output_dir(cfg: TrainConfig) -> Path:

@@ -13,6 +13,7 @@ Everything here is a no-op for a single process.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,7 +75,11 @@ def init(device: str = "auto") -> Context:
 
 
 def shutdown(ctx: Context) -> None:
+    """Destroy the process group this context created, after freeing what still refers to it (a DDP
+    wrapper, its reducer and pending works caught in reference cycles), so that nothing holding gloo's
+    threads or buffers is left to be destroyed during interpreter finalization."""
     if ctx.owns_group and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

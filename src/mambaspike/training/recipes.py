@@ -96,7 +96,7 @@ def load_recipe(name_or_path: str) -> dict:
 
     from mambaspike.data import dataset_names
     from mambaspike.models.registry import model_names
-    from mambaspike.training.config import TrainConfig, model_config
+    from mambaspike.training.config import TrainConfig, check_value, model_config
 
     path = resolve(name_or_path)
     try:
@@ -131,6 +131,13 @@ def load_recipe(name_or_path: str) -> dict:
         )
         if not ok or (expected is int and isinstance(value, bool)):
             raise _type_error(str(path), key, expected.__name__, value)
+    try:  # ranges, choices, paths, then the checks between them (binning, augmentation)
+        for key, value in recipe.items():
+            if key != "model_overrides":
+                check_value(key, value)
+        TrainConfig(**{k: v for k, v in recipe.items() if k != "model_overrides"}).validate()
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     try:  # the checks between fields, for this recipe's model family
         model_config(TrainConfig(model=recipe.get("model", TrainConfig.model), model_overrides=overrides))
     except ConfigError as err:

@@ -240,9 +240,14 @@ def train(
     other than 0 of a distributed run, an empty dict). ``resume``: continue the run in
     ``cfg.output_dir`` (``cfg.epochs = None``: its own epochs); ``extend_epochs``: allow a resumed run a
     larger ``cfg.epochs``, its cosine schedule stretched to the new total."""
+    cfg.validate()  # every value, before anything runs
     ctx = distributed.init(cfg.device)
     try:
-        return _train(cfg, ctx, resume, overwrite, extend_epochs, log if ctx.is_main else (lambda *a, **k: None))
+        metrics = _train(cfg, ctx, resume, overwrite, extend_epochs, log if ctx.is_main else (lambda *a, **k: None))
+        # the other ranks wait here for rank 0's final evaluation: all leave together, so none tears down
+        # its gloo connections (and exits) while a peer still holds the group
+        distributed.barrier(ctx)
+        return metrics
     finally:
         distributed.shutdown(ctx)
 
