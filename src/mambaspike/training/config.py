@@ -123,7 +123,7 @@ def _rules() -> dict:
     return {
         "dataset": (lambda v: v in datasets, f"one of {', '.join(datasets)}"),
         "model": (lambda v: v in models, f"one of {', '.join(models)}"),
-        "epochs": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1 (unset: a resumed run's own)"),
+        "epochs": (lambda v: v is None or (_is_int(v) and v >= 1), "an integer >= 1"),  # unset: a resumed run's own
         "batch_size": positive_int,
         "lr": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
         "weight_decay": nonneg,
