@@ -18,29 +18,15 @@ from safetensors.torch import load_file
 import mambaspike.training.trainer as train_mod
 from mambaspike.training.checkpoint import load_record
 from mambaspike.training.trainer import TrainConfig, train
+from test_train import TINY, quiet
+from test_train import tiny_cfg as train_tiny_cfg
 
-TINY = {"channels": (4, 8, 16), "d_model": 32, "n_layers": 1, "d_state": 8}
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def tiny_cfg(data_dir, out, **kw) -> TrainConfig:
-    base = dict(
-        data_dir=str(data_dir),
-        output_dir=str(out),
-        subset=60,
-        epochs=2,
-        batch_size=16,
-        lr=3e-3,
-        progress=False,
-        model_overrides=dict(TINY),
-        threads=2,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def quiet(*a, **k):
-    pass
+    """test_train's tiny run, on 60 samples."""
+    return train_tiny_cfg(data_dir, out, **{"subset": 60, **kw})
 
 
 def log_rows(out):
