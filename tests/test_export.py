@@ -141,6 +141,8 @@ def simulate_nir(graph, x: torch.Tensor, dt: float) -> torch.Tensor:
                 )
             elif isinstance(node, nir.Threshold):
                 cur[k] = (i - t(node.threshold) > 0).to(x.dtype)
+            elif isinstance(node, nir.Scale):
+                cur[k] = i * t(node.scale)
             elif isinstance(node, nir.Output):
                 cur[k] = i
             else:
@@ -197,6 +199,22 @@ def test_nir_whole_frontend_with_recurrence_when_time_is_not_pooled(tmp_path):
         ours, _ = fe(x)
     assert ours.sum() > 20
     assert torch.equal(simulate_nir(back, x, dt=0.005), ours)
+
+
+def test_nir_average_readout_is_a_sum_pool_and_a_scale(tmp_path):
+    nir = pytest.importorskip("nir")
+    torch.manual_seed(0)
+    fe = SpikingFrontEnd(2, (4, 8), dt_ms=5.0, tau_ms=20.0, temporal_pool=1, spatial_out=2, readout_pool="avg")
+    fe = _trained_like(fe, gain=6.0).double()
+    graph, _ = frontend_to_nir(fe, (2, 16, 16))
+    nir.write(tmp_path / "fe.nir", graph)
+    back = nir.read(tmp_path / "fe.nir")
+    assert isinstance(back.nodes["block1_pool_mean"], nir.Scale) and "block1_pool_any" not in back.nodes
+    x = torch.poisson(torch.full((10, 2, 2, 16, 16), 0.5, dtype=torch.float64))
+    with torch.no_grad():
+        ours, _ = fe(x)
+    assert ((ours > 0) & (ours < 1)).any()  # mean spike counts, not binary
+    assert torch.allclose(simulate_nir(back, x, dt=0.005), ours, rtol=0, atol=1e-12)
 
 
 def test_nir_refuses_what_it_cannot_express():

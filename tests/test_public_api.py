@@ -203,6 +203,7 @@ BAD = [
         "a multiple of attn_heads = 3",
     ),
     (lambda: ModelConfig(temporal_pool_mode="mean"), "ModelConfig.temporal_pool_mode = 'mean'", "one of 'max', 'avg'"),
+    (lambda: ModelConfig(readout_pool="sum"), "ModelConfig.readout_pool = 'sum'", "one of 'max', 'avg'"),
     (lambda: ModelConfig(channels=[16, 0]), "ModelConfig.channels = [16, 0]", "a non-empty list of integers >= 1"),
     (
         lambda: ModelConfig(name="transformer"),

@@ -16,7 +16,8 @@
 - the recurrent 1x1 connection -> ``nir.Conv2d`` (no bias) in a LIF -> conv -> LIF cycle (one-step delay);
 - spatial max-pooling of binary spikes -> ``nir.SumPool2d`` + ``nir.Threshold(0.5)`` (a spike if any input
   of the window spiked: exactly the max of binary values); the last block's adaptive max-pooling likewise
-  when the map size is a multiple of the output size.
+  when the map size is a multiple of the output size; an average readout (``readout_pool="avg"``) ->
+  ``nir.SumPool2d`` + ``nir.Scale``.
 
 Not expressible in NIR, so never exported silently: **temporal max-pooling** (it changes the time base,
 NIR graphs run at one rate), hence by default only the blocks before it (block 0 when
@@ -74,14 +75,15 @@ def lif_to_nir(lif: nn.Module, shape: tuple, bin_s: float):
 
 
 def _pool_nodes(nir, pool: nn.Module, hw: tuple[int, int], c: int):
-    """``[(suffix, node)]`` for max-pooling binary spikes (SumPool2d + Threshold), or None."""
+    """``[(suffix, node)]`` for max-pooling binary spikes (SumPool2d + Threshold) or the readout's
+    average pooling (SumPool2d + Scale), or None."""
     if isinstance(pool, nn.MaxPool2d):
         k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * 2
         s = pool.stride if isinstance(pool.stride, tuple) else (pool.stride,) * 2
         p = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * 2
         if p != (0, 0) or pool.dilation not in (1, (1, 1)) or pool.ceil_mode:
             return None
-    elif isinstance(pool, nn.AdaptiveMaxPool2d):
+    elif isinstance(pool, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)):
         out = pool.output_size
         oh, ow = (out, out) if isinstance(out, int) else out
         if hw[0] % oh or hw[1] % ow:
@@ -91,10 +93,11 @@ def _pool_nodes(nir, pool: nn.Module, hw: tuple[int, int], c: int):
     else:
         return None
     out_hw = ((hw[0] - k[0]) // s[0] + 1, (hw[1] - k[1]) // s[1] + 1)
-    nodes = [
-        ("pool_sum", nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p))),
-        ("pool_any", nir.Threshold(threshold=np.full((c, *out_hw), 0.5))),
-    ]
+    nodes = [("pool_sum", nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p)))]
+    if isinstance(pool, nn.AdaptiveAvgPool2d):  # the readout's mean spike count per region
+        nodes.append(("pool_mean", nir.Scale(scale=np.full((c, *out_hw), 1.0 / (k[0] * k[1])))))
+    else:
+        nodes.append(("pool_any", nir.Threshold(threshold=np.full((c, *out_hw), 0.5))))
     return nodes, out_hw
 
 

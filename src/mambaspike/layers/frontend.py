@@ -6,7 +6,9 @@ Takes time-first frames ``[T, B, C, H, W]`` and returns binary spikes ``[T', B, 
 (linear -> BatchNorm1d -> LIF) and no spatial pooling: ``[T, B, F] -> [T', B, C']``.
 
 Per block: a spiking convolution (:mod:`mambaspike.layers.blocks`), the last block with a recurrent
-connection, spatial max-pooling (binary spikes stay binary). After the first block, temporal
+connection, spatial max-pooling (binary spikes stay binary); the last block's pooling to
+``spatial_out x spatial_out`` is max (binary, the paper) or, with ``readout_pool="avg"``, the mean
+spike count of each region, which the interface then counts over time. After the first block, temporal
 max-pooling over windows of ``temporal_pool`` bins (a spike if any bin of the window spiked); the bin
 width seen by later neurons grows accordingly, and since time constants are in ms their dynamics stay
 the same. In inference a dense (1-D) front-end of plain LIF neurons runs as one compiled call
@@ -45,6 +47,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         spatial_out: int = 4,
         neuron: str = "lif",
         spatial: bool = True,
+        readout_pool: str = "max",
     ):
         super().__init__()
         self.temporal_pool = temporal_pool
@@ -57,7 +60,8 @@ class SpikingFrontEnd(PooledStream, nn.Module):
             lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
             rec = recurrent and last
             if spatial:
-                pool = nn.AdaptiveMaxPool2d(spatial_out) if last else nn.MaxPool2d(2)
+                readout = nn.AdaptiveAvgPool2d if readout_pool == "avg" else nn.AdaptiveMaxPool2d
+                pool = readout(spatial_out) if last else nn.MaxPool2d(2)
                 blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=rec, pool=pool, neuron=neuron))
             else:
                 blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, recurrent=rec, neuron=neuron))

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 TEMPORAL_POOL_MODES = ("max", "avg")
+READOUT_POOLS = ("max", "avg")  # the front-end's last spatial pooling
 
 
 def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from mambaspike.errors import ConfigError
-from mambaspike.layers.pooling import TEMPORAL_POOL_MODES
+from mambaspike.layers.pooling import READOUT_POOLS, TEMPORAL_POOL_MODES
 from mambaspike.models.options import Accepts, Checked, accepts_of, nested, option
 from mambaspike.neurons.modules import NEURONS
 from mambaspike.ssm.mamba import MambaConfig
@@ -52,7 +52,9 @@ def required(accepts: Accepts):
 class FrontEndConfig(Checked):
     """The spiking front-end (Mamba-Spike §3.1): one spiking conv (or dense) block per ``channels``
     entry, the last one recurrent, temporal max/avg pooling over ``temporal_pool`` bins after the first,
-    spatial pooling to ``spatial_out x spatial_out``."""
+    spatial pooling to ``spatial_out x spatial_out``: ``readout_pool = "max"`` keeps binary spikes (a
+    spike where any neuron of the region spiked, the paper), ``"avg"`` hands the interface the region's
+    spike count per neuron (the interface counts spikes anyway)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
     neuron: str = option("lif", Accepts("choice", choices=tuple(NEURONS)))
@@ -63,6 +65,7 @@ class FrontEndConfig(Checked):
     temporal_pool: int = option(2, POSITIVE)
     temporal_pool_mode: str = option("max", Accepts("choice", choices=TEMPORAL_POOL_MODES))
     spatial_out: int = option(4, POSITIVE)
+    readout_pool: str = option("max", Accepts("choice", choices=READOUT_POOLS))
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ _IN = {"input_shape": "input_shape", "num_classes": "num_classes", "dt_ms": "dt_
 _BACKBONE = {k: f"backbone.{k}" for k in ("d_model", "n_layers", "d_state", "d_conv", "expand", "scan_backend")}
 _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} | {"window": "window", **_BACKBONE}
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
-_FRONT += ("temporal_pool_mode", "spatial_out")
+_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool")
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
 
@@ -269,6 +272,7 @@ class ModelConfig:
     temporal_pool: int = 2
     temporal_pool_mode: str = "max"
     spatial_out: int = 4
+    readout_pool: str = "max"  # the front-end's last spatial pooling: max (binary spikes) | avg (counts)
     # interface
     window: int = 2
     rate_norm: bool = True

@@ -40,6 +40,7 @@ class MambaSpike(StreamMixin, nn.Module):
             spatial_out=fe.spatial_out,
             neuron=fe.neuron,
             spatial=cfg.spatial,
+            readout_pool=fe.readout_pool,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,
