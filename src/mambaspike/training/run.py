@@ -1,9 +1,16 @@
-"""A training run read back from its directory: its configuration, its checkpoints' models, its data.
+"""A training run and the directory that holds it: create, open, resume; its configuration, its
+tagged checkpoints, its log, its data.
 
->>> run = load_run("outputs/ndigits-mambaspike-seed0")
+>>> run = load_run("outputs/ndigits-mambaspike-seed0")   # open
 >>> model = run.model()              # the best-by-validation checkpoint's weights, eval mode
 >>> test = run.data("test")          # the test split, binned as the run was trained
 >>> run.config.epochs, run.model_config.d_model
+
+The trainer (:mod:`mambaspike.training.trainer`) makes its runs with :meth:`Run.create` (a fresh
+directory, or an existing one with ``overwrite``) and :meth:`Run.resume` (the saved configuration wins;
+see there what may change), then writes through the run: :meth:`Run.write_record` (``run.json``),
+:meth:`Run.save_checkpoint` / :meth:`Run.restore_checkpoint`, :meth:`Run.append_log` /
+:meth:`Run.trim_log` and :meth:`Run.write_metrics`.
 
 The directory is the one ``mambaspike train`` writes (see :mod:`mambaspike.training.checkpoint`):
 ``run.json`` holds the resolved training configuration, the model record and the data description;
@@ -16,7 +23,9 @@ configuration is recomputed from ``run.json``'s ``"train"`` and ``"model"`` sect
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -26,10 +35,31 @@ from torch import nn
 from mambaspike.errors import CheckpointError, ConfigError
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model
-from mambaspike.training.checkpoint import load_record, load_weights, read_json
-from mambaspike.training.config import TrainConfig
+from mambaspike.training.checkpoint import (
+    atomic_write_bytes,
+    atomic_write_json,
+    load_checkpoint,
+    load_record,
+    load_weights,
+    read_json,
+    save_checkpoint,
+)
+from mambaspike.training.config import TrainConfig, default_output_dir
 
 SPLITS = ("train", "val", "test")
+# log.csv: one row per completed epoch
+LOG_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+    "lr",
+    "epoch_seconds",
+    "is_best",
+]
+RESUME_RECORDS = ("last.json", "last.json.prev")  # the checkpoint records a resume starts from
 
 # TrainConfig fields that change a run's results (the rest: where files live, threads, progress bar,
 # device choice, checkpoint cadence, download permission).
@@ -94,23 +124,149 @@ def record_resolved(record: dict) -> dict:
 
 class Run:
     """A run directory. ``config``: the resolved :class:`TrainConfig` it was trained with;
-    ``model_config``: its :class:`ModelConfig`; ``record``: ``run.json`` as read."""
+    ``model_config``: its :class:`ModelConfig`; ``record``: ``run.json`` as read (or as written)."""
 
     def __init__(self, path: str | Path, device: str | torch.device | None = None, data_dir: str | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise CheckpointError(f"{self.path}: no such run directory (expected the --output-dir of a training run)")
-        self.record: dict = read_json(self.path / "run.json", "run configuration (run.json)")
+        self.device = device
+        self.data_dir = data_dir
+        self._data: dict = {}
+        self._set_record(read_json(self.path / "run.json", "run configuration (run.json)"))
+
+    def _set_record(self, record: dict) -> None:
         try:
-            self.config = TrainConfig.from_dict(self.record["train"])
-            self.model_config = ModelConfig.from_dict(self.record["model"])
+            self.config = TrainConfig.from_dict(record["train"])
+            self.model_config = ModelConfig.from_dict(record["model"])
         except KeyError as e:
             raise CheckpointError(f"{self.path / 'run.json'}: no {e.args[0]!r} section") from None
         except ConfigError as e:
             raise CheckpointError(f"{self.path / 'run.json'}: {e}") from None
-        self.device = device
-        self.data_dir = data_dir
-        self._data: dict = {}
+        self.record = record
+
+    @classmethod
+    def _in(cls, path: Path, cfg: TrainConfig) -> Run:
+        """A run whose ``run.json`` is not (yet) read: ``config`` is ``cfg``, no model config yet."""
+        run = cls.__new__(cls)
+        run.path, run.device, run.data_dir, run._data = path, None, None, {}
+        run.config, run.model_config, run.record = cfg, None, None
+        return run
+
+    @classmethod
+    def create(cls, cfg: TrainConfig, overwrite: bool = False) -> Run:
+        """A new run in ``cfg.output_dir`` (default ``outputs/<dataset>-<model>-seed<seed>``). A directory
+        that already holds a run is refused unless ``overwrite``; then its run files (``run.json``,
+        ``log.csv``, ``metrics.json``, checkpoints) are removed and nothing else. ``run.json`` is
+        written by :meth:`write_record` once the data set and model are known; ``cfg.output_dir`` is set."""
+        out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
+        run_json = out / "run.json"
+        if run_json.exists() and not overwrite:
+            raise ConfigError(
+                f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
+                "or choose another --output-dir"
+            )
+        if run_json.exists():
+            for f in [run_json, out / "log.csv", out / "metrics.json", *(out / "checkpoints").glob("*")]:
+                f.unlink(missing_ok=True)
+        cfg.output_dir = str(out)
+        return cls._in(out, cfg)
+
+    @classmethod
+    def resume(cls, cfg: TrainConfig, extend_epochs: bool = False) -> Run:
+        """The run in ``cfg.output_dir``, to continue. Its saved configuration wins: only the progress
+        bar, threads, device and ``data_dir`` may change, and ``epochs`` only with ``extend_epochs`` and
+        only upwards (``cfg.epochs = None`` keeps the saved). ``config`` is the merged configuration."""
+        out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
+        run_json = out / "run.json"
+        if not run_json.is_file():
+            raise ConfigError(f"--resume: {out} holds no run to resume (no run.json); train without --resume first")
+        record = read_json(run_json, "run configuration (run.json)")
+        try:
+            saved = TrainConfig.from_dict(record["train"])
+        except (KeyError, TypeError):
+            raise CheckpointError(f"{run_json}: no 'train' section") from None
+        epochs = saved.epochs if cfg.epochs is None else cfg.epochs
+        if epochs != saved.epochs and not extend_epochs:
+            raise ConfigError(
+                f"--epochs {epochs}: the run in {out} was created for {saved.epochs} epochs and its learning-rate "
+                f"schedule is fixed; resume without --epochs, or pass --extend-epochs to stretch the schedule"
+            )
+        if epochs < saved.epochs:
+            raise ConfigError(
+                f"--extend-epochs: --epochs {epochs} is fewer than the run's {saved.epochs}; it only extends a run"
+            )
+        saved.epochs, saved.progress, saved.threads, saved.device = epochs, cfg.progress, cfg.threads, cfg.device
+        if cfg.data_dir is not None:
+            saved.data_dir = cfg.data_dir
+        saved.output_dir = str(out)
+        run = cls._in(out, saved)
+        run.record = record
+        return run
+
+    @property
+    def started(self) -> bool:
+        """Whether the run has a checkpoint to resume from (``last``, or the one before it)."""
+        return any((self.checkpoint_dir / r).exists() for r in RESUME_RECORDS)
+
+    @property
+    def schedule(self) -> dict | None:
+        """``run.json``'s learning-rate schedule (steps per epoch, warm-up and total steps), if written."""
+        return (self.record or {}).get("schedule")
+
+    def write_record(self, record: dict) -> None:
+        """Write ``run.json`` (atomically) and take it as this run's record."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / "run.json", record)
+        self._set_record(record)
+
+    def clear_progress(self) -> None:
+        """Remove the log, metrics and checkpoint records of a run that never reached its first checkpoint."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        ckpt = self.checkpoint_dir
+        for f in [self.log_path, self.path / "metrics.json", *ckpt.glob("*.json"), *ckpt.glob("*.json.prev")]:
+            f.unlink(missing_ok=True)
+
+    def save_checkpoint(
+        self, tag: str, model: nn.Module, record: dict, optimizer_state: dict | None = None, keep_previous=False
+    ) -> dict:
+        """Checkpoint ``tag`` (see :func:`mambaspike.training.checkpoint.save_checkpoint`)."""
+        return save_checkpoint(self.checkpoint_dir, tag, model, record, optimizer_state, keep_previous)
+
+    def restore_checkpoint(self, tag: str = "last", log=None) -> dict:
+        """The verified record of checkpoint ``tag``, falling back to the previous one when it is unreadable
+        (:func:`mambaspike.training.checkpoint.load_checkpoint`)."""
+        return load_checkpoint(self.checkpoint_dir, tag, log=log)
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.csv"
+
+    def append_log(self, row: dict) -> None:
+        """Append one epoch's row (``LOG_COLUMNS``) to ``log.csv``."""
+        new = not self.log_path.exists()
+        with open(self.log_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def trim_log(self, completed_epochs: int) -> None:
+        """Keep the rows of completed epochs only (a kill may have logged an epoch it did not checkpoint,
+        or left half a row); rewritten atomically."""
+        if not self.log_path.exists():
+            return
+        with open(self.log_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if (r.get("epoch") or "").isdigit() and None not in r.values()]
+        rows = [r for r in rows if int(r["epoch"]) <= completed_epochs]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\r\n")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_bytes(self.log_path, buf.getvalue().encode())
+
+    def write_metrics(self, metrics: dict) -> None:
+        atomic_write_json(self.path / "metrics.json", metrics)
 
     @property
     def resolved_config(self) -> dict:
@@ -184,4 +340,13 @@ def load_run(path: str | Path, device: str | torch.device | None = None, data_di
     return Run(path, device=device, data_dir=data_dir)
 
 
-__all__ = ["Run", "SPLITS", "load_run", "resolved_config", "config_hash", "config_diff", "record_resolved"]
+__all__ = [
+    "LOG_COLUMNS",
+    "Run",
+    "SPLITS",
+    "load_run",
+    "resolved_config",
+    "config_hash",
+    "config_diff",
+    "record_resolved",
+]

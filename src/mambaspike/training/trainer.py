@@ -1,6 +1,14 @@
-"""The training harness, shared by every model family. Reads top to bottom:
+"""The training harness, shared by every model family. :func:`train` runs its phases in order:
 
-data -> model -> AdamW (no decay on A_log, D, norms, biases, neuron parameters) -> per step: forward,
+- :func:`setup`: the run directory (:class:`~mambaspike.training.run.Run`: created, or opened to
+  resume), the data, the model, the optimizer and the fixed learning-rate schedule;
+- :func:`restore`: the latest checkpoint of a resumed run, or for a new run ``run.json`` and the first
+  checkpoint, written before the first step;
+- :func:`train_epoch`: one epoch's steps (or what is left of it);
+- :func:`validate_and_checkpoint`: validation, the log row, the best and last checkpoints;
+- :func:`finish`: the validation-selected checkpoint's test metrics in ``metrics.json``.
+
+What a step does: data -> model -> AdamW (no decay on A_log, D, norms, biases, neuron parameters) -> per step: forward,
 loss (cross-entropy on the logits, or a spiking model's spike loss: ``models.registry.loss_and_scores``),
 finiteness check, backward, gradient clipping, step, cosine-with-warm-up learning rate
 -> every epoch: validation, CSV (and TensorBoard) log, best-by-validation checkpoint -> at the end:
@@ -27,13 +35,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
 import json
 import math
 import signal
 import time
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch.utils.data import DataLoader
@@ -45,29 +51,9 @@ from mambaspike.errors import ConfigError, TrainingError
 from mambaspike.evaluation.inference import classification_metrics, final_metrics, run_inference, selection_info
 from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
 from mambaspike.training import distributed
-from mambaspike.training.checkpoint import (
-    atomic_write_json,
-    load_checkpoint,
-    load_optimizer_state,
-    load_record,
-    load_weights,
-    read_json,
-    save_checkpoint,
-)
-from mambaspike.training.config import TrainConfig, default_output_dir, model_config
-from mambaspike.training.run import config_hash, resolved_config
-
-LOG_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "val_macro_f1",
-    "lr",
-    "epoch_seconds",
-    "is_best",
-]
+from mambaspike.training.checkpoint import load_optimizer_state, load_record, load_weights
+from mambaspike.training.config import TrainConfig, model_config
+from mambaspike.training.run import Run, config_hash, resolved_config
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -146,75 +132,12 @@ def _set_rng_states(record: dict) -> None:
         torch.cuda.set_rng_state_all([_decode(s) for s in cuda])
 
 
-def _tensorboard(log_dir: Path):
+def _tensorboard(log_dir):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
     return SummaryWriter(str(log_dir))
-
-
-def _trim_log(path: Path, completed_epochs: int) -> None:
-    """Keep the CSV rows of completed epochs only (a crash may have logged an epoch not checkpointed)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= completed_epochs]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _append_log(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-RESUME_RECORDS = ("last.json", "last.json.prev")  # the checkpoint records --resume starts from
-
-
-def prepare_run(
-    cfg: TrainConfig, resume: bool, overwrite: bool = False, extend_epochs: bool = False
-) -> tuple[TrainConfig, Path]:
-    """Resolve the output directory; on resume, the saved configuration wins (only the progress bar,
-    threads, device and data_dir may change; ``epochs`` only with ``extend_epochs``, and only upwards;
-    ``cfg.epochs = None`` keeps the saved)."""
-    out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
-    run_json = out / "run.json"
-    if resume:
-        if not run_json.is_file():
-            raise ConfigError(f"--resume: {out} holds no run to resume (no run.json); train without --resume first")
-        saved = TrainConfig.from_dict(read_json(run_json)["train"])
-        epochs = saved.epochs if cfg.epochs is None else cfg.epochs
-        if epochs != saved.epochs and not extend_epochs:
-            raise ConfigError(
-                f"--epochs {epochs}: the run in {out} was created for {saved.epochs} epochs and its learning-rate "
-                f"schedule is fixed; resume without --epochs, or pass --extend-epochs to stretch the schedule"
-            )
-        if epochs < saved.epochs:
-            raise ConfigError(
-                f"--extend-epochs: --epochs {epochs} is fewer than the run's {saved.epochs}; it only extends a run"
-            )
-        saved.epochs, saved.progress, saved.threads, saved.device = epochs, cfg.progress, cfg.threads, cfg.device
-        if cfg.data_dir is not None:
-            saved.data_dir = cfg.data_dir
-        saved.output_dir = str(out)
-        return saved, out
-    if run_json.exists() and not overwrite:
-        raise ConfigError(
-            f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
-            "or choose another --output-dir"
-        )
-    if run_json.exists():
-        for f in [run_json, out / "log.csv", out / "metrics.json", *(out / "checkpoints").glob("*")]:
-            f.unlink(missing_ok=True)
-    cfg.output_dir = str(out)
-    return cfg, out
 
 
 def dist_backend(ctx: distributed.Context) -> str:
@@ -243,7 +166,14 @@ def train(
     cfg.validate()  # every value, before anything runs
     ctx = distributed.init(cfg.device)
     try:
-        metrics = _train(cfg, ctx, resume, overwrite, extend_epochs, log if ctx.is_main else (lambda *a, **k: None))
+        log = log if ctx.is_main else (lambda *a, **k: None)
+        session = setup(cfg, ctx, resume, overwrite, extend_epochs, log)
+        restore(session)
+        with _StopFlag() as stop:
+            while session.state["epoch"] < session.cfg.epochs:
+                marks = train_epoch(session, stop)
+                validate_and_checkpoint(session, marks)
+        metrics = finish(session)
         # the other ranks wait here for rank 0's final evaluation: all leave together, so none tears down
         # its gloo connections (and exits) while a peer still holds the group
         distributed.barrier(ctx)
@@ -268,22 +198,80 @@ def run_record(cfg: TrainConfig, model_cfg, info, schedule: dict) -> dict:
     }
 
 
-def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: bool, extend_epochs: bool, log) -> dict:
+@dataclass
+class Session:
+    """Everything a training run holds while it runs (made by :func:`setup`, advanced by the phases)."""
+
+    cfg: TrainConfig
+    ctx: distributed.Context
+    run: Run
+    train_set: object
+    val_set: object
+    test_set: object
+    info: object
+    model_cfg: object
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    schedule: dict  # steps_per_epoch, warmup_steps, total_steps: fixed when the run is created
+    log: object
+    resumed: bool  # restoring from a checkpoint (not starting at step 0)
+    state: dict = field(
+        default_factory=lambda: {
+            "epoch": 0,
+            "batch_in_epoch": 0,
+            "global_step": 0,
+            "train_seconds": 0.0,
+            "best_val_accuracy": -1.0,
+            "best_epoch": None,
+            "loss_sum": 0.0,
+            "correct": 0,
+            "seen": 0,
+        }
+    )
+    lr: float = 0.0  # the learning rate of the latest step
+    writer: object = None
+
+    @property
+    def out(self):
+        return self.run.path
+
+    def record(self, epochs_completed: int) -> dict:
+        """A checkpoint record: the progress, the RNG states and the configuration."""
+        return {
+            **self.state,
+            "epochs_completed": epochs_completed,
+            **_rng_states(),
+            "config": {"train": asdict(self.cfg), "model": self.model_cfg.to_dict()},
+        }
+
+    def save_last(self, epochs_completed: int) -> None:
+        """The ``last`` checkpoint (rank 0 writes; the one it replaces kept as ``last.json.prev``)."""
+        if self.ctx.is_main:
+            self.run.save_checkpoint(
+                "last", self.model, self.record(epochs_completed), self.optimizer.state_dict(), keep_previous=True
+            )
+
+
+def setup(
+    cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: bool, extend_epochs: bool, log
+) -> Session:
+    """Phase 1: the run directory, the data, the model, the optimizer and the schedule. Writes nothing
+    but the removal of an overwritten run's files; a bad option is refused before that."""
     from mambaspike.data import get_datasets
 
     _autocast(cfg.amp)  # refuse --amp without a GPU before touching the output directory
     if not resume:
         model_config(cfg)  # refuse a bad model option before loading data or writing anything
 
-    def prepare():
-        run_cfg, run_dir = prepare_run(cfg, resume, overwrite, extend_epochs)
-        return run_cfg, run_dir, resume and any((run_dir / "checkpoints" / r).exists() for r in RESUME_RECORDS)
+    def open_run():
+        run = Run.resume(cfg, extend_epochs) if resume else Run.create(cfg, overwrite)
+        return run, resume and run.started
 
-    cfg, out, started = distributed.main_first(prepare, ctx)
-    autocast = _autocast(cfg.amp)
+    run, resumed = distributed.main_first(open_run, ctx)
+    cfg = run.config
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ckpt_dir = out / "checkpoints"
 
     def load_data():
         return get_datasets(
@@ -313,209 +301,192 @@ def _train(cfg: TrainConfig, ctx: distributed.Context, resume: bool, overwrite: 
         "warmup_steps": max(1, round(cfg.warmup_epochs * steps_per_epoch)),
         "total_steps": steps_per_epoch * cfg.epochs,
     }
-    if resume:
-        saved_run = read_json(out / "run.json", "run configuration (run.json)")
-        saved_schedule = saved_run.get("schedule")
-        if saved_schedule is not None and saved_schedule["steps_per_epoch"] != steps_per_epoch:
-            raise ConfigError(
-                f"--resume: {out} was trained with {saved_schedule['steps_per_epoch']} steps per epoch, its data "
-                f"now give {steps_per_epoch}; the data set at --data-dir is not the one it was trained on"
-            )
-        if saved_schedule is not None and not extend_epochs:
-            schedule = saved_schedule
-        elif ctx.is_main and (saved_schedule != schedule or saved_run["train"]["epochs"] != cfg.epochs):
-            atomic_write_json(out / "run.json", run_record(cfg, model_cfg, info, schedule))
-    total_steps, warmup_steps = schedule["total_steps"], schedule["warmup_steps"]
-
-    state = {
-        "epoch": 0,
-        "batch_in_epoch": 0,
-        "global_step": 0,
-        "train_seconds": 0.0,
-        "best_val_accuracy": -1.0,
-        "best_epoch": None,
-        "loss_sum": 0.0,
-        "correct": 0,
-        "seen": 0,
-    }
-    if resume and not started:  # killed between writing run.json and the first checkpoint
-        log(f"{out} has no checkpoint yet; starting it from step 0")
-    if started:
-        last = load_checkpoint(ckpt_dir, "last", log=log)
-        load_weights(ckpt_dir, last, model)
-        optimizer.load_state_dict(load_optimizer_state(ckpt_dir, last))
-        state.update({k: last[k] for k in state})
-        _set_rng_states(last)
-        if ctx.is_main:
-            _trim_log(out / "log.csv", last["epochs_completed"])
-        log(f"resuming {out} at epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}")
-    elif ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        for f in [
-            out / "log.csv",
-            out / "metrics.json",
-            *ckpt_dir.glob("*.json"),
-            *ckpt_dir.glob("*.json.prev"),
-        ]:  # a run that never started
-            f.unlink(missing_ok=True)
-        atomic_write_json(out / "run.json", run_record(cfg, model_cfg, info, schedule))
-
-    n_params = count_parameters(model)
-    log(
-        f"{cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(train_set)} train / {len(val_set)} val / "
-        f"{len(test_set)} test samples, T={info.T} bins of {info.dt_us / 1000:g} ms, {cfg.epochs} epochs -> {out}"
-    )
-    if ctx.enabled:
-        log(f"distributed: {ctx.world_size} processes ({dist_backend(ctx)}), global batch {cfg.batch_size}")
+    saved = run.schedule if resume else None
+    if saved is not None and saved["steps_per_epoch"] != steps_per_epoch:
+        raise ConfigError(
+            f"--resume: {run.path} was trained with {saved['steps_per_epoch']} steps per epoch, its data "
+            f"now give {steps_per_epoch}; the data set at --data-dir is not the one it was trained on"
+        )
+    if saved is not None and not extend_epochs:
+        schedule = saved
     net = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    writer = _tensorboard(out / "tensorboard") if ctx.is_main else None
-    save = save_checkpoint if ctx.is_main else (lambda *a, **k: None)
+    return Session(
+        cfg, ctx, run, train_set, val_set, test_set, info, model_cfg, model, net, optimizer, schedule, log, resumed
+    )
 
-    def record(epochs_completed: int) -> dict:
-        return {
-            **state,
-            "epochs_completed": epochs_completed,
-            **_rng_states(),
-            "config": {"train": asdict(cfg), "model": model_cfg.to_dict()},
-        }
 
-    def save_last(epochs_completed: int) -> None:
-        save(ckpt_dir, "last", model, record(epochs_completed), optimizer.state_dict(), keep_previous=True)
-
-    if not started:
-        save_last(0)  # before the first step: a run killed at any point after this can be resumed
+def restore(s: Session) -> None:
+    """Phase 2: continue from the latest good checkpoint of a resumed run (weights, optimizer, progress,
+    RNG states; ``log.csv`` cut back to its completed epochs); else write ``run.json`` and the first
+    ``last`` checkpoint before the first step, so that every run that started can be resumed."""
+    cfg, run = s.cfg, s.run
+    record = run_record(cfg, s.model_cfg, s.info, s.schedule)
+    if s.resumed:
+        if s.ctx.is_main and (run.schedule != s.schedule or run.record["train"]["epochs"] != cfg.epochs):
+            run.write_record(record)  # --extend-epochs: the stretched schedule
+        last = run.restore_checkpoint("last", log=s.log)
+        load_weights(run.checkpoint_dir, last, s.model)
+        s.optimizer.load_state_dict(load_optimizer_state(run.checkpoint_dir, last))
+        s.state.update({k: last[k] for k in s.state})
+        _set_rng_states(last)
+        if s.ctx.is_main:
+            run.trim_log(last["epochs_completed"])
+        s.log(f"resuming {run.path} at epoch {s.state['epoch'] + 1}, batch {s.state['batch_in_epoch']}")
+    else:
+        if run.record is not None:  # --resume of a run killed between run.json and its first checkpoint
+            s.log(f"{run.path} has no checkpoint yet; starting it from step 0")
+        if s.ctx.is_main:
+            run.clear_progress()
+            run.write_record(record)
+    n_params = count_parameters(s.model)
+    s.log(
+        f"{cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(s.train_set)} train / {len(s.val_set)} val / "
+        f"{len(s.test_set)} test samples, T={s.info.T} bins of {s.info.dt_us / 1000:g} ms, {cfg.epochs} epochs "
+        f"-> {run.path}"
+    )
+    if s.ctx.enabled:
+        s.log(f"distributed: {s.ctx.world_size} processes ({dist_backend(s.ctx)}), global batch {cfg.batch_size}")
+    if not s.resumed:
+        s.save_last(0)  # before the first step: a run killed at any point after this can be resumed
+    s.writer = _tensorboard(run.path / "tensorboard") if s.ctx.is_main else None
     # the learning rate of the latest step: logged at the epoch's end even when a resumed epoch has no batch left
-    lr = lr_at(max(0, state["global_step"] - 1), total_steps, warmup_steps, cfg.lr)
+    s.lr = lr_at(max(0, s.state["global_step"] - 1), s.schedule["total_steps"], s.schedule["warmup_steps"], cfg.lr)
 
-    with _StopFlag() as stop:
-        while state["epoch"] < cfg.epochs:
-            epoch = state["epoch"]
-            t_epoch = time.perf_counter()
-            model.train()
-            order = epoch_order(len(train_set), cfg.seed, epoch)[state["batch_in_epoch"] * cfg.batch_size :]
-            shards = [
-                distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)
-            ]
-            weights = iter([w for _, w in shards])
-            loader = DataLoader(train_set, batch_sampler=[b for b, _ in shards], collate_fn=collate_time_first)
-            bar = tqdm(
-                loader,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not (cfg.progress and ctx.is_main),
-                initial=state["batch_in_epoch"],
-                total=steps_per_epoch,
-                leave=False,
-                dynamic_ncols=True,
-            )
-            t_chunk = time.perf_counter()
-            for x, y in bar:
-                x, y, weight = x.to(ctx.device), y.to(ctx.device), next(weights)
-                lr = lr_at(state["global_step"], total_steps, warmup_steps, cfg.lr)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                with autocast:
-                    loss, scores = loss_and_scores(model, x, y, net)
-                n = len(y) if weight > 0 else 0
-                correct = int((scores.detach().argmax(1) == y).sum()) if n else 0
-                # summed over ranks: every rank sees the same statistics and takes the same decisions
-                loss_sum, correct, n, stop_votes = distributed.all_sum(
-                    [loss.item() * n, correct, n, float(stop.requested)], ctx
-                )
-                if not math.isfinite(loss_sum):
-                    raise TrainingError(
-                        f"loss became {loss_sum / max(n, 1)} at epoch {epoch + 1}, step {state['global_step']}; "
-                        f"stopped without writing a checkpoint (the last good one is in {ckpt_dir}). "
-                        "Try a lower --lr or --grad-clip"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                (loss * weight).backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
 
-                state["global_step"] += 1
-                state["batch_in_epoch"] += 1
-                state["loss_sum"] += loss_sum
-                state["correct"] += int(correct)
-                state["seen"] += int(n)
-                bar.set_postfix(
-                    loss=f"{state['loss_sum'] / state['seen']:.3f}",
-                    acc=f"{state['correct'] / state['seen']:.3f}",
-                    lr=f"{lr:.2e}",
-                )
-                if stop_votes or state["global_step"] % cfg.save_every == 0:
-                    now = time.perf_counter()
-                    state["train_seconds"] += now - t_chunk
-                    t_chunk = now
-                    save_last(epoch)
-                    if stop_votes:
-                        bar.close()
-                        log(f"stopped; resume with: mambaspike train --resume --output-dir {out}")
-                        raise KeyboardInterrupt
-            bar.close()
+def train_epoch(s: Session, stop) -> dict:
+    """Phase 3: the steps of the current epoch still to do (from ``state["batch_in_epoch"]`` on); a
+    ``last`` checkpoint every ``save_every`` steps, and on a stop request (then ``KeyboardInterrupt``).
+    Returns the epoch's timing marks for :func:`validate_and_checkpoint`."""
+    cfg, ctx, state, model, optimizer = s.cfg, s.ctx, s.state, s.model, s.optimizer
+    total_steps, warmup_steps = s.schedule["total_steps"], s.schedule["warmup_steps"]
+    autocast = _autocast(cfg.amp)
+    epoch = state["epoch"]
+    t_epoch = time.perf_counter()
+    model.train()
+    order = epoch_order(len(s.train_set), cfg.seed, epoch)[state["batch_in_epoch"] * cfg.batch_size :]
+    shards = [distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)]
+    weights = iter([w for _, w in shards])
+    loader = DataLoader(s.train_set, batch_sampler=[b for b, _ in shards], collate_fn=collate_time_first)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not (cfg.progress and ctx.is_main),
+        initial=state["batch_in_epoch"],
+        total=s.schedule["steps_per_epoch"],
+        leave=False,
+        dynamic_ncols=True,
+    )
+    t_chunk = time.perf_counter()
+    for x, y in bar:
+        x, y, weight = x.to(ctx.device), y.to(ctx.device), next(weights)
+        s.lr = lr = lr_at(state["global_step"], total_steps, warmup_steps, cfg.lr)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        with autocast:
+            loss, scores = loss_and_scores(model, x, y, s.net)
+        n = len(y) if weight > 0 else 0
+        correct = int((scores.detach().argmax(1) == y).sum()) if n else 0
+        # summed over ranks: every rank sees the same statistics and takes the same decisions
+        loss_sum, correct, n, stop_votes = distributed.all_sum(
+            [loss.item() * n, correct, n, float(stop.requested)], ctx
+        )
+        if not math.isfinite(loss_sum):
+            raise TrainingError(
+                f"loss became {loss_sum / max(n, 1)} at epoch {epoch + 1}, step {state['global_step']}; "
+                f"stopped without writing a checkpoint (the last good one is in {s.run.checkpoint_dir}). "
+                "Try a lower --lr or --grad-clip"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        (loss * weight).backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
 
-            if not ctx.is_main:  # rank 0 validates and writes; the others wait for it
-                state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
-                distributed.barrier(ctx)
-                continue
-            val_logits, val_targets, _ = run_inference(
-                model, val_set, batch_size=max(64, cfg.batch_size), device=ctx.device
-            )
-            val = classification_metrics(val_logits, val_targets)
-            train_loss, train_acc = state["loss_sum"] / state["seen"], state["correct"] / state["seen"]
-            is_best = val["accuracy"] > state["best_val_accuracy"]
-            state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
-            state["train_seconds"] += time.perf_counter() - t_chunk
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": f"{train_loss:.5f}",
-                "train_accuracy": f"{train_acc:.5f}",
-                "val_loss": f"{val['loss']:.5f}",
-                "val_accuracy": f"{val['accuracy']:.5f}",
-                "val_macro_f1": f"{val['macro_f1']:.5f}",
-                "lr": f"{lr:.3e}",
-                "epoch_seconds": f"{time.perf_counter() - t_epoch:.2f}",
-                "is_best": int(is_best),
-            }
-            _append_log(out / "log.csv", row)
-            if writer is not None:
-                for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-                    writer.add_scalar(k, float(row[k]), epoch + 1)
-            if is_best:
-                state["best_val_accuracy"], state["best_epoch"] = val["accuracy"], epoch + 1
-                save_checkpoint(
-                    ckpt_dir,
-                    "best",
-                    model,
-                    {
-                        **record(epoch + 1),
-                        "metrics": {
-                            "val_accuracy": val["accuracy"],
-                            "val_loss": val["loss"],
-                            "val_macro_f1": val["macro_f1"],
-                        },
-                    },
-                )
-            save_last(epoch + 1)
-            log(
-                f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}{' (best)' if is_best else ''} | "
-                f"{float(row['epoch_seconds']):.1f} s"
-            )
-            distributed.barrier(ctx)
-    if writer is not None:
-        writer.close()
-    if not ctx.is_main:
+        state["global_step"] += 1
+        state["batch_in_epoch"] += 1
+        state["loss_sum"] += loss_sum
+        state["correct"] += int(correct)
+        state["seen"] += int(n)
+        bar.set_postfix(
+            loss=f"{state['loss_sum'] / state['seen']:.3f}",
+            acc=f"{state['correct'] / state['seen']:.3f}",
+            lr=f"{lr:.2e}",
+        )
+        if stop_votes or state["global_step"] % cfg.save_every == 0:
+            now = time.perf_counter()
+            state["train_seconds"] += now - t_chunk
+            t_chunk = now
+            s.save_last(epoch)
+            if stop_votes:
+                bar.close()
+                s.log(f"stopped; resume with: mambaspike train --resume --output-dir {s.run.path}")
+                raise KeyboardInterrupt
+    bar.close()
+    return {"t_epoch": t_epoch, "t_chunk": t_chunk}
+
+
+def validate_and_checkpoint(s: Session, marks: dict) -> None:
+    """Phase 4, at an epoch's end: rank 0 validates, logs the row, writes the ``best`` checkpoint when
+    validation accuracy improved and the ``last`` one; the other ranks wait for it."""
+    cfg, ctx, state = s.cfg, s.ctx, s.state
+    epoch = state["epoch"]
+    if not ctx.is_main:  # rank 0 validates and writes; the others wait for it
+        state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
+        distributed.barrier(ctx)
+        return
+    val_logits, val_targets, _ = run_inference(
+        s.model, s.val_set, batch_size=max(64, cfg.batch_size), device=ctx.device
+    )
+    val = classification_metrics(val_logits, val_targets)
+    train_loss, train_acc = state["loss_sum"] / state["seen"], state["correct"] / state["seen"]
+    is_best = val["accuracy"] > state["best_val_accuracy"]
+    state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
+    state["train_seconds"] += time.perf_counter() - marks["t_chunk"]
+    row = {
+        "epoch": epoch + 1,
+        "train_loss": f"{train_loss:.5f}",
+        "train_accuracy": f"{train_acc:.5f}",
+        "val_loss": f"{val['loss']:.5f}",
+        "val_accuracy": f"{val['accuracy']:.5f}",
+        "val_macro_f1": f"{val['macro_f1']:.5f}",
+        "lr": f"{s.lr:.3e}",
+        "epoch_seconds": f"{time.perf_counter() - marks['t_epoch']:.2f}",
+        "is_best": int(is_best),
+    }
+    s.run.append_log(row)
+    if s.writer is not None:
+        for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            s.writer.add_scalar(k, float(row[k]), epoch + 1)
+    if is_best:
+        state["best_val_accuracy"], state["best_epoch"] = val["accuracy"], epoch + 1
+        metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"], "val_macro_f1": val["macro_f1"]}
+        s.run.save_checkpoint("best", s.model, {**s.record(epoch + 1), "metrics": metrics})
+    s.save_last(epoch + 1)
+    s.log(
+        f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+        f"val loss {val['loss']:.4f} acc {val['accuracy']:.4f}{' (best)' if is_best else ''} | "
+        f"{float(row['epoch_seconds']):.1f} s"
+    )
+    distributed.barrier(ctx)
+
+
+def finish(s: Session) -> dict:
+    """Phase 5: the best-by-validation checkpoint's validation and test metrics, written to
+    ``metrics.json`` (rank 0; the other ranks return ``{}``)."""
+    if s.writer is not None:
+        s.writer.close()
+    if not s.ctx.is_main:
         return {}
-
+    ckpt_dir = s.run.checkpoint_dir
     best = load_record(ckpt_dir, "best")
-    load_weights(ckpt_dir, best, model)
-    metrics = final_metrics(model, val_set, test_set, batch_size=max(64, cfg.batch_size), device=ctx.device)
-    metrics.update(selection_info(read_json(out / "run.json"), best, load_record(ckpt_dir, "last")))
-    atomic_write_json(out / "metrics.json", metrics)
-    log(json.dumps(metrics, indent=2))
+    load_weights(ckpt_dir, best, s.model)
+    batch = max(64, s.cfg.batch_size)
+    metrics = final_metrics(s.model, s.val_set, s.test_set, batch_size=batch, device=s.ctx.device)
+    metrics.update(selection_info(s.run.record, best, load_record(ckpt_dir, "last")))
+    s.run.write_metrics(metrics)
+    s.log(json.dumps(metrics, indent=2))
     return metrics
