@@ -2,9 +2,14 @@
 step, while a checkpoint is written, during validation, at an epoch boundary), resumed with
 ``--resume``, killed again, ... until it finishes; then its final weights (``last`` and ``best``),
 ``log.csv`` and ``metrics.json`` (timing fields left out) are compared bit for bit with an
-uninterrupted run of the same configuration (CPU, one process).
+uninterrupted run of the same configuration (CPU).
+
+With ``--nproc 2`` every run is a two-process gloo run under ``torchrun``, and each kill SIGKILLs one
+rank, chosen at random (torchrun then stops the other); the reference is an uninterrupted two-process
+run.
 
     PYTHONPATH=src python benchmarks/fault_injection.py --kills 10 --seed 0
+    PYTHONPATH=src python benchmarks/fault_injection.py --kills 10 --seed 1 --nproc 2
 
 Prints one line per kill and a summary (kills, runs lost, identical or not); exits 1 if a run was lost
 or a resumed run differs. A run is *lost* when ``--resume`` refuses it or fails.
@@ -31,8 +36,11 @@ TINY = ["channels=[4,8,16]", "d_model=32", "n_layers=1", "d_state=8"]
 
 
 def train_argv(data_dir: Path, out: Path, args, resume: bool) -> list[str]:
-    argv = [sys.executable, "-m", "mambaspike", "train", "--data-dir", str(data_dir), "--output-dir", str(out)]
-    argv += ["--threads", "1", "--no-progress"]
+    argv = [sys.executable, "-m", "mambaspike"]
+    if args.nproc > 1:
+        argv[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
+    argv += ["train", "--data-dir", str(data_dir), "--output-dir", str(out)]
+    argv += ["--threads", "1", "--no-progress", "--device", "cpu"]
     if resume:
         return argv + ["--resume"]
     argv += ["--subset", str(args.subset), "--epochs", str(args.epochs), "--batch-size", "16", "--lr", "3e-3"]
@@ -44,6 +52,15 @@ def train_argv(data_dir: Path, out: Path, args, resume: bool) -> list[str]:
 
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+
+
+def ranks(proc: subprocess.Popen) -> list[int]:
+    """The PIDs of torchrun's worker processes (its children), or ``[proc.pid]`` for a plain run."""
+    try:
+        text = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text()
+    except OSError:
+        return [proc.pid]
+    return [int(p) for p in text.split()] or [proc.pid]
 
 
 def last_record(out: Path) -> dict | None:
@@ -101,6 +118,7 @@ def main(argv=None) -> int:
     p.add_argument("--subset", type=int, default=120)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--save-every", type=int, default=4)
+    p.add_argument("--nproc", type=int, default=1, help="processes per run (2: torchrun, gloo; one rank killed)")
     p.add_argument("--work", default=None, help="folder for the data and the two runs (default: a temporary one)")
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
@@ -120,24 +138,40 @@ def main(argv=None) -> int:
         proc = subprocess.Popen(
             train_argv(data_dir, cut, args, resume), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        killed = False
         if kills < args.kills:
             moment = MOMENTS[kills % len(MOMENTS)] if kills < len(MOMENTS) else rng.choice(MOMENTS)
             hit = wait_for_moment(proc, cut, moment, rng, steps_per_epoch)
             if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
+                workers = ranks(proc)
+                victim = rng.randrange(len(workers))
+                try:
+                    os.kill(workers[victim], signal.SIGKILL)
+                    killed = True
+                except ProcessLookupError:  # the rank ended in between
+                    pass
+            if killed:
                 kills += 1
                 rec = last_record(cut) or {}
-                print(f"kill {kills}: aimed at {moment}, hit {hit}; last checkpoint at step {rec.get('global_step')}")
+                who = f" rank {victim} of {len(workers)}" if args.nproc > 1 else ""
+                print(
+                    f"kill {kills}:{who} aimed at {moment}, hit {hit}; "
+                    f"last checkpoint at step {rec.get('global_step')}",
+                    flush=True,
+                )
         _, err = proc.communicate()
-        if proc.returncode == -signal.SIGKILL:
+        if killed:  # one process: -SIGKILL; torchrun: its exit code once it has stopped the other ranks
             resume = True
             continue
         if proc.returncode != 0:
             lost += 1
-            print(f"run {len(results) + 1} lost (exit {proc.returncode}): {err.decode().strip().splitlines()[-1:]}")
+            print(
+                f"run {len(results) + 1} lost (exit {proc.returncode}): {err.decode().strip().splitlines()[-1:]}",
+                flush=True,
+            )
         else:
             results.append(compare(ref, cut))
-            print(f"run {len(results)} finished after {kills} kills in all: {describe(results[-1])}")
+            print(f"run {len(results)} finished after {kills} kills in all: {describe(results[-1])}", flush=True)
         if kills >= args.kills:
             break
         # finished (or lost) before all kills were delivered: a new run from scratch takes the others

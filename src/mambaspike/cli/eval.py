@@ -39,6 +39,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="plot firing rate over time per spiking layer (firing_rate_over_time.png)",
     )
+    e.add_argument(
+        "--analyze-training",
+        action="store_true",
+        help="also tabulate and plot the run's training per epoch: train/validation accuracy and gap, gradient "
+        "norm per stage, and per spiking layer the firing rate and dead / saturated neuron fractions "
+        "(training_analysis.md, training_analysis.png)",
+    )
     e.add_argument("--latency-repeats", type=positive_int, default=30, help="timed batch-1 forward passes")
     return e
 
@@ -63,6 +70,20 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_paper:
         print(paper_comparison_text(metrics["paper_comparison"]))
     print(f"report: {metrics['files']['markdown']}", file=sys.stderr)
+    if args.analyze_training:
+        from pathlib import Path
+
+        from mambaspike.evaluation.diagnostics import analysis_markdown, training_analysis
+        from mambaspike.evaluation.plots import training_analysis_png
+
+        analysis = training_analysis(args.checkpoint)
+        out = Path(args.output_dir or args.checkpoint)
+        out.mkdir(parents=True, exist_ok=True)
+        text = analysis_markdown(analysis)
+        (out / "training_analysis.md").write_text(text)
+        training_analysis_png(analysis, out / "training_analysis.png")
+        print(text)
+        metrics["training_analysis"] = analysis
     if args.output:
         atomic_write_json(args.output, metrics)
     return 0

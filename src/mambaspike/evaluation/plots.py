@@ -119,3 +119,41 @@ def bars_png(
 
 
 __all__ = ["confusion_matrix_png", "firing_rate_over_time_png", "curves_png", "bars_png"]
+
+
+def training_analysis_png(analysis: dict, path: str | Path) -> Path:
+    """Three panels over epochs: train / validation accuracy, gradient RMS per stage (log scale), and
+    each spiking layer's firing rate (solid) and dead fraction (dashed)."""
+    epochs = analysis["epochs"]
+    ep = [e["epoch"] for e in epochs]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    ax.plot(ep, [e["train_accuracy"] for e in epochs], marker=".", label="train")
+    ax.plot(ep, [e["val_accuracy"] for e in epochs], marker=".", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for stage in sorted({s for e in epochs for s in e["grad_rms"]}):
+        ys = [e["grad_rms"].get(stage, np.nan) for e in epochs]
+        ax.plot(ep, ys, marker=".", label=stage)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("gradient norm (RMS over steps, before clipping)")
+    ax.legend(fontsize=6)
+    ax = axes[2]
+    layers = [n["layer"] for n in epochs[-1]["neurons"]] if epochs else []
+    for i, name in enumerate(layers):
+        by = [{n["layer"]: n for n in e["neurons"]}.get(name) for e in epochs]
+        color = f"C{i % 10}"
+        ax.plot(ep, [np.nan if n is None else n["firing_rate"] for n in by], marker=".", color=color, label=name)
+        ax.plot(ep, [np.nan if n is None else n["dead"] for n in by], ls="--", color=color)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("firing rate (solid), dead fraction (dashed)")
+    if layers:
+        ax.legend(fontsize=6)
+    fig.suptitle(f"training analysis: {Path(analysis['run']).name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

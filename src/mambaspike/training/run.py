@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from mambaspike.errors import CheckpointError, ConfigError
+from mambaspike.evaluation.diagnostics import DIAGNOSTICS_FILE as DIAGNOSTICS
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model
 from mambaspike.training.checkpoint import (
@@ -60,6 +61,7 @@ LOG_COLUMNS = [
     "is_best",
 ]
 RESUME_RECORDS = ("last.json", "last.json.prev")  # the checkpoint records a resume starts from
+RUN_FILES = ("log.csv", DIAGNOSTICS, "metrics.json")  # what a run writes beside run.json and checkpoints/
 
 # TrainConfig fields that change a run's results (the rest: where files live, threads, progress bar,
 # device choice, checkpoint cadence, download permission).
@@ -167,7 +169,7 @@ class Run:
                 "or choose another --output-dir"
             )
         if run_json.exists():
-            for f in [run_json, out / "log.csv", out / "metrics.json", *(out / "checkpoints").glob("*")]:
+            for f in [run_json, *(out / n for n in RUN_FILES), *(out / "checkpoints").glob("*")]:
                 f.unlink(missing_ok=True)
         cfg.output_dir = str(out)
         return cls._in(out, cfg)
@@ -224,7 +226,7 @@ class Run:
         """Remove the log, metrics and checkpoint records of a run that never reached its first checkpoint."""
         self.path.mkdir(parents=True, exist_ok=True)
         ckpt = self.checkpoint_dir
-        for f in [self.log_path, self.path / "metrics.json", *ckpt.glob("*.json"), *ckpt.glob("*.json.prev")]:
+        for f in [*(self.path / n for n in RUN_FILES), *ckpt.glob("*.json"), *ckpt.glob("*.json.prev")]:
             f.unlink(missing_ok=True)
 
     def save_checkpoint(
@@ -251,9 +253,25 @@ class Run:
                 w.writeheader()
             w.writerow(row)
 
+    def append_diagnostics(self, row: dict) -> None:
+        """Append one epoch's diagnostics (a dict with ``"epoch"``) to ``diagnostics.jsonl``."""
+        with open(self.path / DIAGNOSTICS, "a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
     def trim_log(self, completed_epochs: int) -> None:
-        """Keep the rows of completed epochs only (a kill may have logged an epoch it did not checkpoint,
-        or left half a row); rewritten atomically."""
+        """Keep the rows of completed epochs only in ``log.csv`` and ``diagnostics.jsonl`` (a kill may have
+        logged an epoch it did not checkpoint, or left half a row); rewritten atomically."""
+        diag = self.path / DIAGNOSTICS
+        if diag.exists():
+            kept = []
+            for line in diag.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= completed_epochs:
+                    kept.append(json.dumps(row, sort_keys=True) + "\n")
+            atomic_write_bytes(diag, "".join(kept).encode())
         if not self.log_path.exists():
             return
         with open(self.log_path, newline="") as f:

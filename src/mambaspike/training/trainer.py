@@ -5,7 +5,8 @@
 - :func:`restore`: the latest checkpoint of a resumed run, or for a new run ``run.json`` and the first
   checkpoint, written before the first step;
 - :func:`train_epoch`: one epoch's steps (or what is left of it);
-- :func:`validate_and_checkpoint`: validation, the log row, the best and last checkpoints;
+- :func:`validate_and_checkpoint`: validation, the log row, the diagnostics row (gradient norm per
+  stage, neuron health: :mod:`mambaspike.evaluation.diagnostics`), the best and last checkpoints;
 - :func:`finish`: the validation-selected checkpoint's test metrics in ``metrics.json``.
 
 What a step does: data -> model -> AdamW (no decay on A_log, D, norms, biases, neuron parameters) -> per step: forward,
@@ -48,6 +49,7 @@ from tqdm.auto import tqdm
 from mambaspike._version import __version__
 from mambaspike.data import collate_time_first
 from mambaspike.errors import ConfigError, TrainingError
+from mambaspike.evaluation.diagnostics import GradientNorms, neuron_health
 from mambaspike.evaluation.inference import classification_metrics, final_metrics, run_inference, selection_info
 from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
 from mambaspike.training import distributed
@@ -227,8 +229,11 @@ class Session:
             "loss_sum": 0.0,
             "correct": 0,
             "seen": 0,
+            "grad_sq": {},  # per stage, squared gradient norms summed over this epoch's steps
+            "grad_steps": 0,
         }
     )
+    grads: GradientNorms | None = None
     lr: float = 0.0  # the learning rate of the latest step
     writer: object = None
 
@@ -315,7 +320,21 @@ def setup(
 
         net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     return Session(
-        cfg, ctx, run, train_set, val_set, test_set, info, model_cfg, model, net, optimizer, schedule, log, resumed
+        cfg,
+        ctx,
+        run,
+        train_set,
+        val_set,
+        test_set,
+        info,
+        model_cfg,
+        model,
+        net,
+        optimizer,
+        schedule,
+        log,
+        resumed,
+        grads=GradientNorms(model),
     )
 
 
@@ -331,7 +350,7 @@ def restore(s: Session) -> None:
         last = run.restore_checkpoint("last", log=s.log)
         load_weights(run.checkpoint_dir, last, s.model)
         s.optimizer.load_state_dict(load_optimizer_state(run.checkpoint_dir, last))
-        s.state.update({k: last[k] for k in s.state})
+        s.state.update({k: last.get(k, s.state[k]) for k in s.state})
         _set_rng_states(last)
         if s.ctx.is_main:
             run.trim_log(last["epochs_completed"])
@@ -402,6 +421,8 @@ def train_epoch(s: Session, stop) -> dict:
             )
         optimizer.zero_grad(set_to_none=True)
         (loss * weight).backward()
+        state["grad_sq"] = GradientNorms.add(state["grad_sq"], s.grads.squares())  # before clipping
+        state["grad_steps"] += 1
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -434,8 +455,9 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
     validation accuracy improved and the ``last`` one; the other ranks wait for it."""
     cfg, ctx, state = s.cfg, s.ctx, s.state
     epoch = state["epoch"]
+    epoch_done = dict(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0, grad_sq={}, grad_steps=0)
     if not ctx.is_main:  # rank 0 validates and writes; the others wait for it
-        state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
+        state.update(epoch_done)
         distributed.barrier(ctx)
         return
     val_logits, val_targets, _ = run_inference(
@@ -444,7 +466,12 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
     val = classification_metrics(val_logits, val_targets)
     train_loss, train_acc = state["loss_sum"] / state["seen"], state["correct"] / state["seen"]
     is_best = val["accuracy"] > state["best_val_accuracy"]
-    state.update(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0)
+    diagnostics = {
+        "epoch": epoch + 1,
+        "grad_rms": GradientNorms.rms(state["grad_sq"], state["grad_steps"]),
+        "neurons": neuron_health(s.model, _diagnostic_batch(s).to(ctx.device)),
+    }
+    state.update(epoch_done)
     state["train_seconds"] += time.perf_counter() - marks["t_chunk"]
     row = {
         "epoch": epoch + 1,
@@ -458,6 +485,7 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
         "is_best": int(is_best),
     }
     s.run.append_log(row)
+    s.run.append_diagnostics(diagnostics)
     if s.writer is not None:
         for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             s.writer.add_scalar(k, float(row[k]), epoch + 1)
@@ -472,6 +500,12 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
         f"{float(row['epoch_seconds']):.1f} s"
     )
     distributed.barrier(ctx)
+
+
+def _diagnostic_batch(s: Session, n: int = 64) -> torch.Tensor:
+    """The first ``n`` validation samples, time-first: the fixed batch of the per-epoch neuron health."""
+    x, _ = collate_time_first([s.val_set[i] for i in range(min(n, len(s.val_set)))])
+    return x
 
 
 def finish(s: Session) -> dict:
