@@ -1,7 +1,7 @@
 """Fault injection: ``mambaspike train`` as a real subprocess, SIGKILLed at random moments (during a
 step, while a checkpoint is written, during validation, at an epoch boundary), resumed with
 ``--resume``, killed again, ... until it finishes; then its final weights (``last`` and ``best``),
-``log.csv`` and ``metrics.json`` (timing fields left out) are compared bit for bit with an
+``log.csv``, ``diagnostics.jsonl`` and ``metrics.json`` (timing fields left out) are compared bit for bit with an
 uninterrupted run of the same configuration (CPU).
 
 With ``--nproc 2`` every run is a two-process gloo run under ``torchrun``, and each kill SIGKILLs one
@@ -181,7 +181,8 @@ def main(argv=None) -> int:
     identical = sum(all(r.values()) for r in results)
     print(
         f"{kills} kills over {len(results) + lost} runs: {lost} runs lost, {identical} of {len(results)} finished "
-        "runs identical to the uninterrupted one (weights last/best, log.csv and metrics.json less timings)"
+        "runs identical to the uninterrupted one (weights last/best, log.csv and metrics.json less timings, "
+        "diagnostics.jsonl)"
     )
     return 0 if not lost and identical == len(results) else 1
 
@@ -191,6 +192,7 @@ def compare(ref: Path, cut: Path) -> dict:
         "weights (last)": weights(ref, "last") == weights(cut, "last"),
         "weights (best)": weights(ref, "best") == weights(cut, "best"),
         "log.csv": strip_log(ref) == strip_log(cut),
+        "diagnostics.jsonl": (ref / "diagnostics.jsonl").read_bytes() == (cut / "diagnostics.jsonl").read_bytes(),
         "metrics.json": strip_metrics(ref) == strip_metrics(cut),
     }
 
