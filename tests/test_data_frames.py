@@ -104,3 +104,9 @@ def test_cache_key_changes_with_every_binning_parameter_and_the_data(small_folde
     assert key(name="other") != base
     (small_folder.root / "Train" / "0" / "00000.bin").unlink()
     assert key(folder=NMNISTFolder(small_folder.root, train=True)) != base
+
+
+def test_event_dtype_is_tonics():
+    from tonic.datasets import NMNIST
+
+    assert EVENT_DTYPE == NMNIST.dtype

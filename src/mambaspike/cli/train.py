@@ -126,7 +126,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mambaspike.training.trainer import TrainConfig, train
+    from mambaspike.training.config import TrainConfig  # validation first: the trainer's imports wait
 
     settings = model_settings(args)
     if settings and args.resume:
@@ -172,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--extend-epochs: applies to a resumed run only; add --resume")
     if args.resume and "epochs" not in getattr(args, "explicit", set()):
         cfg.epochs = None  # the run's own epoch count
+    from mambaspike.training.trainer import train
+
     try:
         train(cfg, resume=args.resume, overwrite=args.overwrite, extend_epochs=args.extend_epochs)
     except KeyboardInterrupt:

@@ -25,8 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
-from scipy.io import wavfile
 
 from mambaspike.data.errors import DatasetError
 
@@ -96,6 +94,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            from scipy.io import wavfile
+
             rate, samples = wavfile.read(path)
     except Exception as err:  # scipy raises ValueError, EOFError, even UnboundLocalError on bad headers
         raise DatasetError(f"{path}: unreadable WAV ({type(err).__name__}: {err})") from err
@@ -123,6 +123,8 @@ def erb_space(f_min: float, f_max: float, n: int) -> np.ndarray:
 
 def cochlea_envelopes(samples: np.ndarray, rate: int, params: CochleaParams = CochleaParams()) -> np.ndarray:
     """Compressed, floored envelopes float32 ``[channels, N']`` at ``params.rate`` Hz (steps 1-3)."""
+    from scipy import signal
+
     x = np.asarray(samples, dtype=np.float64)
     if rate != params.rate:
         g = np.gcd(int(rate), params.rate)

@@ -17,13 +17,12 @@ import io
 from pathlib import Path
 
 import numpy as np
-from tonic.datasets import NMNIST
-from tonic.io import read_mnist_file
 
 from mambaspike.data.errors import DatasetError
 
 SENSOR_SIZE = (34, 34, 2)  # (width x, height y, polarities), tonic's convention
-EVENT_DTYPE = NMNIST.dtype  # fields x, y, t (µs), p (0 = OFF, 1 = ON)
+# fields x, y, t (µs), p (0 = OFF, 1 = ON): tonic.datasets.NMNIST.dtype (tonic is imported only to read files)
+EVENT_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
 BYTES_PER_EVENT = 5
 OVERFLOW_Y = 240  # a y of 240 marks a timestamp-overflow event, not a pixel
 MAX_TIMESTAMP_US = 2**23 - 1
@@ -81,6 +80,8 @@ def read_nmnist_file(path: str | Path, sensor_size: tuple[int, int, int] = SENSO
             f"{path}: event {i} (byte offset {BYTES_PER_EVENT * i}) has x={x[i]}, y={y[i]}, "
             f"outside the {width}x{height} sensor"
         )
+    from tonic.io import read_mnist_file
+
     return read_mnist_file(io.BytesIO(data), dtype=EVENT_DTYPE, is_stream=True)
 
 
