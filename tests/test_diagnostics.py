@@ -101,3 +101,25 @@ def test_eval_analyze_training_writes_the_table_and_plot(diag_run, tmp_path, cap
     assert (tmp_path / "training_analysis.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "m.json").read_text())["training_analysis"]
     assert [e["epoch"] for e in saved["epochs"]] == [1, 2] and saved["has_diagnostics"]
+
+
+def test_representation_sensitivity_is_zero_at_level_zero_and_grows_with_the_drop():
+    from mambaspike.evaluation.diagnostics import representation_sensitivity
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_shape=(2, 16, 16), channels=(4, 8), d_model=16, n_layers=1, d_state=4, spatial_out=2)
+    model = build_model(cfg)
+    for m in model.modules():  # eval statistics that keep neurons firing
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.fill_(3.0)
+            m.bias.data.fill_(0.5)
+    g = torch.Generator().manual_seed(0)
+    samples = [torch.poisson(torch.full((12, 2, 16, 16), 0.4), generator=g) for _ in range(4)]
+    rows = representation_sensitivity(model, samples, "event_drop", [0.0, 0.5], dt_ms=5.0)
+    at = {(r["level"], r["stage"]): r for r in rows}
+    assert at[(0.0, "front")]["rel_change"] == 0.0 and at[(0.0, "interface")]["cosine"] == pytest.approx(1.0)
+    assert at[(0.5, "front")]["rel_change"] > 0.05
+    assert at[(0.0, "frontend.blocks.0.lif")]["rate_ratio"] == 1.0
+    assert at[(0.5, "frontend.blocks.0.lif")]["rate_ratio"] < 1.0  # half the events: fewer spikes

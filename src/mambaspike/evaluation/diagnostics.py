@@ -12,6 +12,10 @@ per stage, recorded once per epoch by the trainer (``OUTPUT_DIR/diagnostics.json
   :meth:`GradientNorms.rms` is the root mean square over the steps.
 - :func:`read_diagnostics` / :func:`training_analysis`: the per-epoch records of a run directory, as a
   table beside ``log.csv`` (train/validation accuracy and their gap).
+- :func:`representation_sensitivity`: how far a perturbation of the input (event drop, jitter, noise:
+  :mod:`mambaspike.evaluation.robustness`) moves what each stage hands on -- the front-end's (or
+  stem's) output, the interface's sequence into the backbone -- and how it changes each spiking
+  layer's firing rate: where a model's robustness is lost.
 """
 
 from __future__ import annotations
@@ -179,12 +183,93 @@ def analysis_markdown(analysis: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@torch.no_grad()
+def _stage_outputs(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """``({"front": interface input, "interface": interface output}, {spiking layer: firing rate})``
+    of one eval-mode forward pass of ``x``."""
+    stages: dict[str, torch.Tensor] = {}
+    rates: dict[str, list[float]] = {}
+    handles = []
+    interface = getattr(model, "interface", None)
+    if interface is not None:
+
+        def grab(module, args, output):
+            stages["front"] = args[0].detach().flatten(2).transpose(0, 1).flatten(1)  # (B, T' * F)
+            stages["interface"] = output.detach().flatten(1)  # (B, L * D)
+
+        handles.append(interface.register_forward_hook(grab))
+    for name, m in model.named_modules():
+        if isinstance(m, SpikingNeuron):
+
+            def rate(module, args, output, name=name):
+                rates.setdefault(name, []).append(float(output[0].float().mean()))
+
+            handles.append(m.register_forward_hook(rate))
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return stages, {k: sum(v) / len(v) for k, v in rates.items()}
+
+
+@torch.no_grad()
+def representation_sensitivity(
+    model: nn.Module,
+    samples: list[torch.Tensor],
+    perturbation: str,
+    levels: list[float],
+    dt_ms: float,
+    seed: int = 0,
+) -> list[dict]:
+    """For each ``level`` of ``perturbation`` applied to ``samples`` (event frames ``[T, C, H, W]``), per
+    stage (``front``: the front-end's or stem's output, ``interface``: the sequence into the backbone):
+    ``rel_change`` = mean over samples of ``|f(x') - f(x)| / |f(x)|`` and ``cosine`` = mean cosine
+    similarity of ``f(x')`` and ``f(x)``; per spiking layer: ``rate_ratio``, its firing rate on the
+    perturbed input over that on the clean input. The model is put in eval mode."""
+    from mambaspike.data import collate_time_first
+    from mambaspike.evaluation.robustness import perturb
+
+    model.eval()
+    x = collate_time_first([(s, 0) for s in samples])[0]
+    clean, clean_rates = _stage_outputs(model, x)
+    rows = []
+    for level in levels:
+        noisy = [perturb(s, perturbation, level, seed=seed, index=i, dt_ms=dt_ms) for i, s in enumerate(samples)]
+        xp = collate_time_first([(s, 0) for s in noisy])[0]
+        got, rates = _stage_outputs(model, xp)
+        for stage, a in clean.items():
+            b = got[stage]
+            rel = ((b - a).norm(dim=1) / a.norm(dim=1).clamp(min=1e-12)).mean()
+            cos = torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12).mean()
+            rows.append(
+                {
+                    "perturbation": perturbation,
+                    "level": level,
+                    "stage": stage,
+                    "rel_change": float(rel),
+                    "cosine": float(cos),
+                }
+            )
+        for layer, r0 in clean_rates.items():
+            rows.append(
+                {
+                    "perturbation": perturbation,
+                    "level": level,
+                    "stage": layer,
+                    "rate_ratio": rates[layer] / r0 if r0 > 0 else float("nan"),
+                }
+            )
+    return rows
+
+
 __all__ = [
     "DIAGNOSTICS_FILE",
     "GradientNorms",
     "analysis_markdown",
     "neuron_health",
     "read_diagnostics",
+    "representation_sensitivity",
     "stage_of",
     "training_analysis",
 ]
