@@ -158,3 +158,36 @@ def test_sequential_mnist_shape():
 def test_bad_input_shape_names_the_field():
     with pytest.raises(ConfigError, match="input_shape"):
         build_model(ModelConfig(name="mambaspike", input_shape=(3, 4)))
+
+
+def test_running_input_norm_streams_exactly_and_undoes_a_uniform_scaling():
+    from mambaspike.layers.input_norm import RunningCountNorm
+
+    norm = RunningCountNorm().eval()
+    x = _spiky_input(9, 3, (2, 5, 5))
+    y, state = norm(x)
+    y1, s1 = norm(x[:4])
+    y2, s2 = norm(x[4:], s1)
+    torch.testing.assert_close(torch.cat([y1, y2]), y)
+    torch.testing.assert_close(s2[0], state[0])
+    # a sample with every count halved (half the events, on average) is brought back towards its scale
+    half, _ = norm(x * 0.5)
+    assert (half.mean() / y.mean()).item() > 0.6  # without the normalisation: 0.5
+    model = _eval_model("mambaspike", (2, 34, 34), input_norm="running")
+    x = _spiky_input(23, 3, (2, 34, 34))
+    with torch.no_grad():
+        full = model(x)
+    assert (model.stream(x) - full).abs().max() <= 1e-5
+
+
+def test_running_input_norm_tracks_the_training_rate_and_has_gradients():
+    from mambaspike.layers.input_norm import RunningCountNorm
+
+    norm = RunningCountNorm(momentum=1.0).train()
+    x = torch.full((4, 2, 3), 0.2, requires_grad=True)
+    y, _ = norm(x)
+    assert norm.rate.item() == pytest.approx(0.2)
+    y.sum().backward()
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="prior_bins must be > 0"):
+        RunningCountNorm(prior_bins=0)

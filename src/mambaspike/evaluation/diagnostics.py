@@ -29,8 +29,7 @@ import torch
 from torch import nn
 
 from mambaspike.neurons.modules import SpikingNeuron
-
-DIAGNOSTICS_FILE = "diagnostics.jsonl"
+from mambaspike.training.run import DIAGNOSTICS as DIAGNOSTICS_FILE
 
 
 def stage_of(param_name: str) -> str:

@@ -127,6 +127,11 @@ def frontend_to_nir(
     if blocks is None:
         blocks = (0, n if k_t == 1 else 1)
     start, stop = blocks
+    if start == 0 and getattr(frontend, "input_norm", None) is not None:
+        raise ExportError(
+            "NIR export: the front-end's input normalisation (input_norm='running', a division by the sample's "
+            "event rate so far) has no NIR primitive; export --blocks 1:N, or a model with input_norm='none'"
+        )
     if not 0 <= start < stop <= n:
         raise ExportError(f"NIR export: --blocks START:STOP must satisfy 0 <= START < STOP <= {n}, got {start}:{stop}")
     if k_t > 1 and start == 0 and stop > 1:

@@ -8,12 +8,13 @@ Takes time-first frames ``[T, B, C, H, W]`` and returns binary spikes ``[T', B, 
 Per block: a spiking convolution (:mod:`mambaspike.layers.blocks`), the last block with a recurrent
 connection, spatial max-pooling (binary spikes stay binary); the last block's pooling to
 ``spatial_out x spatial_out`` is max (binary, the paper) or, with ``readout_pool="avg"``, the mean
-spike count of each region, which the interface then counts over time. After the first block, temporal
-max-pooling over windows of ``temporal_pool`` bins (a spike if any bin of the window spiked); the bin
-width seen by later neurons grows accordingly, and since time constants are in ms their dynamics stay
-the same. In inference a dense (1-D) front-end of plain LIF neurons runs as one compiled call
-(:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is the block-by-block ground truth,
-and the path of training.
+spike count of each region, which the interface then counts over time. With ``input_norm="running"``
+the input is first divided by the sample's event rate so far (:mod:`mambaspike.layers.input_norm`).
+After the first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin
+of the window spiked); the bin width seen by later neurons grows accordingly, and since time constants
+are in ms their dynamics stay the same. In inference a dense (1-D) front-end of plain LIF neurons runs
+as one compiled call (:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is the
+block-by-block ground truth, and the path of training.
 
 Streaming: ``step(x [B, ...], state=None) -> (out | None, state)`` takes one input bin and emits a
 pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last incomplete window
@@ -27,6 +28,7 @@ from torch import nn
 
 from mambaspike.layers import frontend_fused
 from mambaspike.layers.blocks import SpikingConvBlock, SpikingDenseBlock
+from mambaspike.layers.input_norm import RunningCountNorm
 from mambaspike.layers.pooling import PooledStream, temporal_pool
 
 
@@ -48,8 +50,11 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         neuron: str = "lif",
         spatial: bool = True,
         readout_pool: str = "max",
+        input_norm: str = "none",
     ):
         super().__init__()
+        # "running": the input divided by the sample's event rate so far (layers/input_norm.py)
+        self.input_norm = RunningCountNorm() if input_norm == "running" else None
         self.temporal_pool = temporal_pool
         self.temporal_pool_mode = temporal_pool_mode
         blocks = []
@@ -77,23 +82,33 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         """``(spikes [T', B, ...], per-block states)``. Dense stacks in inference take the fused kernel
         (:mod:`mambaspike.layers.frontend_fused`) where it applies, else :meth:`forward_reference`;
         both give the same spikes and states."""
-        if not self.spatial:
+        if not self.spatial and self.input_norm is None:
             if frontend_fused.unsupported(self, x, state) is None:
                 return frontend_fused.forward(self, x, state)
         return self.forward_reference(x, state)
 
     def forward_reference(self, x: torch.Tensor, state=None):
-        """Block by block (the ground truth of the fused path, and the path of training)."""
+        """Block by block (the ground truth of the fused path, and the path of training). With an input
+        normalisation the first state is ``(normalisation state, block 0 state)``."""
         states = []
         for i, block in enumerate(self.blocks):
-            x, s = block(x, None if state is None else state[i])
+            s_in = None if state is None else state[i]
+            if i == 0:
+                x, s = self._first(x, s_in)
+            else:
+                x, s = block(x, s_in)
             states.append(s)
             if i == 0:
                 x = temporal_pool(x, self.temporal_pool, self.temporal_pool_mode)
         return x, states
 
     def _first(self, x, s):
-        return self.blocks[0](x, s)
+        if self.input_norm is None:
+            return self.blocks[0](x, s)
+        s_norm, s_block = s if s is not None else (None, None)
+        x, s_norm = self.input_norm(x, s_norm)
+        y, s_block = self.blocks[0](x, s_block)
+        return y, (s_norm, s_block)
 
     def _rest(self, x, states):
         out = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from mambaspike.errors import ConfigError
+from mambaspike.layers.input_norm import INPUT_NORMS
 from mambaspike.layers.pooling import READOUT_POOLS, TEMPORAL_POOL_MODES
 from mambaspike.models.options import Accepts, Checked, accepts_of, nested, option
 from mambaspike.neurons.modules import NEURONS
@@ -54,7 +55,8 @@ class FrontEndConfig(Checked):
     entry, the last one recurrent, temporal max/avg pooling over ``temporal_pool`` bins after the first,
     spatial pooling to ``spatial_out x spatial_out``: ``readout_pool = "max"`` keeps binary spikes (a
     spike where any neuron of the region spiked, the paper), ``"avg"`` hands the interface the region's
-    spike count per neuron (the interface counts spikes anyway)."""
+    spike count per neuron (the interface counts spikes anyway). ``input_norm = "running"`` divides the
+    input by the sample's event rate so far (robust to dropped events; causal, so streaming is exact)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
     neuron: str = option("lif", Accepts("choice", choices=tuple(NEURONS)))
@@ -66,6 +68,7 @@ class FrontEndConfig(Checked):
     temporal_pool_mode: str = option("max", Accepts("choice", choices=TEMPORAL_POOL_MODES))
     spatial_out: int = option(4, POSITIVE)
     readout_pool: str = option("max", Accepts("choice", choices=READOUT_POOLS))
+    input_norm: str = option("none", Accepts("choice", choices=INPUT_NORMS))
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ _IN = {"input_shape": "input_shape", "num_classes": "num_classes", "dt_ms": "dt_
 _BACKBONE = {k: f"backbone.{k}" for k in ("d_model", "n_layers", "d_state", "d_conv", "expand", "scan_backend")}
 _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} | {"window": "window", **_BACKBONE}
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
-_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool")
+_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm")
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
 
@@ -273,6 +276,7 @@ class ModelConfig:
     temporal_pool_mode: str = "max"
     spatial_out: int = 4
     readout_pool: str = "max"  # the front-end's last spatial pooling: max (binary spikes) | avg (counts)
+    input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
     # interface
     window: int = 2
     rate_norm: bool = True

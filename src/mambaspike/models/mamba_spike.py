@@ -41,6 +41,7 @@ class MambaSpike(StreamMixin, nn.Module):
             neuron=fe.neuron,
             spatial=cfg.spatial,
             readout_pool=fe.readout_pool,
+            input_norm=fe.input_norm,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,

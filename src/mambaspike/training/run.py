@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from mambaspike.errors import CheckpointError, ConfigError
-from mambaspike.evaluation.diagnostics import DIAGNOSTICS_FILE as DIAGNOSTICS
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model
 from mambaspike.training.checkpoint import (
@@ -61,6 +60,7 @@ LOG_COLUMNS = [
     "is_best",
 ]
 RESUME_RECORDS = ("last.json", "last.json.prev")  # the checkpoint records a resume starts from
+DIAGNOSTICS = "diagnostics.jsonl"  # one JSON line per epoch (mambaspike.evaluation.diagnostics)
 RUN_FILES = ("log.csv", DIAGNOSTICS, "metrics.json")  # what a run writes beside run.json and checkpoints/
 
 # TrainConfig fields that change a run's results (the rest: where files live, threads, progress bar,
