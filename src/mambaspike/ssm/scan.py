@@ -433,7 +433,13 @@ def _triton_usable(device: torch.device) -> bool:
 
 
 def _triton_self_check(device) -> bool:
-    """A small random scan (with every optional input) through the Triton kernel and the parallel scan."""
+    """A small random scan (with every optional input) through the Triton kernel and the parallel scan,
+    forward and backward (also when called under ``no_grad`` or ``inference_mode``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return _triton_compare(device)
+
+
+def _triton_compare(device) -> bool:
     g = torch.Generator().manual_seed(0)
     Bs, Dm, N, L = 2, 40, 5, 37
     shapes = dict(u=(Bs, Dm, L), delta=(Bs, Dm, L), A=(Dm, N), B=(Bs, N, L), C=(Bs, N, L), D=(Dm,), z=(Bs, Dm, L))
