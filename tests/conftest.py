@@ -9,3 +9,41 @@ def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     ensure_ndigits(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def triton_interpreter(request):
+    """Triton's CPU interpreter (``TRITON_INTERPRET=1``) for one test module where no GPU is present;
+    the variable is set for that module only. Triton reads it when a function is decorated: its own
+    (``tl.sum``, ...) when it is first imported, so a test module must not import triton itself
+    (skip on ``importlib.util.find_spec("triton")``); the kernel modules that the test module names
+    in ``TRITON_KERNELS`` are imported afresh inside and forgotten after. Triton stays imported in
+    interpreter mode for the rest of the session (nothing else runs Triton on a CPU)."""
+    import sys
+
+    import torch
+
+    from mambaspike import kernels
+
+    names = getattr(request.module, "TRITON_KERNELS", ())
+
+    def forget():
+        for name in names:
+            sys.modules.pop(kernels.KERNELS[name].module, None)
+            kernels.reset(name)
+
+    if torch.cuda.is_available():
+        yield "cuda"
+        return
+    if "triton" in sys.modules:
+        from triton.runtime.interpreter import InterpretedFunction
+
+        if not isinstance(sys.modules["triton"].language.standard.sum, InterpretedFunction):
+            pytest.skip("triton was imported before TRITON_INTERPRET=1 was set; run this test module alone")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRITON_INTERPRET", "1")
+        forget()
+        import triton  # noqa: F401  (first imported here, in interpreter mode)
+
+        yield "cpu"
+    forget()

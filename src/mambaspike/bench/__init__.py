@@ -28,6 +28,7 @@ BENCHES: dict[str, str] = {
     "model": "mambaspike.bench.model",
     "stream": "mambaspike.bench.stream",
     "lif": "mambaspike.bench.lif",
+    "gpu": "mambaspike.bench.gpu",
 }
 
 

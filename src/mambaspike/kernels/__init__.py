@@ -54,6 +54,7 @@ KERNELS: dict[str, Kernel] = {
     "rlif_numba": Kernel("mambaspike.kernels.rlif_numba", "numba", True, "the reference recurrent LIF loop"),
     "lif_triton": Kernel("mambaspike.kernels.lif_triton", "triton", False, "the reference LIF loop"),
     "scan_numba": Kernel("mambaspike.kernels.scan_numba", "numba", True, "the reference selective-scan loop"),
+    "scan_triton": Kernel("mambaspike.kernels.scan_triton", "triton", False, "the parallel selective scan"),
     "mamba_numba": Kernel("mambaspike.kernels.mamba_numba", "numba", True, "the unfused Mamba block forward"),
     "frontend_numba": Kernel(
         "mambaspike.kernels.frontend_numba", "numba", True, "the block-by-block front-end forward"

@@ -100,7 +100,7 @@ class SpikeInterface(nn.Module):
         if self.training:
             mean_rate = r.mean(dim=(0, 1))  # (F,)
             with torch.no_grad():
-                self.running_rate.lerp_(mean_rate.detach(), self.momentum)
+                self.running_rate.lerp_(mean_rate.detach().to(self.running_rate.dtype), self.momentum)  # autocast
         else:
             mean_rate = self.running_rate
         return r / mean_rate.clamp(min=self.min_rate)

@@ -349,7 +349,13 @@ def _triton_usable(x_seq: torch.Tensor, p: LIFParams, spike_fn) -> bool:
 
 
 def _triton_self_check(device, dtype, p: LIFParams, spike_fn) -> bool:
-    """Run a small random sequence through the Triton kernel and the reference loop and compare."""
+    """Run a small random sequence through the Triton kernel and the reference loop and compare, forward
+    and backward (also when called under ``no_grad`` or ``inference_mode``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return _triton_compare(device, dtype, p, spike_fn)
+
+
+def _triton_compare(device, dtype, p: LIFParams, spike_fn) -> bool:
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(13, 3, 200, generator=g, dtype=dtype) * 1.5 + 0.5).to(device)
     v0 = (torch.randn(3, 200, generator=g, dtype=dtype) * 0.5).to(device)

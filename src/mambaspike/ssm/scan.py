@@ -13,13 +13,19 @@ state n::
 Backends (``backend=``):
 
 - ``reference``: the plain loop, the ground truth for any faster backend;
+- ``parallel``: the recurrence as an associative (Hillis-Steele) scan in torch operations, chunked
+  in two levels, on any device; autograd gives the backward. Log-decays are summed, never divided
+  by, so decays that underflow stay exact zeros;
 - ``numba``: compiled CPU kernels, forward and backward (a custom autograd Function; the backward
   recomputes states instead of storing ``[B, D, L, N]``). Falls back to ``reference`` with one
   warning where numba is missing or cannot compile;
+- ``triton``: a Triton kernel for GPU tensors (:mod:`mambaspike.kernels.scan_triton`), forward and
+  backward (the backward recomputes the states), with ``initial_state``; needs ``triton``;
 - ``cuda``: mamba-ssm's ``selective_scan_fn`` (needs ``mamba_ssm`` and GPU tensors, else an error
-  that says so; it has no ``initial_state``, so calls that pass one use the reference);
-- ``auto`` (the default of ``MambaConfig``): ``cuda`` for GPU tensors when available, else ``numba``
-  on CPU when it compiles, else ``reference``.
+  that says so; it has no ``initial_state``, so calls that pass one run as on a GPU without it);
+- ``auto`` (the default of ``MambaConfig``): on GPU tensors ``cuda`` where mamba-ssm imports, else
+  ``triton`` once a one-time check on the device agrees with ``parallel``, else ``parallel``; on CPU
+  ``numba`` when it compiles, else ``reference``. The loop never runs on a GPU unless named.
 
 The ``numba`` kernels use as many threads as torch (``torch.get_num_threads()``), at most
 ``NUMBA_NUM_THREADS``.
@@ -30,12 +36,15 @@ autocast; ``y`` is returned in ``u``'s dtype, the last state in the compute dtyp
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import torch
 import torch.nn.functional as F
 
 from mambaspike import kernels
 
-BACKENDS = ("reference", "numba", "cuda", "auto")
+BACKENDS = ("reference", "numba", "parallel", "triton", "cuda", "auto")
 
 
 def selective_scan_reference(
@@ -78,6 +87,101 @@ def selective_scan_reference(
             y = y * F.silu(z.to(cd))
     y = y.to(dtype_in)
     return (y, x) if return_last_state else y
+
+
+# --------------------------------------------------------------------------------------------
+# parallel (associative scan in torch operations) backend
+# --------------------------------------------------------------------------------------------
+
+PARALLEL_CHUNK = 32  # steps per chunk of the two-level scan
+
+
+def _doubling(la: torch.Tensor, b: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inclusive Hillis-Steele scan along ``dim`` of the pairs ``(la, b)`` with log-decay ``la``:
+    ``(la1, b1) . (la2, b2) = (la1 + la2, exp(la2) * b1 + b2)``, ``ceil(log2 n)`` whole-tensor steps.
+
+    Returns ``(la_t, b_t)``: ``la_t`` the sum of the log-decays up to ``t``, ``b_t`` the state at ``t``
+    from a zero start. No division: decays that underflow give exact zeros."""
+    n = la.shape[dim]
+    shift = 1
+    while shift < n:
+        la_prev = la.narrow(dim, 0, n - shift)
+        b_prev = b.narrow(dim, 0, n - shift)
+        la_cur = la.narrow(dim, shift, n - shift)
+        b_cur = b.narrow(dim, shift, n - shift)
+        b = torch.cat([b.narrow(dim, 0, shift), torch.exp(la_cur) * b_prev + b_cur], dim)
+        la = torch.cat([la.narrow(dim, 0, shift), la_cur + la_prev], dim)
+        shift *= 2
+    return la, b
+
+
+def _parallel_states(la: torch.Tensor, b: torch.Tensor, x0: torch.Tensor, chunk: int) -> torch.Tensor:
+    """All states ``x[t] = exp(la[t]) * x[t-1] + b[t]`` (``la, b [B, D, L, N]``, ``x[-1] = x0
+    [B, D, N]``) as ``[B, D, L, N]``, by a two-level scan: a doubling scan inside chunks of ``chunk``
+    steps (all chunks at once), a doubling scan over the chunks' end states, then each chunk's carry
+    decayed into it."""
+    nb, nd, L, N = b.shape
+    T = max(1, min(chunk, L))
+    nc = -(-L // T)
+    pad = nc * T - L
+    if pad:  # identity steps (no decay, no input) at the end
+        la = F.pad(la, (0, 0, 0, pad))
+        b = F.pad(b, (0, 0, 0, pad))
+    la = la.reshape(nb, nd, nc, T, N)
+    b = b.reshape(nb, nd, nc, T, N)
+    la, b = _doubling(la, b, dim=3)  # within chunks, from a zero start at each chunk's beginning
+    if nc > 1:
+        la_c, b_c = _doubling(la[:, :, :, -1], b[:, :, :, -1], dim=2)  # (B, D, nc, N): chunk ends
+        ends = b_c + torch.exp(la_c) * x0[:, :, None]  # the state at the end of every chunk
+        carry = torch.cat([x0[:, :, None], ends[:, :, :-1]], dim=2)  # the state entering every chunk
+    else:
+        carry = x0[:, :, None]
+    x = b + torch.exp(la) * carry[:, :, :, None]  # (B, D, nc, T, N)
+    return x.reshape(nb, nd, nc * T, N)[:, :, :L]
+
+
+def selective_scan_parallel(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,
+    chunk: int | None = None,
+):
+    """The ``parallel`` backend: the recurrence as an associative scan in torch operations (any
+    device; autograd gives the backward), ``O(log L)`` whole-tensor steps instead of ``L`` small ones.
+    Same arguments and results as the reference, and ``chunk``, the steps per chunk of the scan
+    (default :data:`PARALLEL_CHUNK`); see :func:`_parallel_states`. Keeps the ``[B, D, L, N]`` states
+    (and the scan's intermediates) for backward, as the reference does."""
+    chunk = PARALLEL_CHUNK if chunk is None else chunk
+    if chunk < 1:
+        raise ValueError(f"selective_scan_parallel: chunk must be >= 1, got {chunk}")
+    dtype_in = u.dtype
+    cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+    with torch.autocast(u.device.type, enabled=False):
+        u, delta = u.to(cd), delta.to(cd)
+        if delta_bias is not None:
+            delta = delta + delta_bias[..., None].to(cd)
+        if delta_softplus:
+            delta = F.softplus(delta)
+        la = torch.einsum("bdl,dn->bdln", delta, A.to(cd))  # (B, D, L, N): log of the decay
+        b = torch.einsum("bdl,bnl->bdln", delta * u, B.to(cd))  # (B, D, L, N)
+        x0 = initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+        x = _parallel_states(la, b, x0, chunk)  # (B, D, L, N)
+        y = torch.einsum("bdln,bnl->bdl", x, C.to(cd))
+        if D is not None:
+            y = y + u * D[:, None].to(cd)
+        if z is not None:
+            y = y * F.silu(z.to(cd))
+        last = x[:, :, -1] if x.shape[2] else x0
+    y = y.to(dtype_in)
+    return (y, last) if return_last_state else y
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +340,124 @@ def selective_scan_numba(
 
 
 # --------------------------------------------------------------------------------------------
+# triton (compiled GPU) backend
+# --------------------------------------------------------------------------------------------
+
+
+def triton_available() -> bool:
+    """Whether the Triton scan kernel imports (see :func:`mambaspike.kernels.load`)."""
+    return kernels.available("scan_triton")
+
+
+def _interpreted() -> bool:
+    """Whether Triton runs in its CPU interpreter (``TRITON_INTERPRET=1``; tests without a GPU)."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+class _TritonScanFn(torch.autograd.Function):
+    """The recurrence of the selective scan through :mod:`mambaspike.kernels.scan_triton`:
+    ``(u, dt, A, B, C, x0) -> (y, last)``, all contiguous in one dtype. Only the inputs are kept for
+    backward; the backward kernel recomputes the states."""
+
+    @staticmethod
+    def forward(ctx, u, dt, A, B, C, x0):
+        k = kernels.load("scan_triton")
+        u, dt, A, B, C, x0 = (t.detach().contiguous() for t in (u, dt, A, B, C, x0))
+        y, last = k.scan_forward(u, dt, A, B, C, x0)
+        ctx.save_for_backward(u, dt, A, B, C, x0)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, gy, glast):
+        k = kernels.load("scan_triton")
+        u, dt, A, B, C, x0 = ctx.saved_tensors
+        gy = torch.zeros_like(u) if gy is None else gy.to(u.dtype).contiguous()
+        glast = torch.zeros_like(x0) if glast is None else glast.to(u.dtype).contiguous()
+        return k.scan_backward(u, dt, A, B, C, x0, gy, glast)
+
+
+def selective_scan_triton(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    initial_state=None,
+):
+    """The ``triton`` backend (CUDA tensors, or any under ``TRITON_INTERPRET=1``); same arguments and
+    results as the reference. ``delta``'s bias and softplus, the ``D`` skip and the gate run in torch
+    around the kernel, in the compute dtype (float32; float64 for float64 ``u``)."""
+    dtype_in = u.dtype
+    cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+    with torch.autocast(u.device.type, enabled=False):
+        u = u.to(cd)
+        dt = _delta(delta.to(cd), None if delta_bias is None else delta_bias.to(cd), delta_softplus)
+        x0 = initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+        y, last = _TritonScanFn.apply(u, dt, A.to(cd), B.to(cd), C.to(cd), x0)
+        if D is not None:
+            y = y + u * D[:, None].to(cd)
+        if z is not None:
+            y = y * F.silu(z.to(cd))
+    y = y.to(dtype_in)
+    return (y, last) if return_last_state else y
+
+
+_triton_checked: dict[str, bool] = {}  # device -> whether the kernel matched the parallel scan there
+
+
+def _triton_usable(device: torch.device) -> bool:
+    """Whether ``auto`` may use the Triton kernel on ``device``: it imports, and it matched the
+    ``parallel`` scan (outputs, last state, every gradient) in a one-time check on that device."""
+    if not triton_available():
+        return False
+    key = str(device)
+    if key not in _triton_checked:
+        try:
+            ok, why = _triton_self_check(device), "it disagreed with the parallel scan"
+        except Exception as e:  # a compile or launch failure on this GPU
+            ok, why = False, f"{type(e).__name__}: {e}"
+        _triton_checked[key] = ok
+        if not ok:
+            warnings.warn(
+                f"mambaspike: the Triton selective-scan kernel is not used on {device} ({why}); "
+                "using the parallel scan.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    return _triton_checked[key]
+
+
+def _triton_self_check(device) -> bool:
+    """A small random scan (with every optional input) through the Triton kernel and the parallel scan,
+    forward and backward (also when called under ``no_grad`` or ``inference_mode``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return _triton_compare(device)
+
+
+def _triton_compare(device) -> bool:
+    g = torch.Generator().manual_seed(0)
+    Bs, Dm, N, L = 2, 40, 5, 37
+    shapes = dict(u=(Bs, Dm, L), delta=(Bs, Dm, L), A=(Dm, N), B=(Bs, N, L), C=(Bs, N, L), D=(Dm,), z=(Bs, Dm, L))
+    t = {k: torch.randn(*s, generator=g) for k, s in shapes.items()}
+    t["A"] = -t["A"].abs() - 0.1
+    t["delta_bias"] = torch.randn(Dm, generator=g)
+    t["initial_state"] = torch.randn(Bs, Dm, N, generator=g)
+    gy = torch.randn(Bs, Dm, L, generator=g).to(device)
+    outs = []
+    for fn in (selective_scan_parallel, selective_scan_triton):
+        ins = {k: v.to(device).requires_grad_() for k, v in t.items()}
+        y, last = fn(**ins, delta_softplus=True, return_last_state=True)
+        grads = torch.autograd.grad((y * gy).sum() + last.square().sum(), list(ins.values()))
+        outs.append([y.detach(), last.detach(), *grads])
+    return all(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(b.abs().max()))) for a, b in zip(*outs))
+
+
+# --------------------------------------------------------------------------------------------
 # cuda (mamba-ssm) backend
 # --------------------------------------------------------------------------------------------
 
@@ -248,37 +470,66 @@ def _mamba_ssm_fn():
     return selective_scan_fn
 
 
-def available_backends() -> list[str]:
-    """Backends that run here (``auto`` and ``reference`` always)."""
-    out = ["reference"]
-    if numba_available():
+def available_backends(device: torch.device | str = "cpu") -> list[str]:
+    """Backends that run on tensors of ``device`` here (``reference`` and ``parallel`` always)."""
+    dev = torch.device(device).type
+    out = ["reference", "parallel"]
+    if dev == "cpu" and numba_available():
         out.append("numba")
-    if torch.cuda.is_available() and _mamba_ssm_fn() is not None:
+    if dev == "cuda" or _interpreted():
+        if triton_available():
+            out.append("triton")
+    if dev == "cuda" and torch.cuda.is_available() and _mamba_ssm_fn() is not None:
         out.append("cuda")
     return out
 
 
-def resolve_backend(backend: str, device: torch.device | str = "cpu") -> str:
-    """The backend ``auto`` (or a named one) amounts to for tensors on ``device``."""
+def _gpu_fallback(device: torch.device | str) -> str:
+    """What runs on a GPU without mamba-ssm (or where it cannot, with an initial state): the Triton
+    kernel where it imports and passed its check on the device, else the parallel scan."""
+    return "triton" if _triton_usable(torch.device(device)) else "parallel"
+
+
+def resolve_backend(backend: str, device: torch.device | str = "cpu", initial_state: bool = False) -> str:
+    """The backend ``backend`` amounts to for tensors on ``device`` (``initial_state``: whether the
+    call passes one, which mamba-ssm cannot take).
+
+    ``auto``: on CUDA, ``cuda`` (mamba-ssm) where it imports and no initial state is passed, else
+    ``triton`` where it passed its check on the device, else ``parallel``; on CPU, ``numba`` where it
+    compiles, else ``reference``. On CUDA the reference loop runs only when asked for by name."""
     if backend not in BACKENDS:
         raise ValueError(f"selective_scan: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     dev = torch.device(device).type
     if backend == "auto":
-        if dev == "cuda" and _mamba_ssm_fn() is not None:
-            return "cuda"
+        if dev == "cuda":
+            if _mamba_ssm_fn() is not None and not initial_state:
+                return "cuda"
+            return _gpu_fallback(device)
         if dev == "cpu" and numba_available():
             return "numba"
         return "reference"
     if backend == "numba" and not numba_available():
         return "reference"
+    if backend == "triton":
+        if dev != "cuda" and not _interpreted():
+            raise ValueError(
+                f"selective_scan: backend 'triton' needs GPU tensors, got {dev}; use backend 'auto' or 'parallel'"
+            )
+        if not triton_available():
+            raise ImportError(
+                f"selective_scan: backend 'triton' needs the 'scan_triton' kernel ({kernels.reason('scan_triton')}); "
+                "`pip install triton` on a CUDA machine, or use backend 'auto' or 'parallel'"
+            )
     if backend == "cuda":
         if _mamba_ssm_fn() is None:
             raise ImportError(
-                "selective_scan: backend 'cuda' needs mamba-ssm (pip install mamba-ssm on a CUDA machine); "
+                "selective_scan: backend 'cuda' needs mamba-ssm (pip install 'mambaspike[cuda]' on a CUDA machine); "
                 "backend 'auto' uses the fastest one available"
             )
         if dev != "cuda":
             raise ValueError(f"selective_scan: backend 'cuda' needs GPU tensors, got {dev}; use backend 'auto'")
+        if initial_state:
+            return _gpu_fallback(device)
     return backend
 
 
@@ -297,15 +548,16 @@ def selective_scan(
     backend: str = "reference",
 ):
     """Selective scan, dispatched to ``backend`` (one of ``BACKENDS``). See the module docstring."""
-    which = resolve_backend(backend, u.device)
+    which = resolve_backend(backend, u.device, initial_state is not None)
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
     if which == "numba":
-        return selective_scan_numba(
-            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state
-        )
-    if which == "cuda" and initial_state is None:
+        return selective_scan_numba(*args)
+    if which == "parallel":
+        return selective_scan_parallel(*args)
+    if which == "triton":
+        return selective_scan_triton(*args)
+    if which == "cuda":
         fn = _mamba_ssm_fn()
         f32 = [t.float() if t is not None else None for t in (A, D, delta_bias)]  # parameters stay fp32
         return fn(u, delta, f32[0], B, C, f32[1], z, f32[2], delta_softplus, return_last_state)
-    return selective_scan_reference(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state
-    )
+    return selective_scan_reference(*args)
