@@ -201,3 +201,28 @@ def test_a_run_directory_with_another_budget_is_not_reused(study):
     )
     with pytest.raises(ConfigError, match="another configuration \\(epochs: 1 there, 3 asked\\)"):
         train_or_reuse(cfg)
+
+
+def test_compare_gives_the_paper_front_end_a_row_of_its_own(data_dir, tmp_path):
+    from mambaspike.models.config import PAPER_FRONTEND
+
+    base = TrainConfig(
+        data_dir=str(data_dir),
+        subset=20,
+        epochs=1,
+        batch_size=10,
+        threads=1,
+        progress=False,
+        time_window_us=100_000,
+        model_overrides={**TINY, "readout_pool": "avg"},  # a front-end other than the paper's
+    )
+    summary = compare(tmp_path, base, models=["mambaspike", "mambaspike-paper"], latency_repeats=1, log=lambda m: None)
+    assert [s["model"] for s in summary] == ["mambaspike", "mambaspike-paper"]
+    paper = json.loads((tmp_path / "runs" / "ndigits-mambaspike-paper-seed0" / "run.json").read_text())
+    assert paper["model"]["name"] == "mambaspike"
+    assert {k: paper["model"][k] for k in PAPER_FRONTEND} == PAPER_FRONTEND
+    ours = json.loads((tmp_path / "runs" / "ndigits-mambaspike-seed0" / "run.json").read_text())
+    assert ours["model"]["readout_pool"] == "avg"
+    # tabulating the directories again keeps the labels
+    again = compare(tmp_path / "t", run_dirs=sorted((tmp_path / "runs").iterdir()), latency_repeats=1)
+    assert sorted(s["model"] for s in again) == ["mambaspike", "mambaspike-paper"]

@@ -22,12 +22,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "spikes per sample, energy estimate, mean ± std over seeds.",
     )
     add_budget(c)
+    from mambaspike.lab.compare import DEFAULT_MODELS
+    from mambaspike.models.config import VARIANTS
+
     c.add_argument(
         "--models",
         type=name_list,
-        default=["mambaspike", "mamba", "lstm", "gru"],
+        default=DEFAULT_MODELS,
         metavar="M,...",
-        help=f"model families (of {', '.join(model_names())})",
+        help=f"model families (of {', '.join(model_names())}) or named variants ({', '.join(VARIANTS)}: "
+        "the paper's front-end)",
     )
     c.add_argument("--runs", nargs="+", default=None, metavar="DIR", help="tabulate these run directories, no training")
     return c
@@ -35,12 +39,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mambaspike.lab.compare import compare
+    from mambaspike.models.config import VARIANTS
     from mambaspike.models.registry import model_names
 
     set_threads(args)
-    bad = [m for m in args.models if m not in model_names()]
+    known = [*model_names(), *VARIANTS]
+    bad = [m for m in args.models if m not in known]
     if bad:
-        raise ConfigError(f"--models: unknown model(s) {', '.join(bad)}; available: {', '.join(model_names())}")
+        raise ConfigError(f"--models: unknown model(s) {', '.join(bad)}; available: {', '.join(known)}")
     compare(
         args.output_dir,
         budget_config(args),

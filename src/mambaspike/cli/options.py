@@ -193,6 +193,11 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         help='ModelConfig overrides for every run, e.g. \'{"d_model": 64, "n_layers": 1}\'',
     )
     add_model_settings(p, overrides="--model-config")
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment every run's train split alike (the data set's spatial shift / flip / event drop)",
+    )
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)
     p.add_argument("--latency-repeats", type=positive_int, default=10, help="timed batch-1 passes per run")
@@ -213,5 +218,6 @@ def budget_config(args: argparse.Namespace):
         data_dir=args.data_dir,
         threads=args.threads,
         progress=False,
+        augment=args.augment,
         model_overrides=overrides,
-    )
+    ).validate()

@@ -2,7 +2,9 @@
 as the paper's Table 1 (accuracy, F1, latency, spikes per sample, energy), mean ± std over seeds.
 
 Runs live in ``OUT/runs/<dataset>-<model>-seed<seed>``; finished runs there are reused, so a second
-call only re-tabulates. ``run_dirs`` tabulates existing runs instead of training.
+call only re-tabulates. ``run_dirs`` tabulates existing runs instead of training. A model may be a
+family or a named variant (``models.config.VARIANTS``, e.g. ``mambaspike-paper``: the paper's
+front-end), trained with the same budget and tabulated in a row of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from mambaspike.evaluation.tables import markdown_table, write_csv
 from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
 
-DEFAULT_MODELS = ["mambaspike", "mamba", "lstm", "gru"]
+DEFAULT_MODELS = ["mambaspike", "mambaspike-paper", "mamba", "lstm", "gru"]
 
 
 def compare(
@@ -31,6 +33,7 @@ def compare(
     ``run_dirs`` as they are; write ``compare.csv`` (one row per run), ``compare_summary.csv``,
     ``compare.md`` and ``compare.png`` into ``out_dir``. Returns the aggregated rows."""
     from mambaspike.evaluation.plots import bars_png
+    from mambaspike.models.config import VARIANTS
     from mambaspike.training.config import TrainConfig
 
     out = Path(out_dir)
@@ -39,13 +42,14 @@ def compare(
         base = base or TrainConfig()
         run_dirs = []
         for model in models or DEFAULT_MODELS:
+            family, variant = VARIANTS.get(model, (model, {}))
             for seed in seeds or [0]:
                 cfg = replace(
                     base,
-                    model=model,
+                    model=family,
                     seed=seed,
                     progress=False,
-                    model_overrides=dict(base.model_overrides),
+                    model_overrides={**base.model_overrides, **variant},
                     output_dir=str(out / "runs" / f"{base.dataset}-{model}-seed{seed}"),
                 )
                 run_dirs.append(train_or_reuse(cfg, log))

@@ -239,6 +239,12 @@ FAMILIES: dict[str, tuple[type, dict[str, str]]] = {
 }
 FAMILIES["spiking-hybrid"] = FAMILIES["spiking-mamba"]
 
+# The front-end exactly as Mamba-Spike's paper builds it (LIF neurons, binary max-pooled spikes into the
+# interface, no input normalisation): the named variant "mambaspike-paper", kept in every comparison.
+PAPER_FRONTEND: dict = {"neuron": "lif", "readout_pool": "max", "input_norm": "none"}
+# Named model variants: name -> (family, ModelConfig overrides on top of the family's defaults).
+VARIANTS: dict[str, tuple[str, dict]] = {"mambaspike-paper": ("mambaspike", PAPER_FRONTEND)}
+
 
 def _set_path(tree: dict, path: str, value) -> None:
     *parents, leaf = path.split(".")
@@ -397,6 +403,8 @@ def as_family_config(cfg, cls, families: tuple[str, ...]):
 
 
 __all__ = [
+    "PAPER_FRONTEND",
+    "VARIANTS",
     "BackboneConfig",
     "FAMILIES",
     "FrontEndConfig",
