@@ -16,6 +16,8 @@ INPUT_SHAPES = {
     "ndigits": (2, 34, 34),
     "nmnist": (2, 34, 34),
     "dvsgesture": (2, 128, 128),
+    "dvs-motion": (2, 128, 128),
+    "dvs-motion-32": (2, 32, 32),
     "cifar10dvs": (2, 128, 128),
     "shd": (700,),
     "ntidigits": (64,),
@@ -36,6 +38,8 @@ def test_there_is_a_recipe_per_data_set_and_model():
     for dataset in (
         "nmnist",
         "dvsgesture",
+        "dvs-motion",
+        "dvs-motion-32",
         "cifar10dvs",
         "shd",
         "ntidigits",

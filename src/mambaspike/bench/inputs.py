@@ -7,9 +7,12 @@ import torch
 from mambaspike.models.config import ModelConfig
 
 # name -> (ModelConfig overrides, T): the N-MNIST recipe (300 ms in 10 ms bins of [2, 34, 34] event
-# counts) and Sequential MNIST (784 steps of one pixel).
+# counts), Sequential MNIST (784 steps of one pixel), and DVS-Motion's recipes (1.5 s in 75 ms bins of
+# [2, 128, 128] counts, DVS Gesture's shape; the CPU recipe's [2, 32, 32]).
 INPUTS = {
     "nmnist": (dict(input_shape=(2, 34, 34), dt_ms=10.0), 30),
+    "dvs-motion": (dict(input_shape=(2, 128, 128), dt_ms=75.0), 20),
+    "dvs-motion-32": (dict(input_shape=(2, 32, 32), dt_ms=75.0), 20),
     "smnist": (dict(input_shape=(1,), dt_ms=1.0), 784),
 }
 

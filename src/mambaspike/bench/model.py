@@ -1,7 +1,8 @@
 """``mambaspike bench model``: training throughput and batch-1 latency of every model family.
 
 One row per (input, model): ``input`` (``smnist``: 784 steps x 1 feature; ``nmnist``: the N-MNIST
-recipe's [30, 2, 34, 34]), ``model``, ``params``, ``train_samples_per_s`` (forward + backward +
+recipe's [30, 2, 34, 34]; ``dvs-motion`` / ``dvs-motion-32``: DVS-Motion's [20, 2, 128, 128] and the
+CPU recipe's [20, 2, 32, 32], on request), ``model``, ``params``, ``train_samples_per_s`` (forward + backward +
 AdamW step at ``--batch``), ``latency_ms`` (batch-1 eval forward, no grad), on ``--device`` (CUDA
 timings synchronise the device). The LSTM/GRU hidden sizes are matched to the Mamba backbone's
 parameter count. The models are untrained and the input random, so an untrained spiking front-end

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(row))
             continue
         print(
-            f"{row['name']:<12} {row['status']}\n  {row['summary']}\n"
+            f"{row['name']:<14} {row['status']}\n  {row['summary']}\n"
             f"  layout: {row['layout']}\n  source: {row['source']}"
         )
     return 0

@@ -244,7 +244,7 @@ def dataset_status(data_dir: str | Path) -> list[dict]:
         entry = get_entry(name)
         if entry.generated and entry.folder and not (data_dir / entry.folder / "meta.json").is_file():
             # never generate just to list
-            status = "not generated yet (made on first use, seconds)"
+            status = "not generated yet (made on first use)"
         else:
             try:
                 train, test = entry.open(data_dir, False)

@@ -21,7 +21,7 @@ ignores the event type and the overflow, so this parser is our own, validating a
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,9 @@ CLASS_NAMES = (
     "other",
 )
 URL = "https://research.ibm.com/interactive/dvsgesture/"
+LAYOUT_NPY = "DATA_DIR/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy and .../ibmGestureTest/..."
 LAYOUT = (
-    "DATA_DIR/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy and .../ibmGestureTest/... (tonic), "
+    f"{LAYOUT_NPY} (tonic), "
     "or DATA_DIR/DVSGesture/userNN_<lighting>.aedat + userNN_<lighting>_labels.csv + trials_to_train.txt, "
     "trials_to_test.txt (original release)"
 )
@@ -85,11 +86,25 @@ def read_gesture_npy(path: str | Path) -> np.ndarray:
             raise DatasetError(
                 f"{path}: row {int(bad[0])} field {field}={values[bad[0]]:g}, expected an integer in [0, {hi})"
             )
-    t = np.round(t_ms * 1000).astype(np.int64)
+    t = np.round(t_ms.astype(np.float64) * 1000).astype(np.int64)  # float64: int16 ms * 1000 would overflow
     return event_array(x, y, t - (t.min() if len(t) else 0), p)
 
 
-def _npy_split(root: Path, split: str) -> FileListSource | None:
+def downsample_events(events: np.ndarray, factor: int) -> np.ndarray:
+    """Events on a sensor ``factor`` times smaller per axis: x, y integer-divided by ``factor``."""
+    if factor == 1:
+        return events
+    out = events.copy()
+    out["x"] //= factor
+    out["y"] //= factor
+    return out
+
+
+def _read_npy_downsampled(path: Path, factor: int) -> np.ndarray:
+    return downsample_events(read_gesture_npy(path), factor)
+
+
+def _npy_split(root: Path, split: str, downsample: int = 1) -> FileListSource | None:
     folder = root / ("ibmGestureTrain" if split == "train" else "ibmGestureTest")
     if not folder.is_dir():
         return None
@@ -102,7 +117,32 @@ def _npy_split(root: Path, split: str) -> FileListSource | None:
             targets.append(int(f.stem))
     if not keys:
         raise DatasetError(f"no .npy files in {folder}: expected {LAYOUT}")
-    return FileListSource(root, split, keys, targets, SENSOR_SIZE, read_gesture_npy)
+    if downsample == 1:
+        return FileListSource(root, split, keys, targets, SENSOR_SIZE, read_gesture_npy)
+    width, height, n_pol = SENSOR_SIZE
+    return FileListSource(
+        root,
+        split,
+        keys,
+        targets,
+        (width // downsample, height // downsample, n_pol),
+        partial(_read_npy_downsampled, factor=downsample),
+        params={"downsample": downsample},
+    )
+
+
+def open_gesture_npy(root: Path, downsample: int = 1) -> tuple[FileListSource, FileListSource]:
+    """Train and test splits of a folder in tonic's DVS Gesture ``.npy`` layout (``root/ibmGestureTrain``,
+    ``root/ibmGestureTest``), optionally with x and y integer-divided by ``downsample`` (1, 2, 4, 8)."""
+    if downsample not in (1, 2, 4, 8):
+        raise DatasetError(f"downsample must be one of 1, 2, 4, 8 (128 px divided evenly), got {downsample!r}")
+    splits = []
+    for split in ("train", "test"):
+        source = _npy_split(Path(root), split, downsample)
+        if source is None:
+            raise DatasetError(f"{root}: no {split} split; expected {LAYOUT_NPY} with DVSGesture = {root}")
+        splits.append(source)
+    return splits[0], splits[1]
 
 
 # --- original AEDAT 3.1 release -----------------------------------------------------------------------

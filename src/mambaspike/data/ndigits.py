@@ -6,13 +6,13 @@ upscaled to 26x26 px, placed in a 34x34 sensor field and moved through the three
 0-100 ms, (+3.5, -7) px in 100-200 ms, (-7, 0) px in 200-300 ms, each with a raised-cosine velocity
 profile (zero velocity at the saccade boundaries), so the events come in three bursts.
 
-The DVS pixel model runs on a fine time grid (``step_us``) over bilinearly rendered frames. Each
-pixel compares its log intensity ``log(I + eps)`` with a stored reference level; a change of at least
-its ON (OFF) contrast threshold emits ON (OFF) events, one per threshold crossed, timestamped by
-linear interpolation within the step, and moves the reference by as many thresholds. Thresholds
-differ per pixel (drawn once per camera from the seed). After firing, a pixel ignores changes for a
-refractory period; what accumulates meanwhile fires when it is free again. Timestamps get Gaussian
-jitter, and a few background-activity noise events are added.
+The DVS pixel model (:mod:`mambaspike.data.dvs`, shared with DVS-Motion) runs on a fine time grid
+(``step_us``) over bilinearly rendered frames. Each pixel compares its log intensity ``log(I + eps)``
+with a stored reference level; a change of at least its ON (OFF) contrast threshold emits ON (OFF)
+events, one per threshold crossed, timestamped by linear interpolation within the step, and moves the
+reference by as many thresholds. Thresholds differ per pixel (drawn once per camera from the seed).
+After firing, a pixel ignores changes for a refractory period; what accumulates meanwhile fires when
+it is free again. Timestamps get Gaussian jitter, and a few background-activity noise events are added.
 
 The result is written as real N-MNIST ``.bin`` files in the N-MNIST layout
 ``ROOT/N-Digits/{Train,Test}/<digit>/<NNNNN>.bin`` (NNNNN = index in ``load_digits``) and read by the
@@ -37,6 +37,7 @@ from scipy.ndimage import zoom
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from mambaspike.data.dvs import camera_thresholds, dvs_step, initial_reference, jitter_and_noise
 from mambaspike.data.errors import DatasetError
 from mambaspike.data.nmnist import EVENT_DTYPE, write_nmnist_file
 
@@ -97,9 +98,9 @@ def saccade_offsets(t_us: np.ndarray, params: DVSParams = DVSParams()) -> tuple[
 def _camera_thresholds(seed: int, params: DVSParams) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel ON and OFF contrast thresholds, each ``[H * W]``, fixed by the seed."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
-    c = rng.normal(params.threshold_mean, params.threshold_std, size=(2, params.sensor_px**2))
-    c = np.maximum(c, params.threshold_min)
-    return c[0], c[1]
+    return camera_thresholds(
+        rng, params.sensor_px**2, params.threshold_mean, params.threshold_std, params.threshold_min
+    )
 
 
 def _sample_rng(seed: int, sample_id: int) -> np.random.Generator:
@@ -148,40 +149,22 @@ def _simulate_chunk(
     n_steps = params.duration_us // params.step_us
     dx, dy = saccade_offsets(np.arange(n_steps + 1) * params.step_us, params)
 
-    level0 = render.log_frame(dx[0], dy[0])  # [N, P]
+    level0 = render.log_frame(dx[0], dy[0]).reshape(-1)  # [N * P]
+    n_pixels = level0.size // len(images)
     # Start each pixel at a random point between its OFF and ON thresholds.
-    u = np.stack([rng.random(level0.shape[1]) for rng in rngs])  # [N, P]
-    ref = level0 - (u * (c_on + c_off) - c_off)  # [N, P], so level0 - ref lies in [-c_off, c_on)
-    t_free = np.full(level0.shape, -np.inf)  # [N, P] time from which a pixel may fire again, µs
-    flat_ref, flat_free = ref.reshape(-1), t_free.reshape(-1)  # [N * P] views, indexed by `idx` below
-    n_pixels = level0.shape[1]
+    u = np.stack([rng.random(n_pixels) for rng in rngs]).reshape(-1)  # [N * P]
+    c_on, c_off = np.tile(c_on, len(images)), np.tile(c_off, len(images))  # [N * P]
+    ref = initial_reference(level0, u, c_on, c_off)
+    t_free = np.full(level0.shape, -np.inf)  # time from which a pixel may fire again, µs
     records = []
     for k in range(1, n_steps + 1):
-        t0, t1 = (k - 1) * params.step_us, k * params.step_us
-        level1 = render.log_frame(dx[k], dy[k])  # [N, P]
-        change = level1 - ref
-        fire = (change >= c_on) | (change <= -c_off)
-        fire &= t_free <= t1
-        idx = np.flatnonzero(fire)
-        if idx.size:
-            pixel = idx % n_pixels
-            d = change.reshape(-1)[idx]
-            on = d > 0
-            c = np.where(on, c_on[pixel], c_off[pixel])
-            count = np.floor(np.abs(d) / c).astype(np.int64)  # thresholds crossed, >= 1
-            step_sign = np.where(on, c, -c)
-            l0, l1, r = level0.reshape(-1)[idx], level1.reshape(-1)[idx], flat_ref[idx]
-            # Event j (1..count) of a pixel is where the level crossed r + j * step_sign, linearly
-            # interpolated between the step's ends, and not before the pixel is free.
-            owner = np.repeat(np.arange(idx.size), count)
-            j = np.arange(owner.size) - np.repeat(np.cumsum(count) - count, count) + 1
-            slope = (l1 - l0)[owner]
-            crossing = r[owner] + j * step_sign[owner] - l0[owner]
-            frac = np.clip(np.divide(crossing, slope, out=np.zeros_like(slope), where=slope != 0), 0.0, 1.0)
-            t = np.maximum(t0 + frac * params.step_us, flat_free[idx][owner])
-            flat_ref[idx] = r + count * step_sign
-            flat_free[idx] = t[np.cumsum(count) - 1] + params.refractory_us
-            records.append((idx[owner] // n_pixels, pixel[owner], t, on[owner]))
+        level1 = render.log_frame(dx[k], dy[k]).reshape(-1)  # [N * P]
+        fired = dvs_step(
+            level0, level1, ref, t_free, c_on, c_off, (k - 1) * params.step_us, params.step_us, params.refractory_us
+        )
+        if fired is not None:
+            idx, t, on = fired
+            records.append((idx // n_pixels, idx % n_pixels, t, on))
         level0 = level1
 
     if records:
@@ -199,11 +182,7 @@ def _finish_sample(
     """Add timestamp jitter and background noise; return sorted events with ``EVENT_DTYPE``."""
     s = params.sensor_px
     duration = params.duration_us
-    t = t + rng.normal(0.0, params.jitter_us, size=t.size)
-    n_noise = rng.poisson(params.noise_hz * s * s * duration * 1e-6)
-    pixel = np.concatenate([pixel, rng.integers(0, s * s, n_noise)])
-    t = np.concatenate([t, rng.uniform(0, duration, n_noise)])
-    on = np.concatenate([on, rng.integers(0, 2, n_noise).astype(bool)])
+    pixel, t, on = jitter_and_noise(pixel, t, on, rng, s * s, duration, params.jitter_us, params.noise_hz)
     t = np.clip(np.floor(t), 0, duration - 1).astype(np.int64)
     order = np.argsort(t, kind="stable")
     events = np.empty(t.size, dtype=EVENT_DTYPE)

@@ -62,6 +62,7 @@ _MODULES = [
     "ndigits",
     "nmnist",
     "dvsgesture",
+    "dvsmotion",
     "cifar10dvs",
     "shd",
     "ntidigits",

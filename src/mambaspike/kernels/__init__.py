@@ -56,6 +56,7 @@ KERNELS: dict[str, Kernel] = {
     "scan_numba": Kernel("mambaspike.kernels.scan_numba", "numba", True, "the reference selective-scan loop"),
     "scan_triton": Kernel("mambaspike.kernels.scan_triton", "triton", False, "the parallel selective scan"),
     "mamba_numba": Kernel("mambaspike.kernels.mamba_numba", "numba", True, "the unfused Mamba block forward"),
+    "dvs_numba": Kernel("mambaspike.kernels.dvs_numba", "numba", True, "the per-pixel NumPy DVS simulation"),
     "frontend_numba": Kernel(
         "mambaspike.kernels.frontend_numba", "numba", True, "the block-by-block front-end forward"
     ),
