@@ -33,9 +33,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import zoom
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from mambaspike.data.dvs import camera_thresholds, dvs_step, initial_reference, jitter_and_noise
 from mambaspike.data.errors import DatasetError
@@ -77,6 +74,8 @@ def digit_images(raw: np.ndarray, size: int = DVSParams.digit_px) -> np.ndarray:
 
     Cubic-spline zoom per image, clipped to [0, 1].
     """
+    from scipy.ndimage import zoom  # here, not at the top: scipy and sklearn slow the CLI's start-up
+
     return np.stack([np.clip(zoom(img / 16.0, size / img.shape[0], order=3), 0.0, 1.0) for img in raw])
 
 
@@ -260,6 +259,9 @@ Regenerate by deleting this folder; the same seed gives byte-identical files.
 
 def _generate(folder: Path, seed: int, params: DVSParams) -> None:
     """Write the whole data set (files, README.txt, meta.json) into the empty ``folder``."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     labels = digits.target
     ids = np.arange(len(labels))
