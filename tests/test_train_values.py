@@ -160,3 +160,26 @@ def test_augment_on_ndigits_changes_the_train_split_only(data_dir):
     assert x_aug.sum() < x.sum() and x_aug.shape == x.shape  # events were dropped, none added
     for k in (1, 2):  # validation and test are never augmented
         assert all(torch.equal(plain[k][i][0], aug[k][i][0]) for i in range(len(plain[k])))
+
+
+def test_a_bad_recipe_value_is_refused_before_the_heavy_imports(tmp_path):
+    """The one-line error comes before the trainer, the data loaders' libraries and the evaluation
+    code are imported (what makes it quick), checked by the modules loaded, not by a clock."""
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("dataset: ndigits\nlr: -1\n")
+    code = (
+        "import sys\nfrom mambaspike.cli import main\n"
+        f"rc = main(['train', '--config', {str(recipe)!r}])\n"
+        "heavy = [m for m in ('sklearn', 'scipy', 'tonic', 'mambaspike.training.trainer') if m in sys.modules]\n"
+        "print(rc, heavy)\n"
+    )
+    import os
+
+    src = os.path.join(os.path.dirname(__file__), "..", "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.stdout.strip().splitlines()[-1] == "1 []", r.stdout + r.stderr
+    assert "lr = -1: expected a finite number > 0" in r.stderr
