@@ -41,7 +41,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
         ({"dataset": "nope"}, r"^dataset = 'nope': expected one of ndigits, nmnist, "),
         ({"model": "transformer"}, r"^model = 'transformer': expected one of "),
         ({"device": "gpu"}, r"^device = 'gpu': expected auto, cpu, cuda or cuda:N$"),
-        ({"augment": "yes"}, r"^augment = 'yes': expected true or false$"),
+        ({"augment": "yes"}, r"^augment = 'yes': expected true, false or unset \(the data set's default\)$"),
         ({"model_overrides": [1]}, r"^model_overrides = \[1\]: expected a mapping of model settings$"),
         # between values: the bin within the window (given, or the data set's default window)
         (

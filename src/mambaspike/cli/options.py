@@ -195,8 +195,10 @@ def add_budget(p: argparse.ArgumentParser) -> None:
     add_model_settings(p, overrides="--model-config")
     p.add_argument(
         "--augment",
-        action="store_true",
-        help="augment every run's train split alike (the data set's spatial shift / flip / event drop)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augment every run's train split alike (the data set's spatial shift / flip / event drop); "
+        "default: on where the data set defines an augmentation",
     )
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)

@@ -44,8 +44,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_model_settings(t, overrides="the recipe's model_overrides")
     t.add_argument(
         "--augment",
-        action="store_true",
-        help="augment the train split (the data set's spatial shift / flip / event drop)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augment the train split (the data set's spatial shift / flip / event drop); default: on where the "
+        "data set defines an augmentation (N-Digits, N-MNIST, DVS Gesture, CIFAR10-DVS, DVS-Motion), off elsewhere",
     )
     t.add_argument(
         "--download",

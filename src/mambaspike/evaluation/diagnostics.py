@@ -99,6 +99,8 @@ def neuron_health(model: nn.Module, x: torch.Tensor, saturated: float = 0.9) -> 
         if not chunks:
             continue
         s = torch.cat(chunks, 0).float()  # (T, B, ...)
+        if s.dim() < 3:  # a neuron called on one step [B, N]
+            s = s[None]
         per_neuron = s.flatten(2).mean(0)  # (B, N): fraction of bins with a spike
         rows.append(
             {

@@ -44,11 +44,13 @@ def requested_config(cfg) -> dict:
     record: the data set's default binning where ``cfg`` leaves it open, the model configuration after
     ``cfg.model_overrides``, this code's version."""
     from mambaspike._version import __version__
-    from mambaspike.data import dataset_defaults
-    from mambaspike.training.config import model_config
+    from mambaspike.data import dataset_defaults, get_entry
+    from mambaspike.training.config import augmentation_applies, model_config
     from mambaspike.training.run import resolved_config
 
     train = asdict(cfg)
+    if train["augment"] is None:  # as validate() resolves it
+        train["augment"] = augmentation_applies(get_entry(cfg.dataset))
     for k, v in dataset_defaults(cfg.dataset).items():
         if train.get(k) is None:
             train[k] = v

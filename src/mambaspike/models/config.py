@@ -67,7 +67,7 @@ class FrontEndConfig(Checked):
     temporal_pool: int = option(2, POSITIVE)
     temporal_pool_mode: str = option("max", Accepts("choice", choices=TEMPORAL_POOL_MODES))
     spatial_out: int = option(4, POSITIVE)
-    readout_pool: str = option("max", Accepts("choice", choices=READOUT_POOLS))
+    readout_pool: str = option("avg", Accepts("choice", choices=READOUT_POOLS))
     input_norm: str = option("none", Accepts("choice", choices=INPUT_NORMS))
 
 
@@ -242,6 +242,9 @@ FAMILIES["spiking-hybrid"] = FAMILIES["spiking-mamba"]
 # The front-end exactly as Mamba-Spike's paper builds it (LIF neurons, binary max-pooled spikes into the
 # interface, no input normalisation): the named variant "mambaspike-paper", kept in every comparison.
 PAPER_FRONTEND: dict = {"neuron": "lif", "readout_pool": "max", "input_norm": "none"}
+# Fields added after the first records were written, with the value those records were trained with
+# (a record without the field gets it, not today's default).
+RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none"}
 # Named model variants: name -> (family, ModelConfig overrides on top of the family's defaults).
 VARIANTS: dict[str, tuple[str, dict]] = {"mambaspike-paper": ("mambaspike", PAPER_FRONTEND)}
 
@@ -281,7 +284,7 @@ class ModelConfig:
     temporal_pool: int = 2
     temporal_pool_mode: str = "max"
     spatial_out: int = 4
-    readout_pool: str = "max"  # the front-end's last spatial pooling: max (binary spikes) | avg (counts)
+    readout_pool: str = "avg"  # the front-end's last spatial pooling: avg (counts) | max (binary, the paper)
     input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
     # interface
     window: int = 2
@@ -362,6 +365,8 @@ class ModelConfig:
         """The record of ``to_dict`` (or of a ``run.json``'s ``"model"``); the key ``extra`` that the
         first release wrote is dropped, any other unknown key is an error."""
         d = {k: v for k, v in d.items() if k != "extra"}
+        for key, value in RECORDED_BEFORE.items():  # records written before the field existed
+            d.setdefault(key, value)
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(d) - set(names))
         if unknown:

@@ -40,7 +40,9 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast of forward + loss on a CUDA GPU (refused without one)
     device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
     model_overrides: dict = field(default_factory=dict)
-    augment: bool = False  # the data set's train-split augmentation (DatasetEntry.augment)
+    # the data set's train-split augmentation (DatasetEntry.augment); None: on where the data set defines
+    # one (resolved by validate())
+    augment: bool | None = None
     download: bool = False  # let tonic fetch a missing data set (where it can)
 
     @classmethod
@@ -79,7 +81,9 @@ class TrainConfig:
                 f"{_label('dt_us')} = {dt!r}: expected at most {_label('time_window_us')} ({window} µs"
                 f"{', the default of ' + self.dataset if self.time_window_us is None else ''})"
             )
-        if self.augment and not augmentation_applies(entry):
+        if self.augment is None:
+            self.augment = augmentation_applies(entry)
+        elif self.augment and not augmentation_applies(entry):
             with_aug = [e for e in _entries() if augmentation_applies(e)]
             raise ConfigError(
                 f"augment (--augment): {self.dataset} defines no augmentation; "
@@ -141,7 +145,7 @@ def _rules() -> dict:
         "amp": flag,
         "device": (lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None, "auto, cpu, cuda or cuda:N"),
         "model_overrides": (lambda v: isinstance(v, dict), "a mapping of model settings"),
-        "augment": flag,
+        "augment": (lambda v: v is None or isinstance(v, bool), "true, false or unset (the data set's default)"),
         "download": flag,
     }
 

@@ -389,7 +389,15 @@ def train_epoch(s: Session, stop) -> dict:
     order = epoch_order(len(s.train_set), cfg.seed, epoch)[state["batch_in_epoch"] * cfg.batch_size :]
     shards = [distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)]
     weights = iter([w for _, w in shards])
-    loader = DataLoader(s.train_set, batch_sampler=[b for b, _ in shards], collate_fn=collate_time_first)
+    # its own generator: a DataLoader iterator draws a seed when it is created, and from the global RNG that
+    # would shift the augmentation's random numbers of a run resumed mid-epoch (a new iterator) against an
+    # uninterrupted one
+    loader = DataLoader(
+        s.train_set,
+        batch_sampler=[b for b, _ in shards],
+        collate_fn=collate_time_first,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     bar = tqdm(
         loader,
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
