@@ -79,8 +79,9 @@ def run(args):
 
     device = resolve_device(args.device)
     if args.stages and (args.no_train or device.type != "cpu"):
+        got = "--no-train" if args.no_train else f"--device {args.device}"
         raise ConfigError(
-            "bench model --stages: profiles a CPU training step; accepted: --device cpu without --no-train"
+            f"bench model --stages: profiles a CPU training step, got {got}; accepted: --device cpu without --no-train"
         )
     if args.stages and not set(args.models) <= STAGE_MODELS:
         bad = sorted(set(args.models) - STAGE_MODELS)
