@@ -128,3 +128,53 @@ def test_bench_model_names_a_bad_or_missing_device(capsys):
     if not torch.cuda.is_available():
         assert main(["bench", "model", "--no-train", "--device", "cuda"]) == 1
         assert "no CUDA GPU is available" in capsys.readouterr().err
+
+
+def test_bench_model_stages_fractions(capsys):
+    rows = _rows(
+        capsys,
+        ["bench", "model", "--json", "--stages", "--models", "mambaspike", "gru", "--inputs", "nmnist"]
+        + ["--T", "4", "--batch", "1", "--repeats", "1"],
+    )
+    expected = {
+        "mambaspike": {"conv", "batchnorm", "lif", "pool", "temporal_pool", "interface", "backbone", "head", "other"},
+        "gru": {"conv", "batchnorm", "relu", "pool", "temporal_pool", "interface", "backbone", "head", "other"},
+    }
+    assert [r["model"] for r in rows] == ["mambaspike", "gru"]
+    for r in rows:
+        fracs = {k[len("frac_") :]: v for k, v in r.items() if k.startswith("frac_")}
+        assert set(fracs) == expected[r["model"]]
+        assert all(0.0 <= v <= 1.0 for v in fracs.values()), fracs
+        assert sum(fracs.values()) == pytest.approx(1.0, abs=1e-6)
+        assert fracs["conv"] > 0 and fracs["backbone"] > 0
+        assert r["conv_gmacs"] > 0 and r["gemm_gmacs"] > 0 and r["profiled_step_ms"] > 0
+
+
+def test_stage_profile_removes_its_hooks_and_counts_conv_macs():
+    """The profiled model keeps no hooks; conv MACs: forward, weight gradient, and the input gradient
+    except for the first layer (its input is the data)."""
+    import torch
+
+    from mambaspike.bench.inputs import bench_config, bench_input
+    from mambaspike.bench.stages import conv_macs, stage_modules, stage_profile
+    from mambaspike.models.registry import build_model, loss_and_scores
+
+    cfg, _ = bench_config("mamba", "nmnist")
+    model = build_model(cfg)
+    x, y = bench_input(cfg, 3, 1), torch.zeros(1, dtype=torch.long)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        loss_and_scores(model, x, y)[0].backward()
+
+    prof = stage_profile(model, step, repeats=1)
+    assert {"step_ms", "conv_ms", "backbone_ms", "other_ms"} <= set(prof)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    # 3 bins at 34x34 (2 -> 16), then 2 pooled bins at 17x17 (16 -> 32) and 8x8 (32 -> 64)
+    expected = 3 * 16 * 34 * 34 * 2 * 9 * 2 + 2 * 32 * 17 * 17 * 16 * 9 * 3 + 2 * 64 * 8 * 8 * 32 * 9 * 3
+    assert conv_macs(model, stage_modules(model), lambda: loss_and_scores(model, x, y)) == expected
+
+
+def test_bench_model_stages_names_unsupported_models(capsys):
+    assert main(["bench", "model", "--stages", "--models", "spiking-mamba", "--inputs", "nmnist"]) == 1
+    assert "--stages: no stage breakdown for spiking-mamba" in capsys.readouterr().err

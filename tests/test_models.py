@@ -49,6 +49,29 @@ def test_temporal_pool_max_and_avg():
     assert temporal_pool(x, 2, "avg").view(-1).tolist() == [0.5, 0, 1]
 
 
+@pytest.mark.parametrize("T, k", [(8, 2), (9, 2), (7, 3), (4, 1)])
+@pytest.mark.parametrize("binary", [True, False])
+def test_temporal_max_pool_fast_backward_matches_amax(T, k, binary):
+    """The max pool's cheaper backward gives amax's values and gradients (ties split evenly: binary
+    spikes tie all the time), the padded last window included; double precision gradcheck too."""
+    g = torch.Generator().manual_seed(T * 10 + k)
+    x = torch.rand(T, 3, 4, 5, 5, generator=g)
+    x = (x < 0.3).double() if binary else (x * 4).round().double()  # rounded: real-valued ties
+    grad = torch.randn(-(-T // k), 3, 4, 5, 5, generator=g, dtype=torch.float64)
+    outs, grads = [], []
+    for reference in (True, False):
+        xr = x.clone().requires_grad_()
+        y = temporal_pool(xr, k, "max", reference=reference)
+        y.backward(grad)
+        outs.append(y.detach())
+        grads.append(xr.grad)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+    xs = torch.rand(T, 2, 3, generator=g, dtype=torch.float64).requires_grad_()  # no ties: smooth
+    assert torch.autograd.gradcheck(lambda v: temporal_pool(v, k, "max"), (xs,))
+    with torch.no_grad():  # no gradient needed: amax itself
+        assert torch.equal(temporal_pool(x, k, "max"), outs[0])
+
+
 def test_window_sum_and_rate_normalisation():
     x = torch.tensor([1.0, 1, 0, 1, 1]).view(5, 1, 1)
     sums, bins = window_sum(x, 2)

@@ -10,14 +10,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mambaspike import kernels
+
 TEMPORAL_POOL_MODES = ("max", "avg")
 READOUT_POOLS = ("max", "avg")  # the front-end's last spatial pooling
 
 
-def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
+class _WindowMax(torch.autograd.Function):
+    """``xw [L, k, ...] -> xw.amax(dim=1)`` with amax's gradient (split evenly among the bins that tie
+    for the maximum), in fewer passes over ``xw`` than autograd's ``amax`` backward: one comparison
+    and one conversion to a float mask, a sum over the window, one multiply."""
+
+    @staticmethod
+    def forward(ctx, xw: torch.Tensor) -> torch.Tensor:
+        out = xw.amax(dim=1)
+        ctx.save_for_backward(xw, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        xw, out = ctx.saved_tensors
+        mask = (xw == out.unsqueeze(1)).to(grad.dtype)  # (L, k, ...)
+        return mask * (grad / mask.sum(dim=1)).unsqueeze(1)
+
+
+def temporal_pool(x: torch.Tensor, k: int, mode: str = "max", reference: bool = False) -> torch.Tensor:
     """Pool ``x [T, B, ...]`` over windows of ``k`` bins -> ``[ceil(T / k), B, ...]``.
 
     A last incomplete window is padded with zeros (``max``) or averaged over its real bins (``avg``).
+    ``max`` with a gradient to compute goes through ``_WindowMax`` (amax's values and gradient, a
+    cheaper backward); ``reference=True``, tracing for export, or no gradient: ``amax`` itself.
     """
     if k == 1:
         return x
@@ -30,7 +52,9 @@ def temporal_pool(x: torch.Tensor, k: int, mode: str = "max") -> torch.Tensor:
         )  # traces with a dynamic batch (ONNX)
     xw = x.reshape(L, k, *x.shape[1:])  # (L, k, B, ...)
     if mode == "max":
-        return xw.amax(dim=1)
+        if reference or not (torch.is_grad_enabled() and x.requires_grad) or kernels.tracing():
+            return xw.amax(dim=1)
+        return _WindowMax.apply(xw)
     if mode == "avg":
         counts = torch.full((L,), float(k), dtype=x.dtype, device=x.device)
         counts[-1] = k - pad
