@@ -84,15 +84,30 @@ class FrameDataset(Dataset):
     ``dataset[i]`` is ``(frames, label)``: float32 ``[T, C, H, W]`` (or ``[T, F]``) event counts and an int.
     ``.targets`` holds the labels of these samples (int64 ``[len(dataset)]``), ``.indices`` their
     positions in the split's file list. The cache is memory-mapped on first access (also after
-    pickling into a DataLoader worker). ``augment`` (train split only) is applied to every sample served.
+    pickling into a DataLoader worker). ``augment`` (train split only) is applied to every sample served,
+    with random numbers that are a function of ``(seed, epoch, i)`` only (:meth:`set_epoch`): the same
+    augmentation whichever process serves the sample and however often the run was resumed.
     """
 
-    def __init__(self, frames_path: Path, targets: np.ndarray, indices: np.ndarray, augment: Augment | None = None):
+    def __init__(
+        self,
+        frames_path: Path,
+        targets: np.ndarray,
+        indices: np.ndarray,
+        augment: Augment | None = None,
+        seed: int = 0,
+    ):
         self.frames_path = Path(frames_path)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.targets = np.asarray(targets, dtype=np.int64)[self.indices]
         self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
         self._frames = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose augmentation :meth:`__getitem__` draws (like ``DistributedSampler.set_epoch``)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -103,7 +118,8 @@ class FrameDataset(Dataset):
         frames = np.array(self._frames[self.indices[i]])  # [T, C, H, W] uint8, copied out of the map
         x = torch.from_numpy(frames).float()
         if self.augment is not None:
-            x = augment_frames(x, self.augment)
+            g = torch.Generator().manual_seed(((self.seed * 1_000_003 + self.epoch) * 1_000_033 + int(i)) % 2**63)
+            x = augment_frames(x, self.augment, generator=g)
         return x, int(self.targets[i])
 
     def __getstate__(self) -> dict:
@@ -213,7 +229,7 @@ def get_datasets(
         }
         aug = entry.augment if augment else None
         train, val, test = (
-            FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None)
+            FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None, seed=seed)
             for k, (src, idx) in enumerate(zip(sources, split_idx))
         )
         width, height, n_pol = train_source.sensor_size

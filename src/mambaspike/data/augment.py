@@ -1,10 +1,12 @@
-"""Augmentation of binned event frames ``[T, P, H, W]`` (train split only, on by recipe).
+"""Augmentation of binned event frames ``[T, P, H, W]`` (train split only; on where the data set
+defines one, ``--no-augment`` turns it off).
 
 Applied to the cached counts, so it costs no re-binning: a spatial shift (the same for every time
 bin, zero-filled), a left-right flip where the data set's labels allow it, and event drop (each
 counted event kept with probability ``1 - drop``: binomial thinning, the frame-level equivalent of
-tonic's ``DropEvent``). Random numbers come from torch's generator, so ``torch.manual_seed`` (and
-DataLoader worker seeding) make it reproducible.
+tonic's ``DropEvent``). Random numbers come from the generator given; the train split's data set
+seeds one per ``(seed, epoch, sample)`` (``FrameDataset.set_epoch``), so a sample's augmentation does
+not depend on the process that serves it or on where a run was resumed.
 """
 
 from __future__ import annotations

@@ -386,6 +386,8 @@ def train_epoch(s: Session, stop) -> dict:
     epoch = state["epoch"]
     t_epoch = time.perf_counter()
     model.train()
+    if hasattr(s.train_set, "set_epoch"):  # augmentation drawn from (seed, epoch, sample), not the global RNG
+        s.train_set.set_epoch(epoch)
     order = epoch_order(len(s.train_set), cfg.seed, epoch)[state["batch_in_epoch"] * cfg.batch_size :]
     shards = [distributed.shard(order[i : i + cfg.batch_size], ctx) for i in range(0, len(order), cfg.batch_size)]
     weights = iter([w for _, w in shards])
