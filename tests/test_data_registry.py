@@ -127,3 +127,22 @@ def test_nmnist_reads_the_native_layout(shared_data_dir, tmp_path, nested):
     assert (len(train), len(val), len(test)) == (90, 10, 100)
     assert info.root == str(root) and info.T == 3
     assert train[0][0].shape == (3, 2, 34, 34)
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_sample(data_dir):
+    import torch
+
+    from mambaspike.data import get_datasets
+
+    train, *_ = get_datasets("ndigits", data_dir, subset=20, seed=3, augment=True)
+    clean, *_ = get_datasets("ndigits", data_dir, subset=20, seed=3, augment=False)
+    rng = torch.get_rng_state()
+    a = train[5][0]
+    assert torch.equal(torch.get_rng_state(), rng)  # the global RNG is not touched
+    torch.manual_seed(123)
+    assert torch.equal(train[5][0], a)  # nor read: the same sample, the same augmentation
+    assert not torch.equal(a, clean[5][0])
+    train.set_epoch(1)
+    assert not torch.equal(train[5][0], a)
+    train.set_epoch(0)
+    assert torch.equal(train[5][0], a)
