@@ -1,4 +1,17 @@
+import importlib.util
+import os
+
 import pytest
+
+# Triton without a GPU runs only in its interpreter, and it reads TRITON_INTERPRET when it is first
+# imported -- which torch or the kernel registry may do before the Triton tests' fixture runs. So on a
+# machine with triton installed and no CUDA device the whole session runs with TRITON_INTERPRET=1 (it
+# changes nothing else: nothing but the Triton tests runs Triton on a CPU).
+if importlib.util.find_spec("triton") is not None and "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
 
 
 @pytest.fixture(scope="session")

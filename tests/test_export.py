@@ -69,7 +69,7 @@ def test_export_mode_forces_reference_backends_and_restores_them():
     pool = model.frontend.blocks[-1].pool
     with export_mode(model, torch.zeros(2, 1, *TINY["input_shape"])):
         assert lif.backend == "reference" and model.backbone.cfg.scan_backend == "reference"
-        assert isinstance(model.frontend.blocks[-1].pool, torch.nn.MaxPool2d)  # adaptive -> fixed 2x2
+        assert isinstance(model.frontend.blocks[-1].pool, torch.nn.AvgPool2d)  # adaptive avg readout -> fixed 2x2
     assert lif.backend == "auto" and model.backbone.cfg.scan_backend == "auto"
     assert model.frontend.blocks[-1].pool is pool
 
