@@ -76,3 +76,24 @@ def test_the_same_configuration_is_reused_and_an_old_run_directory_still_loads(s
     assert train_or_reuse(cfg, log=logs.append) == run_dir
     with pytest.raises(ConfigError, match=r"another configuration \(model.d_state: 8 there, 16 asked\)"):
         train_or_reuse(TrainConfig(**{**cfg.__dict__, "model_overrides": {**TINY, "d_state": 16}}))
+
+
+def test_records_from_before_a_model_field_compare_with_the_value_they_were_trained_with():
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.training.run import config_hash, record_resolved, resolved_config
+
+    train = {"dataset": "ndigits", "epochs": 12}
+    spiking = ModelConfig(name="mambaspike").to_dict()
+    old = {k: v for k, v in spiking.items() if k not in ("readout_pool", "input_norm")}
+    then = record_resolved({"resolved": resolved_config(train, old, "v")})
+    assert then["model"]["readout_pool"] == "max" and then["model"]["input_norm"] == "none"
+    paper = resolved_config(train, {**spiking, "readout_pool": "max"}, "v")
+    assert config_hash(then) == config_hash(paper)
+    assert config_hash(then) != config_hash(resolved_config(train, spiking, "v"))  # today's default: avg
+    # a baseline does not use the front-end's fields: their presence or value does not matter
+    mamba = ModelConfig(name="mamba").to_dict()
+    older = {k: v for k, v in mamba.items() if k not in ("readout_pool", "input_norm")}
+    assert config_hash(record_resolved({"resolved": {**resolved_config(train, mamba, "v")}})) == config_hash(
+        resolved_config(train, {**older, "readout_pool": "max"}, "v")
+    )
+    assert "readout_pool" not in resolved_config(train, mamba, "v")["model"]

@@ -84,12 +84,25 @@ RESULT_FIELDS = (
 _DERIVED = ("input_shape", "num_classes", "dt_ms")
 
 
+def _family_model(model: dict) -> dict:
+    """The model fields that decide a run's results: those its family uses (``models.config.FAMILIES``;
+    the flat record holds every family's), less the ones the data set derives; a field the record
+    predates counts with the value it was trained with (``models.config.RECORDED_BEFORE``)."""
+    from mambaspike.models.config import FAMILIES, RECORDED_BEFORE
+
+    model = {**RECORDED_BEFORE, **model}
+    family = FAMILIES.get(model.get("name"))
+    used = {"name", *family[1]} if family else set(model)
+    return {k: v for k, v in model.items() if k in used and k not in _DERIVED}
+
+
 def resolved_config(train: dict, model: dict, version: str) -> dict:
     """The configuration that decides a run's results, as plain JSON: the ``RESULT_FIELDS`` of the
     training configuration ``train`` (binning resolved to the data set's values), ``model``: the model
-    configuration after overrides (less the fields the data set derives), and ``mambaspike_version``."""
+    configuration after overrides (the fields its family uses, less those the data set derives), and
+    ``mambaspike_version``."""
     resolved = {k: train.get(k) for k in RESULT_FIELDS}
-    resolved["model"] = {k: v for k, v in model.items() if k not in _DERIVED}
+    resolved["model"] = _family_model(model)
     resolved["mambaspike_version"] = version
     return json.loads(json.dumps(resolved, sort_keys=True))  # tuples -> lists, as read back from run.json
 
@@ -120,7 +133,9 @@ def record_resolved(record: dict) -> dict:
     """The resolved configuration of a ``run.json`` record: its ``"resolved"`` entry, else (directories
     from before it existed) recomputed from its ``"train"`` and ``"model"`` sections."""
     if "resolved" in record:
-        return record["resolved"]
+        resolved = dict(record["resolved"])
+        resolved["model"] = _family_model(resolved.get("model") or {})
+        return json.loads(json.dumps(resolved, sort_keys=True))
     return resolved_config(record["train"], record["model"], record.get("mambaspike_version", "unknown"))
 
 
@@ -293,8 +308,9 @@ class Run:
 
     @property
     def config_hash(self) -> str:
-        """The hash of :attr:`resolved_config` (the stored one where ``run.json`` has it)."""
-        return self.record.get("config_hash") or config_hash(self.resolved_config)
+        """The hash of :attr:`resolved_config` (recomputed: a record from before a model field existed
+        counts that field with the value it was trained with)."""
+        return config_hash(self.resolved_config)
 
     @property
     def checkpoint_dir(self) -> Path:
