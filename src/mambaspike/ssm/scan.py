@@ -47,6 +47,26 @@ from mambaspike import kernels
 BACKENDS = ("reference", "numba", "parallel", "triton", "cuda", "auto")
 
 
+def _torch_inputs(u, delta, A, delta_bias, delta_softplus, initial_state):
+    """The torch backends' common start: the compute dtype (float64 for float64 ``u``, else float32:
+    parameters and state stay >= fp32), ``u`` in it, ``delta`` with its bias and softplus, the initial
+    state (zeros by default)."""
+    cd = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u = u.to(cd)
+    dt = _delta(delta.to(cd), None if delta_bias is None else delta_bias.to(cd), delta_softplus)
+    x0 = initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    return cd, u, dt, x0
+
+
+def _skip_and_gate(y, u, D, z, cd):
+    """The common end: the ``D`` skip connection and the ``silu(z)`` gate, in the compute dtype."""
+    if D is not None:
+        y = y + u * D[:, None].to(cd)
+    if z is not None:
+        y = y * F.silu(z.to(cd))
+    return y
+
+
 def selective_scan_reference(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -63,28 +83,16 @@ def selective_scan_reference(
     """Plain loop over time. Written so that its backward stays linear in L: per-step tensors are
     taken with ``unbind`` and stacked, nothing is written in place into a preallocated output."""
     dtype_in = u.dtype
-    cd = torch.float64 if u.dtype == torch.float64 else torch.float32  # parameters stay >= fp32
     with torch.autocast(u.device.type, enabled=False):
-        u, delta = u.to(cd), delta.to(cd)
-        if delta_bias is not None:
-            delta = delta + delta_bias[..., None].to(cd)
-        if delta_softplus:
-            delta = F.softplus(delta)
+        cd, u, delta, x = _torch_inputs(u, delta, A, delta_bias, delta_softplus, initial_state)  # x: (B, D, N)
         Bf, Cf = B.to(cd), C.to(cd)
         deltaA = torch.exp(torch.einsum("bdl,dn->lbdn", delta, A.to(cd)))  # (L, B, D, N)
         deltaB_u = torch.einsum("bdl,bnl,bdl->lbdn", delta, Bf, u)  # (L, B, D, N)
-        x = (
-            initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
-        )  # (B, D, N)
         ys = []
         for dA, dBu, c in zip(deltaA.unbind(0), deltaB_u.unbind(0), Cf.unbind(2)):
             x = dA * x + dBu  # (B, D, N)
             ys.append(torch.einsum("bdn,bn->bd", x, c))  # (B, D)
-        y = torch.stack(ys, dim=2)  # (B, D, L)
-        if D is not None:
-            y = y + u * D[:, None].to(cd)
-        if z is not None:
-            y = y * F.silu(z.to(cd))
+        y = _skip_and_gate(torch.stack(ys, dim=2), u, D, z, cd)  # (B, D, L)
     y = y.to(dtype_in)
     return (y, x) if return_last_state else y
 
@@ -163,22 +171,12 @@ def selective_scan_parallel(
     if chunk < 1:
         raise ValueError(f"selective_scan_parallel: chunk must be >= 1, got {chunk}")
     dtype_in = u.dtype
-    cd = torch.float64 if u.dtype == torch.float64 else torch.float32
     with torch.autocast(u.device.type, enabled=False):
-        u, delta = u.to(cd), delta.to(cd)
-        if delta_bias is not None:
-            delta = delta + delta_bias[..., None].to(cd)
-        if delta_softplus:
-            delta = F.softplus(delta)
+        cd, u, delta, x0 = _torch_inputs(u, delta, A, delta_bias, delta_softplus, initial_state)
         la = torch.einsum("bdl,dn->bdln", delta, A.to(cd))  # (B, D, L, N): log of the decay
         b = torch.einsum("bdl,bnl->bdln", delta * u, B.to(cd))  # (B, D, L, N)
-        x0 = initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
         x = _parallel_states(la, b, x0, chunk)  # (B, D, L, N)
-        y = torch.einsum("bdln,bnl->bdl", x, C.to(cd))
-        if D is not None:
-            y = y + u * D[:, None].to(cd)
-        if z is not None:
-            y = y * F.silu(z.to(cd))
+        y = _skip_and_gate(torch.einsum("bdln,bnl->bdl", x, C.to(cd)), u, D, z, cd)
         last = x[:, :, -1] if x.shape[2] else x0
     y = y.to(dtype_in)
     return (y, last) if return_last_state else y
@@ -393,16 +391,10 @@ def selective_scan_triton(
     results as the reference. ``delta``'s bias and softplus, the ``D`` skip and the gate run in torch
     around the kernel, in the compute dtype (float32; float64 for float64 ``u``)."""
     dtype_in = u.dtype
-    cd = torch.float64 if u.dtype == torch.float64 else torch.float32
     with torch.autocast(u.device.type, enabled=False):
-        u = u.to(cd)
-        dt = _delta(delta.to(cd), None if delta_bias is None else delta_bias.to(cd), delta_softplus)
-        x0 = initial_state.to(cd) if initial_state is not None else u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+        cd, u, dt, x0 = _torch_inputs(u, delta, A, delta_bias, delta_softplus, initial_state)
         y, last = _TritonScanFn.apply(u, dt, A.to(cd), B.to(cd), C.to(cd), x0)
-        if D is not None:
-            y = y + u * D[:, None].to(cd)
-        if z is not None:
-            y = y * F.silu(z.to(cd))
+        y = _skip_and_gate(y, u, D, z, cd)
     y = y.to(dtype_in)
     return (y, last) if return_last_state else y
 
