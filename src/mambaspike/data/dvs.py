@@ -14,7 +14,15 @@ form of :func:`dvs_step` for DVS-Motion's scenes.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
 import numpy as np
+
+from mambaspike.data.errors import DatasetError
 
 
 def camera_thresholds(
@@ -101,3 +109,40 @@ def jitter_and_noise(
     t = np.concatenate([t, rng.uniform(0, duration_us, n_noise)])
     on = np.concatenate([on, rng.integers(0, 2, n_noise).astype(bool)])
     return pixel, t, on
+
+
+# ---- writing a generated data set once -----------------------------------------------------------
+
+
+def generate_once(root: str | Path, folder_name: str, what: str, generate) -> Path:
+    """``root/folder_name``, written first by ``generate(tmp_folder)`` if it is missing: into a
+    temporary folder beside the target, renamed into place, so an interrupted run or two concurrent
+    runs never leave a half-written data set (a concurrent run finishing first is fine). ``what``
+    names the data set in the error for an unwritable ``root``."""
+    root = Path(root)
+    target = root / folder_name
+    if target.exists():
+        return target
+    tmp = root / f".{folder_name}-{uuid.uuid4().hex}.tmp"
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise DatasetError(f"cannot write {what} into {root} ({err}); choose a writable --data-dir") from err
+    try:
+        generate(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_meta(folder: Path) -> dict:
+    """The ``meta.json`` of a generated data set folder."""
+    meta_path = Path(folder) / "meta.json"
+    if not meta_path.is_file():
+        raise DatasetError(f"{folder} exists but has no meta.json, so it was not written by this generator; remove it")
+    return json.loads(meta_path.read_text())

@@ -30,15 +30,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mambaspike.data.dvs import camera_thresholds, dvs_step, initial_reference, jitter_and_noise
+from mambaspike.data.dvs import (
+    camera_thresholds,
+    dvs_step,
+    generate_once,
+    initial_reference,
+    jitter_and_noise,
+    read_meta,
+)
 from mambaspike.data.errors import DatasetError
 
 GENERATOR_VERSION = "1"
@@ -435,36 +440,12 @@ def generate(folder: Path, seed: int, params: MotionParams, workers: int | None 
     (folder / "README.txt").write_text(README)
 
 
-def read_meta(folder: Path) -> dict:
-    """The ``meta.json`` of a generated DVS-Motion folder."""
-    meta_path = Path(folder) / "meta.json"
-    if not meta_path.is_file():
-        raise DatasetError(f"{folder} exists but has no meta.json, so it was not written by this generator; remove it")
-    return json.loads(meta_path.read_text())
-
-
 def ensure_dvsmotion(
     root: str | Path, seed: int = 0, params: MotionParams = MotionParams(), progress: bool = True
 ) -> Path:
     """Return ``root/DVSMotion``, generating it first if it is missing (into a temporary folder that
     is renamed into place). Raises ``DatasetError`` if it exists with another seed or other parameters."""
-    root = Path(root)
-    target = root / FOLDER_NAME
-    if not target.exists():
-        tmp = root / f".{FOLDER_NAME}-{uuid.uuid4().hex}.tmp"
-        try:
-            tmp.mkdir(parents=True)
-        except OSError as err:
-            raise DatasetError(f"cannot write DVS-Motion into {root} ({err}); choose a writable --data-dir") from err
-        try:
-            generate(tmp, seed, params, progress=progress)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    target = generate_once(root, FOLDER_NAME, "DVS-Motion", lambda tmp: generate(tmp, seed, params, progress=progress))
     meta = read_meta(target)
     if meta.get("seed") != seed or meta.get("params") != json.loads(json.dumps(asdict(params))):
         raise DatasetError(

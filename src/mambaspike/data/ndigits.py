@@ -26,15 +26,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mambaspike.data.dvs import camera_thresholds, dvs_step, initial_reference, jitter_and_noise
+from mambaspike.data.dvs import (
+    camera_thresholds,
+    dvs_step,
+    generate_once,
+    initial_reference,
+    jitter_and_noise,
+    read_meta,
+)
 from mambaspike.data.errors import DatasetError
 from mambaspike.data.nmnist import EVENT_DTYPE, write_nmnist_file
 
@@ -295,14 +300,6 @@ def _generate(folder: Path, seed: int, params: DVSParams) -> None:
     (folder / "README.txt").write_text(README)
 
 
-def read_meta(folder: Path) -> dict:
-    """The ``meta.json`` of a generated data set folder."""
-    meta_path = Path(folder) / "meta.json"
-    if not meta_path.is_file():
-        raise DatasetError(f"{folder} exists but has no meta.json, so it was not written by this generator; remove it")
-    return json.loads(meta_path.read_text())
-
-
 def ensure_ndigits(root: str | Path, seed: int = 0) -> Path:
     """Return ``root/N-Digits``, generating it first if it is missing.
 
@@ -310,23 +307,7 @@ def ensure_ndigits(root: str | Path, seed: int = 0) -> Path:
     interrupted run or two concurrent runs never leave a half-written data set. Raises
     ``DatasetError`` if the folder exists but was generated with another seed.
     """
-    root = Path(root)
-    target = root / FOLDER_NAME
-    if not target.exists():
-        tmp = root / f".{FOLDER_NAME}-{uuid.uuid4().hex}.tmp"
-        try:
-            tmp.mkdir(parents=True)
-        except OSError as err:
-            raise DatasetError(f"cannot write N-Digits into {root} ({err}); choose a writable --data-dir") from err
-        try:
-            _generate(tmp, seed, DVSParams())
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.exists():  # a concurrent run finishing first is fine; anything else is not
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    target = generate_once(root, FOLDER_NAME, "N-Digits", lambda tmp: _generate(tmp, seed, DVSParams()))
     found = read_meta(target).get("seed")
     if found != seed:
         raise DatasetError(
