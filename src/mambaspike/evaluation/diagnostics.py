@@ -53,11 +53,13 @@ class GradientNorms:
 
     def squares(self) -> dict[str, float]:
         """This step's squared gradient norm per stage (parameters without a gradient count 0)."""
-        out = {}
-        for stage, params in self.stages.items():
-            sq = [p.grad.detach().double().pow(2).sum() for p in params if p.grad is not None]
-            out[stage] = float(torch.stack(sq).sum()) if sq else 0.0
-        return out
+        sums = []  # one float64 scalar per stage, read back together (one sync per step, no gradient copies)
+        for params in self.stages.values():
+            norms = [
+                torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64) for p in params if p.grad is not None
+            ]
+            sums.append(torch.stack(norms).square().sum() if norms else torch.zeros((), dtype=torch.float64))
+        return dict(zip(self.stages, torch.stack(sums).tolist())) if sums else {}
 
     @staticmethod
     def add(sums: dict[str, float], squares: dict[str, float]) -> dict[str, float]:
