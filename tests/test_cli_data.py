@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mambaspike.cli import main
@@ -99,6 +100,47 @@ def test_augment_shift_flip_and_drop():
     assert (dropped <= frames).all() and 0.3 < dropped.sum() / frames.sum() < 0.7
     counts = torch.ones(5, 7) * 10
     assert augment_frames(counts, Augment(max_shift=2, flip_x=True)).equal(counts)  # 1-D: only drop applies
+
+
+def test_event_augmentation_levels_are_drawn_per_sample_within_their_bounds():
+    from mambaspike.data.augment import EVENT_AUGMENT, with_event_augmentation
+
+    base = Augment(max_shift=2, drop=0.1)
+    aug = with_event_augmentation(base)
+    assert (aug.max_shift, aug.drop) == (2, 0.1) and all(getattr(aug, k) == v for k, v in EVENT_AUGMENT.items())
+    frames = torch.zeros(4, 2, 20, 20)
+    frames[:, :, 8:12, 8:12] = 5.0
+    n = float(frames.sum())
+    g = torch.Generator().manual_seed(0)
+    # drop only: the kept fraction follows a drop probability drawn in [0.1, 0.5], so it varies by sample
+    kept = [float(augment_frames(frames, Augment(drop=0.1, drop_max=0.5), g).sum()) / n for _ in range(40)]
+    assert 0.45 < min(kept) and max(kept) < 0.95 and max(kept) - min(kept) > 0.2
+    # jitter only: events move (the centre loses counts to its border) but none leave this sensor
+    jittered = [augment_frames(frames, Augment(jitter_px=1.0), g) for _ in range(20)]
+    assert all(float(j.sum()) == n for j in jittered)
+    assert any((j[:, :, 7, 8:12] > 0).any() for j in jittered)
+    # background only: between 0 and 1 extra event per event, spread over the whole sensor
+    noisy = [augment_frames(frames, Augment(noise_max=1.0), g) for _ in range(40)]
+    extra = [float(x.sum()) / n - 1 for x in noisy]
+    assert min(extra) >= 0 and max(extra) <= 1 and max(extra) - min(extra) > 0.3
+    assert any((x[:, :, :4, :4] > 0).any() for x in noisy)
+    # the same generator state gives the same augmentation
+    a = augment_frames(frames, aug, torch.Generator().manual_seed(7))
+    b = augment_frames(frames, aug, torch.Generator().manual_seed(7))
+    assert a.equal(b) and not a.equal(frames)
+
+
+def test_augment_events_is_refused_off_event_data_sets_and_old_records_reuse():
+    from mambaspike.errors import ConfigError
+    from mambaspike.training.config import TrainConfig
+    from mambaspike.training.run import resolved_config
+
+    with pytest.raises(ConfigError, match=r"augment_events \(--augment-events\): mnist is not an event data set"):
+        TrainConfig(dataset="mnist", augment_events=True).validate()
+    train = {"dataset": "ndigits", "augment": True, "seed": 0}
+    model = {"name": "gru"}
+    assert resolved_config(train, model, "1") == resolved_config({**train, "augment_events": False}, model, "1")
+    assert resolved_config(train, model, "1") != resolved_config({**train, "augment_events": True}, model, "1")
 
 
 def test_augment_applies_to_the_train_split_only(tmp_path):

@@ -200,6 +200,13 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         help="augment every run's train split alike (the data set's spatial shift / flip / event drop); "
         "default: on where the data set defines an augmentation",
     )
+    p.add_argument(
+        "--augment-events",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train every run on the robustness study's event perturbations (drop up to 0.5, "
+        "spatial jitter up to 1 px, background up to 1:1, levels drawn per sample)",
+    )
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)
     p.add_argument("--latency-repeats", type=positive_int, default=10, help="timed batch-1 passes per run")
@@ -221,5 +228,6 @@ def budget_config(args: argparse.Namespace):
         threads=args.threads,
         progress=False,
         augment=args.augment,
+        augment_events=args.augment_events,
         model_overrides=overrides,
     ).validate()

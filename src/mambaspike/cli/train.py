@@ -50,6 +50,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "data set defines an augmentation (N-Digits, N-MNIST, DVS Gesture, CIFAR10-DVS, DVS-Motion), off elsewhere",
     )
     t.add_argument(
+        "--augment-events",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train on the robustness study's event perturbations, at levels drawn per sample: up to "
+        "half of the events dropped, spatial jitter up to sigma = 1 px, background events up to 1:1 "
+        "(event data sets)",
+    )
+    t.add_argument(
         "--download",
         action="store_true",
         help="let tonic fetch a missing data set (nmnist, dvsgesture, cifar10dvs, shd, ntidigits)",
@@ -154,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         save_every=args.save_every,
         threads=args.threads,
         augment=args.augment,
+        augment_events=args.augment_events,
         download=args.download,
         amp=args.amp,
         device=args.device,

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mambaspike.data.arrays import ArrayDataset
-from mambaspike.data.augment import augment_frames
+from mambaspike.data.augment import augment_frames, with_event_augmentation
 from mambaspike.data.errors import DatasetError, DatasetMissing
 from mambaspike.data.frames import cached_frames, is_one_dimensional, num_bins
 from mambaspike.data.registry import Augment, DatasetEntry, dataset_names, get_entry, register
@@ -161,6 +161,7 @@ def get_datasets(
     seed: int = 0,
     val_fraction: float = 0.1,
     augment: bool = False,
+    augment_events: bool = False,
     download: bool = False,
 ) -> tuple[Dataset, Dataset, Dataset, DataInfo]:
     """Train, validation and test sets of a registered data set.
@@ -175,6 +176,8 @@ def get_datasets(
         seed: chooses the validation hold-out and the subset (not the data).
         val_fraction: share of the data set's train split held out, stratified, for validation.
         augment: apply the data set's augmentation (``DatasetEntry.augment``) to the train split.
+        augment_events: also perturb the train split's events as the robustness study does, at levels
+            drawn per sample (``data.augment.EVENT_AUGMENT``); event data sets only.
         download: let tonic fetch the data set if it is missing (where tonic can).
 
     Returns:
@@ -205,6 +208,8 @@ def get_datasets(
     if not 0 < val_fraction < 1:
         raise DatasetError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
 
+    if augment_events and entry.kind != "events":
+        raise DatasetError(f"augment_events (--augment-events): {name} is not an event data set")
     data_dir = Path(data_dir).expanduser() if data_dir is not None else DEFAULT_DATA_DIR
     train_source, test_source = entry.open(data_dir, download)
     T = num_bins(time_window_us, dt_us)
@@ -228,6 +233,8 @@ def get_datasets(
             for src in (train_source, test_source)
         }
         aug = entry.augment if augment else None
+        if augment_events:
+            aug = with_event_augmentation(aug or Augment())
         train, val, test = (
             FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None, seed=seed)
             for k, (src, idx) in enumerate(zip(sources, split_idx))

@@ -1,25 +1,49 @@
 """Augmentation of binned event frames ``[T, P, H, W]`` (train split only; on where the data set
-defines one, ``--no-augment`` turns it off).
+defines one, ``--no-augment`` turns it off; ``--augment-events`` adds event-level perturbations).
 
-Applied to the cached counts, so it costs no re-binning: a spatial shift (the same for every time
-bin, zero-filled), a left-right flip where the data set's labels allow it, and event drop (each
-counted event kept with probability ``1 - drop``: binomial thinning, the frame-level equivalent of
-tonic's ``DropEvent``). Random numbers come from the generator given; the train split's data set
-seeds one per ``(seed, epoch, sample)`` (``FrameDataset.set_epoch``), so a sample's augmentation does
-not depend on the process that serves it or on where a run was resumed.
+Applied to the cached counts, so it costs no re-binning, in this order: event drop (each counted
+event kept with probability ``1 - p``: binomial thinning, the frame-level equivalent of tonic's
+``DropEvent``; ``p`` fixed, or drawn per sample), spatial jitter of each event and background events
+(the robustness study's perturbations, :mod:`mambaspike.data.perturb`, at a level drawn per sample),
+a left-right flip where the data set's labels allow it, and a spatial shift (the same for every time
+bin, zero-filled). Random numbers come from the generator given; the train split's data set seeds
+one per ``(seed, epoch, sample)`` (``FrameDataset.set_epoch``), so a sample's augmentation does not
+depend on the process that serves it or on where a run was resumed.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
+from mambaspike.data.perturb import background_noise, spatial_jitter
 from mambaspike.data.registry import Augment
+
+# What ``--augment-events`` adds to a data set's augmentation: per sample, up to half of the events
+# dropped, spatial jitter up to sigma = 1 px, background events up to as many as the sample's own.
+EVENT_AUGMENT = {"drop_max": 0.5, "jitter_px": 1.0, "noise_max": 1.0}
+
+
+def with_event_augmentation(aug: Augment) -> Augment:
+    """``aug`` plus the event-level perturbations of ``--augment-events`` (:data:`EVENT_AUGMENT`)."""
+    return replace(aug, **{k: max(v, getattr(aug, k)) for k, v in EVENT_AUGMENT.items()})
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
 
 
 def augment_frames(frames: torch.Tensor, aug: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Augmented copy of float ``[T, P, H, W]`` (or ``[T, F]``: only event drop applies) counts."""
-    if aug.drop > 0:
-        frames = torch.binomial(frames, torch.full_like(frames, 1.0 - aug.drop), generator=generator)
+    """Augmented copy of float ``[T, P, H, W]`` (or ``[T, F]``: event drop and background events only)
+    counts."""
+    drop = _uniform(aug.drop, aug.drop_max, generator) if aug.drop_max > aug.drop else aug.drop
+    if drop > 0:
+        frames = torch.binomial(frames, torch.full_like(frames, 1.0 - drop), generator=generator)
+    if aug.jitter_px > 0 and frames.ndim == 4:
+        frames = spatial_jitter(frames, _uniform(0.0, aug.jitter_px, generator), generator)
+    if aug.noise_max > 0:
+        frames = background_noise(frames, _uniform(0.0, aug.noise_max, generator), generator)
     if frames.ndim != 4:
         return frames
     if aug.flip_x and torch.rand((), generator=generator) < 0.5:

@@ -29,11 +29,19 @@ class Augment:
     max_shift: largest spatial shift in pixels (uniform in ``[-max_shift, max_shift]`` per axis).
     flip_x: random left-right flip (only where the labels allow it: not DVS Gesture's left/right waves).
     drop: probability of dropping each event (binomial thinning of the counts).
+    drop_max: if above ``drop``, each sample's drop probability is uniform in ``[drop, drop_max]``.
+    jitter_px: each sample's spatial jitter sigma is uniform in ``[0, jitter_px]`` pixels (each event
+        moved by ``round(N(0, sigma))`` in x and y).
+    noise_max: each sample gets background events, ``ratio x`` its own event count with the ratio
+        uniform in ``[0, noise_max]``, spread uniformly over bins, polarities and pixels.
     """
 
     max_shift: int = 0
     flip_x: bool = False
     drop: float = 0.0
+    drop_max: float = 0.0
+    jitter_px: float = 0.0
+    noise_max: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class TrainConfig:
     # the data set's train-split augmentation (DatasetEntry.augment); None: on where the data set defines
     # one (resolved by validate())
     augment: bool | None = None
+    # also train on the robustness study's event perturbations, at levels drawn per sample
+    # (data.augment.EVENT_AUGMENT); event data sets only
+    augment_events: bool = False
     download: bool = False  # let tonic fetch a missing data set (where it can)
 
     @classmethod
@@ -81,6 +84,8 @@ class TrainConfig:
                 f"{_label('dt_us')} = {dt!r}: expected at most {_label('time_window_us')} ({window} µs"
                 f"{', the default of ' + self.dataset if self.time_window_us is None else ''})"
             )
+        if self.augment_events and entry.kind != "events":
+            raise ConfigError(f"augment_events (--augment-events): {self.dataset} is not an event data set")
         if self.augment is None:
             self.augment = augmentation_applies(entry)
         elif self.augment and not augmentation_applies(entry):
@@ -146,6 +151,7 @@ def _rules() -> dict:
         "device": (lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None, "auto, cpu, cuda or cuda:N"),
         "model_overrides": (lambda v: isinstance(v, dict), "a mapping of model settings"),
         "augment": (lambda v: v is None or isinstance(v, bool), "true, false or unset (the data set's default)"),
+        "augment_events": flag,
         "download": flag,
     }
 

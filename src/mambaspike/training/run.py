@@ -71,6 +71,7 @@ RESULT_FIELDS = (
     "dt_us",
     "subset",
     "augment",
+    "augment_events",
     "seed",
     "epochs",
     "batch_size",
@@ -80,6 +81,8 @@ RESULT_FIELDS = (
     "grad_clip",
     "amp",
 )
+# RESULT_FIELDS added after runs were recorded, with the value those runs were trained with.
+TRAIN_RECORDED_BEFORE = {"augment_events": False}
 # ModelConfig fields the data set derives (compared through dataset / time_window_us / dt_us).
 _DERIVED = ("input_shape", "num_classes", "dt_ms")
 
@@ -101,6 +104,7 @@ def resolved_config(train: dict, model: dict, version: str) -> dict:
     training configuration ``train`` (binning resolved to the data set's values), ``model``: the model
     configuration after overrides (the fields its family uses, less those the data set derives), and
     ``mambaspike_version``."""
+    train = {**TRAIN_RECORDED_BEFORE, **train}
     resolved = {k: train.get(k) for k in RESULT_FIELDS}
     resolved["model"] = _family_model(model)
     resolved["mambaspike_version"] = version
@@ -345,7 +349,8 @@ class Run:
                 dt_us=t.dt_us,
                 subset=t.subset,
                 seed=t.seed,
-                augment=augment,
+                augment=augment and bool(t.augment),
+                augment_events=augment and t.augment_events,
             )
         return self._data[key]
 
@@ -355,7 +360,7 @@ class Run:
         if split not in SPLITS:
             raise ConfigError(f"Run.data: split {split!r}; expected one of {', '.join(SPLITS)}")
         if augment is None:
-            augment = bool(self.config.augment) and split == "train"
+            augment = bool(self.config.augment or self.config.augment_events) and split == "train"
         return self.datasets(data_dir, augment)[SPLITS.index(split)]
 
     @property

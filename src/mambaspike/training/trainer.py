@@ -287,6 +287,7 @@ def setup(
             subset=cfg.subset,
             seed=cfg.seed,
             augment=cfg.augment,
+            augment_events=cfg.augment_events,
             download=cfg.download,
         )
 
