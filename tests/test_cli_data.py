@@ -124,6 +124,10 @@ def test_event_augmentation_levels_are_drawn_per_sample_within_their_bounds():
     extra = [float(x.sum()) / n - 1 for x in noisy]
     assert min(extra) >= 0 and max(extra) <= 1 and max(extra) - min(extra) > 0.3
     assert any((x[:, :, :4, :4] > 0).any() for x in noisy)
+    # event_p: only that share of the samples is perturbed, the rest are served unchanged
+    served = [augment_frames(frames, Augment(noise_max=1.0, event_p=0.5), g) for _ in range(60)]
+    clean = sum(bool(x.equal(frames)) for x in served)
+    assert 15 < clean < 45
     # the same generator state gives the same augmentation
     a = augment_frames(frames, aug, torch.Generator().manual_seed(7))
     b = augment_frames(frames, aug, torch.Generator().manual_seed(7))

@@ -22,12 +22,13 @@ from mambaspike.data.registry import Augment
 
 # What ``--augment-events`` adds to a data set's augmentation: per sample, up to half of the events
 # dropped, spatial jitter up to sigma = 1 px, background events up to as many as the sample's own.
-EVENT_AUGMENT = {"drop_max": 0.5, "jitter_px": 1.0, "noise_max": 1.0}
+EVENT_AUGMENT = {"drop_max": 0.5, "jitter_px": 1.0, "noise_max": 1.0, "event_p": 1.0}
 
 
 def with_event_augmentation(aug: Augment) -> Augment:
     """``aug`` plus the event-level perturbations of ``--augment-events`` (:data:`EVENT_AUGMENT`)."""
-    return replace(aug, **{k: max(v, getattr(aug, k)) for k, v in EVENT_AUGMENT.items()})
+    levels = {k: max(v, getattr(aug, k)) for k, v in EVENT_AUGMENT.items() if k != "event_p"}
+    return replace(aug, **levels, event_p=EVENT_AUGMENT["event_p"])
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -37,12 +38,15 @@ def _uniform(low: float, high: float, generator: torch.Generator | None) -> floa
 def augment_frames(frames: torch.Tensor, aug: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
     """Augmented copy of float ``[T, P, H, W]`` (or ``[T, F]``: event drop and background events only)
     counts."""
-    drop = _uniform(aug.drop, aug.drop_max, generator) if aug.drop_max > aug.drop else aug.drop
+    events = aug.drop_max > aug.drop or aug.jitter_px > 0 or aug.noise_max > 0
+    if events and aug.event_p < 1:
+        events = float(torch.rand((), generator=generator)) < aug.event_p
+    drop = _uniform(aug.drop, aug.drop_max, generator) if events and aug.drop_max > aug.drop else aug.drop
     if drop > 0:
         frames = torch.binomial(frames, torch.full_like(frames, 1.0 - drop), generator=generator)
-    if aug.jitter_px > 0 and frames.ndim == 4:
+    if events and aug.jitter_px > 0 and frames.ndim == 4:
         frames = spatial_jitter(frames, _uniform(0.0, aug.jitter_px, generator), generator)
-    if aug.noise_max > 0:
+    if events and aug.noise_max > 0:
         frames = background_noise(frames, _uniform(0.0, aug.noise_max, generator), generator)
     if frames.ndim != 4:
         return frames

@@ -34,6 +34,8 @@ class Augment:
         moved by ``round(N(0, sigma))`` in x and y).
     noise_max: each sample gets background events, ``ratio x`` its own event count with the ratio
         uniform in ``[0, noise_max]``, spread uniformly over bins, polarities and pixels.
+    event_p: the probability that a sample gets the drop range, jitter and background events at all
+        (the others are served with the fixed ``drop`` only).
     """
 
     max_shift: int = 0
@@ -42,6 +44,7 @@ class Augment:
     drop_max: float = 0.0
     jitter_px: float = 0.0
     noise_max: float = 0.0
+    event_p: float = 1.0
 
 
 @dataclass(frozen=True)
