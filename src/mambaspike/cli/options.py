@@ -204,8 +204,8 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         "--augment-events",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="also train every run on the robustness study's event perturbations (drop up to 0.5, "
-        "spatial jitter up to 1 px, background up to 1:1, levels drawn per sample)",
+        help="also train every run on the robustness study's event perturbations (half of the samples: "
+        "drop up to 0.5, spatial jitter up to 1 px, background up to 1:1, levels drawn per sample)",
     )
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)

@@ -53,9 +53,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--augment-events",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="also train on the robustness study's event perturbations, at levels drawn per sample: up to "
-        "half of the events dropped, spatial jitter up to sigma = 1 px, background events up to 1:1 "
-        "(event data sets)",
+        help="also train on the robustness study's event perturbations: half of the samples get, at levels "
+        "drawn per sample, up to half of their events dropped, spatial jitter up to sigma = 1 px and "
+        "background events up to 1:1 (event data sets)",
     )
     t.add_argument(
         "--download",

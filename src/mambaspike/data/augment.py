@@ -21,8 +21,9 @@ from mambaspike.data.perturb import background_noise, spatial_jitter
 from mambaspike.data.registry import Augment
 
 # What ``--augment-events`` adds to a data set's augmentation: per sample, up to half of the events
-# dropped, spatial jitter up to sigma = 1 px, background events up to as many as the sample's own.
-EVENT_AUGMENT = {"drop_max": 0.5, "jitter_px": 1.0, "noise_max": 1.0, "event_p": 1.0}
+# dropped, spatial jitter up to sigma = 1 px, background events up to as many as the sample's own,
+# each sample perturbed with probability 1/2 (the others keep the data set's own augmentation only).
+EVENT_AUGMENT = {"drop_max": 0.5, "jitter_px": 1.0, "noise_max": 1.0, "event_p": 0.5}
 
 
 def with_event_augmentation(aug: Augment) -> Augment:
