@@ -56,7 +56,8 @@ class FrontEndConfig(Checked):
     spatial pooling to ``spatial_out x spatial_out``: ``readout_pool = "max"`` keeps binary spikes (a
     spike where any neuron of the region spiked, the paper), ``"avg"`` hands the interface the region's
     spike count per neuron (the interface counts spikes anyway). ``input_norm = "running"`` divides the
-    input by the sample's event rate so far (robust to dropped events; causal, so streaming is exact)."""
+    input by the sample's event rate so far (it undoes the rescaling of dropped events to first order;
+    causal, so streaming is exact)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
     neuron: str = option("lif", Accepts("choice", choices=tuple(NEURONS)))
