@@ -123,7 +123,11 @@ def test_robustness_over_two_checkpoints(study, tmp_path):
             assert at0[(trained["model"], perturbation)] == pytest.approx(trained["test_accuracy"]), run
     for f in ("robustness.csv", "robustness.md", "robustness.png"):
         assert (tmp_path / f).stat().st_size > 0, f
-    assert "| event_drop | 0.5 | drop probability |" in (tmp_path / "robustness.md").read_text()
+    md = (tmp_path / "robustness.md").read_text()
+    assert "| event_drop | 0.5 | drop probability |" in md
+    by = {(r["model"], r["perturbation"], r["level"]): r["accuracy"] for r in rows}
+    margin = min(by[("mambaspike", "event_drop", lv)] - by[("mamba", "event_drop", lv)] for lv in (0.0, 0.5))
+    assert "## Worst margin to the best other checkpoint" in md and f"{margin * 100:+.1f} (" in md
 
 
 def test_eval_cli_writes_the_full_report(study, tmp_path, capsys):

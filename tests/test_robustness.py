@@ -57,3 +57,17 @@ def test_bad_levels_are_refused_before_any_work(tmp_path):
         robustness([], tmp_path, levels={"event_drop": [0.0, 1.5]})
     with pytest.raises(ConfigError, match="--time-jitter-levels: expected one or more levels >= 0"):
         robustness([], tmp_path, levels={"time_jitter": [-1.0]})
+
+
+def test_worst_margins_take_the_lowest_margin_to_the_best_other_model():
+    from mambaspike.evaluation.robustness import worst_margins
+
+    acc = {("drop", 0.0): (0.99, 0.98, 0.97), ("drop", 0.5): (0.90, 0.95, 0.80), ("noise", 1.0): (0.7, 0.2, 0.1)}
+    rows = [
+        {"model": m, "perturbation": p, "level": lv, "accuracy": a}
+        for (p, lv), accs in acc.items()
+        for m, a in zip("abc", accs)
+    ]
+    w = worst_margins(rows)
+    assert w["a"]["drop"] == pytest.approx((-0.05, 0.5)) and w["a"]["noise"] == pytest.approx((0.5, 1.0))
+    assert w["b"]["drop"] == pytest.approx((-0.01, 0.0)) and w["c"]["noise"] == pytest.approx((-0.6, 1.0))

@@ -82,6 +82,25 @@ class PerturbedDataset(Dataset):
         return perturb(x, self.name, self.level, self.seed, i, self.dt_ms), y
 
 
+def worst_margins(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{model: {perturbation: (margin, level)}}`` from :func:`robustness`'s rows: the lowest, over the
+    levels, of the model's accuracy minus the best other model's at the same level, and that level."""
+    acc: dict[tuple[str, float], dict[str, float]] = {}
+    for r in rows:
+        acc.setdefault((r["perturbation"], r["level"]), {})[r["model"]] = r["accuracy"]
+    worst: dict[str, dict[str, tuple[float, float]]] = {}
+    for (name, level), by_model in acc.items():
+        for model, a in by_model.items():
+            others = [v for m, v in by_model.items() if m != model]
+            if not others:
+                continue
+            margin = a - max(others)
+            best = worst.setdefault(model, {}).get(name)
+            if best is None or margin < best[0]:
+                worst[model][name] = (margin, level)
+    return worst
+
+
 def is_event_input(frames: torch.Tensor) -> bool:
     """Event-count frames: non-negative whole numbers."""
     return bool((frames >= 0).all() and (frames == frames.round()).all())
@@ -172,6 +191,23 @@ def robustness(
         "![robustness](robustness.png)",
         "",
     ]
+    if len(labels) > 1:
+        worst = worst_margins(rows)
+        md += [
+            "## Worst margin to the best other checkpoint",
+            "",
+            "Per checkpoint and perturbation: the lowest, over the levels above, of its accuracy minus the best "
+            "accuracy of the other checkpoints at that level (points; >= 0: never behind), and the level where "
+            "it occurs.",
+            "",
+            markdown_table(
+                [
+                    {"model": m, **{p: f"{v * 100:+.1f} ({lv:g})" for p, (v, lv) in by_p.items()}}
+                    for m, by_p in worst.items()
+                ],
+                ["model", *dict.fromkeys(r["perturbation"] for r in rows)],
+            ),
+        ]
     (out / "robustness.md").write_text("\n".join(md))
     panels: dict[str, dict[str, tuple[list, list]]] = {}
     for r in rows:
@@ -188,4 +224,12 @@ def robustness(
     return rows
 
 
-__all__ = ["PERTURBATIONS", "DEFAULT_LEVELS", "perturb", "PerturbedDataset", "robustness", "is_event_input"]
+__all__ = [
+    "PERTURBATIONS",
+    "DEFAULT_LEVELS",
+    "perturb",
+    "PerturbedDataset",
+    "robustness",
+    "worst_margins",
+    "is_event_input",
+]
