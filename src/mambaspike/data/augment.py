@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import torch
 
-from mambaspike.data.perturb import background_noise, spatial_jitter
+from mambaspike.data.perturb import background_noise, event_drop, spatial_jitter
 from mambaspike.data.registry import Augment
 
 # What ``--augment-events`` adds to a data set's augmentation: per sample, up to half of the events
@@ -44,7 +44,7 @@ def augment_frames(frames: torch.Tensor, aug: Augment, generator: torch.Generato
         events = float(torch.rand((), generator=generator)) < aug.event_p
     drop = _uniform(aug.drop, aug.drop_max, generator) if events and aug.drop_max > aug.drop else aug.drop
     if drop > 0:
-        frames = torch.binomial(frames, torch.full_like(frames, 1.0 - drop), generator=generator)
+        frames = event_drop(frames, drop, generator)
     if events and aug.jitter_px > 0 and frames.ndim == 4:
         frames = spatial_jitter(frames, _uniform(0.0, aug.jitter_px, generator), generator)
     if events and aug.noise_max > 0:
