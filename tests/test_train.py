@@ -178,3 +178,51 @@ def test_non_finite_loss_stops_without_a_broken_checkpoint(data_dir, tmp_path, m
         train(tiny_cfg(data_dir, out, save_every=2), log=quiet)
     last = weights(out)
     assert all(torch.isfinite(v).all() for v in last.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "rule, selected",
+    [("accuracy-then-loss", 3), ("accuracy", 2)],
+)
+def test_checkpoint_selection_breaks_accuracy_ties_by_validation_loss(data_dir, tmp_path, monkeypatch, rule, selected):
+    # validation accuracy ties at epochs 2-4; epoch 3 has the lowest loss of the three
+    script = iter([(0.5, 1.0), (0.9, 0.6), (0.9, 0.4), (0.9, 0.5)])
+    real = train_mod.classification_metrics
+
+    def scripted(logits, targets):
+        acc, loss = next(script)
+        return {**real(logits, targets), "accuracy": acc, "loss": loss}
+
+    monkeypatch.setattr(train_mod, "classification_metrics", scripted)
+    out = tmp_path / "run"
+    m = train(tiny_cfg(data_dir, out, model="gru", epochs=4, select=rule), log=quiet)
+    assert [int(r["is_best"]) for r in read_log(out)] == ([1, 1, 1, 0] if selected == 3 else [1, 1, 0, 0])
+    assert m["selected_epoch"] == selected and m["select_rule"] == rule
+    assert load_record(out / "checkpoints", "best")["best_val_loss"] == {3: 0.4, 2: 0.6}[selected]
+
+
+def test_improves_and_the_rule_of_old_records():
+    from mambaspike.training.run import resolved_config
+    from mambaspike.training.trainer import improves
+
+    assert improves("accuracy", {"accuracy": 0.5, "loss": 9.0}, -1.0, None)  # the first epoch
+    assert improves("accuracy-then-loss", {"accuracy": 0.5, "loss": 9.0}, -1.0, None)
+    assert not improves("accuracy-then-loss", {"accuracy": 0.4, "loss": 0.1}, 0.5, 1.0)  # accuracy first
+    assert improves("accuracy-then-loss", {"accuracy": 0.5, "loss": 0.9}, 0.5, 1.0)
+    assert not improves("accuracy-then-loss", {"accuracy": 0.5, "loss": 1.0}, 0.5, 1.0)  # equal: keep earlier
+    assert not improves("accuracy", {"accuracy": 0.5, "loss": 0.1}, 0.5, 1.0)
+    # a record from before --select was selected by accuracy alone, and reuses as such
+    train, model = {"dataset": "ndigits", "augment": True, "seed": 0}, {"name": "gru"}
+    assert resolved_config(train, model, "1") == resolved_config({**train, "select": "accuracy"}, model, "1")
+    assert resolved_config(train, model, "1") != resolved_config({**train, "select": "accuracy-then-loss"}, model, "1")
+    with pytest.raises(ConfigError, match=r"select \(--select\) = 'best': expected one of accuracy-then-loss, acc"):
+        TrainConfig(select="best").validate()
+
+
+def test_a_run_recorded_before_select_keeps_its_rule(tmp_path):
+    from mambaspike.training.run import Run
+
+    (tmp_path / "run.json").write_text(json.dumps({"train": {"dataset": "ndigits"}, "model": {"name": "gru"}}))
+    assert Run(tmp_path).config.select == "accuracy"
+    resumed = Run.resume(TrainConfig(output_dir=str(tmp_path), epochs=None))
+    assert resumed.config.select == "accuracy"

@@ -175,7 +175,7 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 def add_budget(p: argparse.ArgumentParser) -> None:
     """Options shared by compare and ablate: data set, training budget and model settings."""
-    from mambaspike.training.config import TrainConfig
+    from mambaspike.training.config import SELECT_RULES, TrainConfig
 
     d = TrainConfig()
     add_dataset(p, d.dataset)
@@ -207,6 +207,14 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         help="also train every run on the robustness study's event perturbations (half of the samples: "
         "drop up to 0.5, spatial jitter up to 1 px, background up to 1:1, levels drawn per sample)",
     )
+    p.add_argument(
+        "--select",
+        choices=SELECT_RULES,
+        default=SELECT_RULES[0],
+        help="which epoch's checkpoint is the result: accuracy-then-loss (highest validation accuracy, ties to the "
+        "lower validation loss; default) or accuracy (the first epoch at the highest validation accuracy, the "
+        "rule of runs recorded before this option)",
+    )
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)
     p.add_argument("--latency-repeats", type=positive_int, default=10, help="timed batch-1 passes per run")
@@ -229,5 +237,6 @@ def budget_config(args: argparse.Namespace):
         progress=False,
         augment=args.augment,
         augment_events=args.augment_events,
+        select=args.select,
         model_overrides=overrides,
     ).validate()

@@ -22,7 +22,7 @@ HELP = "train a model (defaults: Mamba-Spike on the embedded N-Digits data set)"
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from mambaspike.models.registry import DESCRIPTIONS, model_names
-    from mambaspike.training.config import TrainConfig
+    from mambaspike.training.config import SELECT_RULES, TrainConfig
 
     d = TrainConfig()
     models_help = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
@@ -56,6 +56,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="also train on the robustness study's event perturbations: half of the samples get, at levels "
         "drawn per sample, up to half of their events dropped, spatial jitter up to sigma = 1 px and "
         "background events up to 1:1 (event data sets)",
+    )
+    t.add_argument(
+        "--select",
+        choices=SELECT_RULES,
+        default=SELECT_RULES[0],
+        help="which epoch's checkpoint is the result: accuracy-then-loss (highest validation accuracy, ties to the "
+        "lower validation loss; default) or accuracy (the first epoch at the highest validation accuracy, the "
+        "rule of runs recorded before this option)",
     )
     t.add_argument(
         "--download",
@@ -163,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         augment=args.augment,
         augment_events=args.augment_events,
+        select=args.select,
         download=args.download,
         amp=args.amp,
         device=args.device,

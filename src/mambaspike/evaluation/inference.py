@@ -131,16 +131,18 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, batch_size: int = 6
     model = run.model("best")
     _, val_set, test_set, _ = run.datasets()
     metrics = final_metrics(model, val_set, test_set, batch_size)
-    metrics.update(selection_info(run.record, best, run.checkpoint("last")))
+    metrics.update(selection_info(run.record, best, run.checkpoint("last"), run.config.select))
     return metrics
 
 
-def selection_info(run: dict, best: dict, last: dict) -> dict:
-    """How the evaluated checkpoint was chosen, and how long the run trained (from the records)."""
+def selection_info(run: dict, best: dict, last: dict, select: str) -> dict:
+    """How the evaluated checkpoint was chosen (``select``: the run's ``TrainConfig.select``), and how
+    long the run trained (from the records)."""
     return {
         "model": run["model"]["name"],
         "dataset": run["train"]["dataset"],
         "selected_by": "val",
+        "select_rule": select,
         "selected_epoch": best["epoch"],
         "best_val_accuracy_during_training": best["metrics"]["val_accuracy"],
         "epochs_trained": last["epochs_completed"],

@@ -91,7 +91,8 @@ def paper_comparison(metrics: dict) -> dict:
     ours = metrics["model"]
     selected = (
         f"checkpoint of epoch {metrics['selected_epoch']} of {metrics['epochs_trained']} trained, "
-        f"selected by best validation accuracy ({fmt(metrics['best_val_accuracy_during_training'])}); "
+        f"selected by best validation accuracy ({fmt(metrics['best_val_accuracy_during_training'])}"
+        f"{', ties to the lower validation loss' if metrics.get('select_rule') == 'accuracy-then-loss' else ''}); "
         f"test set {metrics['n_test']} samples" + (f" (subset {metrics['subset']})" if metrics.get("subset") else "")
     )
     out = {
@@ -144,7 +145,7 @@ def evaluate_checkpoint(
     _, val_set, test_set, info = run.datasets()
 
     metrics = final_metrics(model, val_set, test_set, batch_size, latency_repeats=latency_repeats)
-    metrics.update(selection_info(run.record, record, run.checkpoint("last")))
+    metrics.update(selection_info(run.record, record, run.checkpoint("last"), run.config.select))
     metrics["subset"] = run.config.subset
     metrics.update(streaming_latency(model, test_set[0][0].unsqueeze(1)))
 
@@ -193,7 +194,8 @@ def evaluate_checkpoint(
 def markdown_report(m: dict) -> str:
     lines = [f"# Evaluation: {m['model']} on {m['dataset']}", ""]
     lines += [
-        f"Checkpoint: epoch {m['selected_epoch']} of {m['epochs_trained']}, selected by validation accuracy. "
+        f"Checkpoint: epoch {m['selected_epoch']} of {m['epochs_trained']}, selected by validation accuracy"
+        f"{', ties to the lower validation loss' if m.get('select_rule') == 'accuracy-then-loss' else ''}. "
         f"Test samples: {m['n_test']}.",
         "",
         markdown_table(

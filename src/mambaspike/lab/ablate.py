@@ -17,7 +17,14 @@ from pathlib import Path
 
 from mambaspike.errors import ConfigError
 from mambaspike.evaluation.tables import markdown_table, write_csv
-from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
+from mambaspike.lab.experiments import (
+    ENERGY_FOOTNOTE,
+    TABLE_HEADERS,
+    aggregate,
+    selection_phrase,
+    summarise_run,
+    train_or_reuse,
+)
 
 DEFAULT_TAUS = [10.0, 20.0, 30.0, 40.0, 50.0]
 DEFAULT_NEURONS = ["lif", "srm"]
@@ -86,7 +93,7 @@ def ablate(
             if "neuron" in parts and neuron_seeds != seeds
             else ""
         )
-        + "; test split, checkpoint selected by validation accuracy; mean ± std over seeds.",
+        + f"; test split, {selection_phrase([base.select])}; mean ± std over seeds.",
         "",
     ]
     panels: dict = {}

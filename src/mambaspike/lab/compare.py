@@ -15,7 +15,14 @@ from pathlib import Path
 import torch
 
 from mambaspike.evaluation.tables import markdown_table, write_csv
-from mambaspike.lab.experiments import ENERGY_FOOTNOTE, TABLE_HEADERS, aggregate, summarise_run, train_or_reuse
+from mambaspike.lab.experiments import (
+    ENERGY_FOOTNOTE,
+    TABLE_HEADERS,
+    aggregate,
+    selection_phrase,
+    summarise_run,
+    train_or_reuse,
+)
 
 DEFAULT_MODELS = ["mambaspike", "mambaspike-paper", "mamba", "lstm", "gru"]
 
@@ -63,7 +70,7 @@ def compare(
         "# Mamba-Spike and baselines",
         "",
         f"Data set(s): {', '.join(datasets)}. Mean ± std over seeds (sample std) where more than one seed; "
-        f"test split, checkpoint selected by validation accuracy. Latency: batch 1, CPU, "
+        f"test split, {selection_phrase([r['select'] for r in rows])}. Latency: batch 1, CPU, "
         f"{torch.get_num_threads()} thread(s) at tabulation.",
         "",
         markdown_table(summary, cols, TABLE_HEADERS),

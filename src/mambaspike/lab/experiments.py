@@ -97,10 +97,13 @@ def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None
     else:
         m = evaluate_checkpoint(run_dir, data_dir=data_dir, latency_repeats=latency_repeats)
     run = json.loads((run_dir / "run.json").read_text())
+    from mambaspike.training.run import TRAIN_RECORDED_BEFORE
+
     return {
         "model": run_label(run_dir, m["model"]),
         "dataset": m["dataset"],
         "seed": run["train"]["seed"],
+        "select": {**TRAIN_RECORDED_BEFORE, **run["train"]}["select"],
         "run": str(run_dir),
         "test_accuracy": m["test_accuracy"],
         "test_macro_f1": m["test_macro_f1"],
@@ -112,6 +115,21 @@ def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None
         "epochs_trained": m["epochs_trained"],
         "train_seconds": m["train_seconds"],
     }
+
+
+SELECT_PHRASES = {
+    "accuracy-then-loss": "validation accuracy, ties to the lower validation loss",
+    "accuracy": "validation accuracy (the first epoch at the highest)",
+}
+
+
+def selection_phrase(rules: list[str]) -> str:
+    """How the tabulated checkpoints were selected, for a table's header: ``rules`` holds each run's
+    ``TrainConfig.select``; a mix is spelled out with its run counts."""
+    counts = {r: rules.count(r) for r in dict.fromkeys(rules)}
+    if len(counts) == 1:
+        return f"checkpoint selected by {SELECT_PHRASES[next(iter(counts))]}"
+    return "checkpoints selected by " + "; ".join(f"{SELECT_PHRASES[r]} ({n} runs)" for r, n in counts.items())
 
 
 def aggregate(rows: list[dict], by: list[str]) -> list[dict]:

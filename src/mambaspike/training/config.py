@@ -11,6 +11,8 @@ from pathlib import Path
 from mambaspike.errors import ConfigError
 from mambaspike.models.config import ModelConfig
 
+# the checkpoint-selection rules (TrainConfig.select), the default first
+SELECT_RULES = ("accuracy-then-loss", "accuracy")
 # ModelConfig fields the data set and the trainer set, never model_overrides:
 DERIVED_MODEL_FIELDS = ("name", "input_shape", "num_classes", "dt_ms")
 
@@ -46,6 +48,10 @@ class TrainConfig:
     # also train on the robustness study's event perturbations, at levels drawn per sample
     # (data.augment.EVENT_AUGMENT); event data sets only
     augment_events: bool = False
+    # which epoch's weights are the run's result: "accuracy-then-loss" (highest validation accuracy, ties
+    # broken by the lower validation loss) or "accuracy" (the first epoch at the highest validation
+    # accuracy; runs recorded before this field existed were selected so)
+    select: str = "accuracy-then-loss"
     download: bool = False  # let tonic fetch a missing data set (where it can)
 
     @classmethod
@@ -99,7 +105,7 @@ class TrainConfig:
 
 def _label(key: str) -> str:
     """A field's name, with its command-line option where the names differ."""
-    option = {"time_window_us": "--time-window", "dt_us": "--dt"}.get(key)
+    option = {"time_window_us": "--time-window", "dt_us": "--dt", "select": "--select"}.get(key)
     return f"{key} ({option})" if option else key
 
 
@@ -152,6 +158,7 @@ def _rules() -> dict:
         "model_overrides": (lambda v: isinstance(v, dict), "a mapping of model settings"),
         "augment": (lambda v: v is None or isinstance(v, bool), "true, false or unset (the data set's default)"),
         "augment_events": flag,
+        "select": (lambda v: v in SELECT_RULES, f"one of {', '.join(SELECT_RULES)}"),
         "download": flag,
     }
 

@@ -72,6 +72,7 @@ RESULT_FIELDS = (
     "subset",
     "augment",
     "augment_events",
+    "select",
     "seed",
     "epochs",
     "batch_size",
@@ -82,7 +83,7 @@ RESULT_FIELDS = (
     "amp",
 )
 # RESULT_FIELDS added after runs were recorded, with the value those runs were trained with.
-TRAIN_RECORDED_BEFORE = {"augment_events": False}
+TRAIN_RECORDED_BEFORE = {"augment_events": False, "select": "accuracy"}
 # ModelConfig fields the data set derives (compared through dataset / time_window_us / dt_us).
 _DERIVED = ("input_shape", "num_classes", "dt_ms")
 
@@ -158,7 +159,7 @@ class Run:
 
     def _set_record(self, record: dict) -> None:
         try:
-            self.config = TrainConfig.from_dict(record["train"])
+            self.config = TrainConfig.from_dict({**TRAIN_RECORDED_BEFORE, **record["train"]})
             self.model_config = ModelConfig.from_dict(record["model"])
         except KeyError as e:
             raise CheckpointError(f"{self.path / 'run.json'}: no {e.args[0]!r} section") from None
@@ -204,7 +205,7 @@ class Run:
             raise ConfigError(f"--resume: {out} holds no run to resume (no run.json); train without --resume first")
         record = read_json(run_json, "run configuration (run.json)")
         try:
-            saved = TrainConfig.from_dict(record["train"])
+            saved = TrainConfig.from_dict({**TRAIN_RECORDED_BEFORE, **record["train"]})
         except (KeyError, TypeError):
             raise CheckpointError(f"{run_json}: no 'train' section") from None
         epochs = saved.epochs if cfg.epochs is None else cfg.epochs

@@ -225,6 +225,7 @@ class Session:
             "global_step": 0,
             "train_seconds": 0.0,
             "best_val_accuracy": -1.0,
+            "best_val_loss": None,  # the selected epoch's (None: no epoch yet, or a record from before it)
             "best_epoch": None,
             "loss_sum": 0.0,
             "correct": 0,
@@ -463,7 +464,8 @@ def train_epoch(s: Session, stop) -> dict:
 
 def validate_and_checkpoint(s: Session, marks: dict) -> None:
     """Phase 4, at an epoch's end: rank 0 validates, logs the row, writes the ``best`` checkpoint when
-    validation accuracy improved and the ``last`` one; the other ranks wait for it."""
+    the epoch improves on it (:func:`improves`, under ``TrainConfig.select``) and the ``last`` one; the
+    other ranks wait for it."""
     cfg, ctx, state = s.cfg, s.ctx, s.state
     epoch = state["epoch"]
     epoch_done = dict(epoch=epoch + 1, batch_in_epoch=0, loss_sum=0.0, correct=0, seen=0, grad_sq={}, grad_steps=0)
@@ -476,7 +478,7 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
     )
     val = classification_metrics(val_logits, val_targets)
     train_loss, train_acc = state["loss_sum"] / state["seen"], state["correct"] / state["seen"]
-    is_best = val["accuracy"] > state["best_val_accuracy"]
+    is_best = improves(cfg.select, val, state["best_val_accuracy"], state["best_val_loss"])
     diagnostics = {
         "epoch": epoch + 1,
         "grad_rms": GradientNorms.rms(state["grad_sq"], state["grad_steps"]),
@@ -501,7 +503,7 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
         for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             s.writer.add_scalar(k, float(row[k]), epoch + 1)
     if is_best:
-        state["best_val_accuracy"], state["best_epoch"] = val["accuracy"], epoch + 1
+        state.update(best_val_accuracy=val["accuracy"], best_val_loss=val["loss"], best_epoch=epoch + 1)
         metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"], "val_macro_f1": val["macro_f1"]}
         s.run.save_checkpoint("best", s.model, {**s.record(epoch + 1), "metrics": metrics})
     s.save_last(epoch + 1)
@@ -511,6 +513,15 @@ def validate_and_checkpoint(s: Session, marks: dict) -> None:
         f"{float(row['epoch_seconds']):.1f} s"
     )
     distributed.barrier(ctx)
+
+
+def improves(rule: str, val: dict, best_accuracy: float, best_loss: float | None) -> bool:
+    """Whether an epoch's validation metrics ``val`` (``accuracy``, ``loss``) replace the selected
+    checkpoint under ``rule`` (``TrainConfig.select``): a higher accuracy always does; at an equal one,
+    ``"accuracy-then-loss"`` takes the lower loss and ``"accuracy"`` keeps the earlier epoch."""
+    if val["accuracy"] != best_accuracy:
+        return val["accuracy"] > best_accuracy
+    return rule == "accuracy-then-loss" and (best_loss is None or val["loss"] < best_loss)
 
 
 def _diagnostic_batch(s: Session, n: int = 64) -> torch.Tensor:
@@ -531,7 +542,7 @@ def finish(s: Session) -> dict:
     load_weights(ckpt_dir, best, s.model)
     batch = max(64, s.cfg.batch_size)
     metrics = final_metrics(s.model, s.val_set, s.test_set, batch_size=batch, device=s.ctx.device)
-    metrics.update(selection_info(s.run.record, best, load_record(ckpt_dir, "last")))
+    metrics.update(selection_info(s.run.record, best, load_record(ckpt_dir, "last"), s.cfg.select))
     s.run.write_metrics(metrics)
     s.log(json.dumps(metrics, indent=2))
     return metrics
