@@ -230,3 +230,16 @@ def test_compare_gives_the_paper_front_end_a_row_of_its_own(data_dir, tmp_path):
     # tabulating the directories again keeps the labels
     again = compare(tmp_path / "t", run_dirs=sorted((tmp_path / "runs").iterdir()), latency_repeats=1)
     assert sorted(s["model"] for s in again) == ["mambaspike", "mambaspike-paper"]
+
+
+def test_tables_say_how_their_checkpoints_were_selected():
+    from mambaspike.lab.experiments import selection_phrase
+
+    assert selection_phrase(["accuracy-then-loss"] * 3) == (
+        "checkpoint selected by validation accuracy, ties to the lower validation loss"
+    )
+    mixed = selection_phrase(["accuracy", "accuracy-then-loss", "accuracy"])
+    assert mixed == (
+        "checkpoints selected by validation accuracy (the first epoch at the highest) (2 runs); "
+        "validation accuracy, ties to the lower validation loss (1 run)"
+    )

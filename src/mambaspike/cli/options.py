@@ -156,6 +156,20 @@ def add_model_settings(p: argparse.ArgumentParser, overrides: str) -> None:
     )
 
 
+def add_select(p: argparse.ArgumentParser) -> None:
+    """``--select``: the checkpoint-selection rule (``TrainConfig.select``)."""
+    from mambaspike.training.config import SELECT_RULES
+
+    p.add_argument(
+        "--select",
+        choices=SELECT_RULES,
+        default=SELECT_RULES[0],
+        help="which epoch's checkpoint is the result: accuracy-then-loss (highest validation accuracy, ties to the "
+        "lower validation loss; default) or accuracy (the first epoch at the highest validation accuracy, the "
+        "rule of runs recorded before this option)",
+    )
+
+
 def model_settings(args: argparse.Namespace) -> dict:
     """The ``--set`` pairs as model overrides, every value parsed as YAML and checked like a recipe's
     ``model_overrides`` (a one-line ``ConfigError`` naming the key)."""
@@ -175,7 +189,7 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 def add_budget(p: argparse.ArgumentParser) -> None:
     """Options shared by compare and ablate: data set, training budget and model settings."""
-    from mambaspike.training.config import SELECT_RULES, TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     d = TrainConfig()
     add_dataset(p, d.dataset)
@@ -207,14 +221,7 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         help="also train every run on the robustness study's event perturbations (half of the samples: "
         "drop up to 0.5, spatial jitter up to 1 px, background up to 1:1, levels drawn per sample)",
     )
-    p.add_argument(
-        "--select",
-        choices=SELECT_RULES,
-        default=SELECT_RULES[0],
-        help="which epoch's checkpoint is the result: accuracy-then-loss (highest validation accuracy, ties to the "
-        "lower validation loss; default) or accuracy (the first epoch at the highest validation accuracy, the "
-        "rule of runs recorded before this option)",
-    )
+    add_select(p)
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)
     p.add_argument("--latency-repeats", type=positive_int, default=10, help="timed batch-1 passes per run")

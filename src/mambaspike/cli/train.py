@@ -8,6 +8,7 @@ import sys
 from mambaspike.cli.options import (
     add_dataset,
     add_model_settings,
+    add_select,
     add_threads,
     model_settings,
     nonneg_float,
@@ -22,7 +23,7 @@ HELP = "train a model (defaults: Mamba-Spike on the embedded N-Digits data set)"
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from mambaspike.models.registry import DESCRIPTIONS, model_names
-    from mambaspike.training.config import SELECT_RULES, TrainConfig
+    from mambaspike.training.config import TrainConfig
 
     d = TrainConfig()
     models_help = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
@@ -57,14 +58,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "drawn per sample, up to half of their events dropped, spatial jitter up to sigma = 1 px and "
         "background events up to 1:1 (event data sets)",
     )
-    t.add_argument(
-        "--select",
-        choices=SELECT_RULES,
-        default=SELECT_RULES[0],
-        help="which epoch's checkpoint is the result: accuracy-then-loss (highest validation accuracy, ties to the "
-        "lower validation loss; default) or accuracy (the first epoch at the highest validation accuracy, the "
-        "rule of runs recorded before this option)",
-    )
+    add_select(t)
     t.add_argument(
         "--download",
         action="store_true",
