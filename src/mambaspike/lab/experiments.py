@@ -129,7 +129,9 @@ def selection_phrase(rules: list[str]) -> str:
     counts = {r: rules.count(r) for r in dict.fromkeys(rules)}
     if len(counts) == 1:
         return f"checkpoint selected by {SELECT_PHRASES[next(iter(counts))]}"
-    return "checkpoints selected by " + "; ".join(f"{SELECT_PHRASES[r]} ({n} run{'s' * (n != 1)})" for r, n in counts.items())
+    return "checkpoints selected by " + "; ".join(
+        f"{SELECT_PHRASES[r]} ({n} run{'s' * (n != 1)})" for r, n in counts.items()
+    )
 
 
 def aggregate(rows: list[dict], by: list[str]) -> list[dict]:
