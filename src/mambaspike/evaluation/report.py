@@ -85,6 +85,11 @@ def class_report(pred: np.ndarray, target: np.ndarray, class_names: list[str]) -
     return rows, confusion_matrix(target, pred, labels=labels)
 
 
+def _ties(metrics: dict) -> str:
+    """How a tie in validation accuracy was broken, for the sentences that say how a checkpoint was selected."""
+    return ", ties to the lower validation loss" if metrics.get("select_rule") == "accuracy-then-loss" else ""
+
+
 def paper_comparison(metrics: dict) -> dict:
     """Our measured numbers beside the paper's for the nearest data set, and how ours were selected."""
     name, same, rows = paper_rows(metrics["dataset"])
@@ -92,7 +97,7 @@ def paper_comparison(metrics: dict) -> dict:
     selected = (
         f"checkpoint of epoch {metrics['selected_epoch']} of {metrics['epochs_trained']} trained, "
         f"selected by best validation accuracy ({fmt(metrics['best_val_accuracy_during_training'])}"
-        f"{', ties to the lower validation loss' if metrics.get('select_rule') == 'accuracy-then-loss' else ''}); "
+        f"{_ties(metrics)}); "
         f"test set {metrics['n_test']} samples" + (f" (subset {metrics['subset']})" if metrics.get("subset") else "")
     )
     out = {
@@ -195,7 +200,7 @@ def markdown_report(m: dict) -> str:
     lines = [f"# Evaluation: {m['model']} on {m['dataset']}", ""]
     lines += [
         f"Checkpoint: epoch {m['selected_epoch']} of {m['epochs_trained']}, selected by validation accuracy"
-        f"{', ties to the lower validation loss' if m.get('select_rule') == 'accuracy-then-loss' else ''}. "
+        f"{_ties(m)}. "
         f"Test samples: {m['n_test']}.",
         "",
         markdown_table(

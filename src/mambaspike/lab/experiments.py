@@ -97,13 +97,13 @@ def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None
     else:
         m = evaluate_checkpoint(run_dir, data_dir=data_dir, latency_repeats=latency_repeats)
     run = json.loads((run_dir / "run.json").read_text())
-    from mambaspike.training.run import TRAIN_RECORDED_BEFORE
+    from mambaspike.training.run import recorded_train
 
     return {
         "model": run_label(run_dir, m["model"]),
         "dataset": m["dataset"],
         "seed": run["train"]["seed"],
-        "select": {**TRAIN_RECORDED_BEFORE, **run["train"]}["select"],
+        "select": recorded_train(run["train"])["select"],
         "run": str(run_dir),
         "test_accuracy": m["test_accuracy"],
         "test_macro_f1": m["test_macro_f1"],

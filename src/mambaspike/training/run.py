@@ -84,6 +84,13 @@ RESULT_FIELDS = (
 )
 # RESULT_FIELDS added after runs were recorded, with the value those runs were trained with.
 TRAIN_RECORDED_BEFORE = {"augment_events": False, "select": "accuracy"}
+
+
+def recorded_train(train: dict) -> dict:
+    """A record's ``train`` section with ``TRAIN_RECORDED_BEFORE``'s value for each field it predates."""
+    return {**TRAIN_RECORDED_BEFORE, **train}
+
+
 # ModelConfig fields the data set derives (compared through dataset / time_window_us / dt_us).
 _DERIVED = ("input_shape", "num_classes", "dt_ms")
 
@@ -105,7 +112,7 @@ def resolved_config(train: dict, model: dict, version: str) -> dict:
     training configuration ``train`` (binning resolved to the data set's values), ``model``: the model
     configuration after overrides (the fields its family uses, less those the data set derives), and
     ``mambaspike_version``."""
-    train = {**TRAIN_RECORDED_BEFORE, **train}
+    train = recorded_train(train)
     resolved = {k: train.get(k) for k in RESULT_FIELDS}
     resolved["model"] = _family_model(model)
     resolved["mambaspike_version"] = version
@@ -159,7 +166,7 @@ class Run:
 
     def _set_record(self, record: dict) -> None:
         try:
-            self.config = TrainConfig.from_dict({**TRAIN_RECORDED_BEFORE, **record["train"]})
+            self.config = TrainConfig.from_dict(recorded_train(record["train"]))
             self.model_config = ModelConfig.from_dict(record["model"])
         except KeyError as e:
             raise CheckpointError(f"{self.path / 'run.json'}: no {e.args[0]!r} section") from None
@@ -205,7 +212,7 @@ class Run:
             raise ConfigError(f"--resume: {out} holds no run to resume (no run.json); train without --resume first")
         record = read_json(run_json, "run configuration (run.json)")
         try:
-            saved = TrainConfig.from_dict({**TRAIN_RECORDED_BEFORE, **record["train"]})
+            saved = TrainConfig.from_dict(recorded_train(record["train"]))
         except (KeyError, TypeError):
             raise CheckpointError(f"{run_json}: no 'train' section") from None
         epochs = saved.epochs if cfg.epochs is None else cfg.epochs
@@ -386,6 +393,7 @@ __all__ = [
     "SPLITS",
     "load_run",
     "resolved_config",
+    "recorded_train",
     "config_hash",
     "config_diff",
     "record_resolved",
