@@ -83,6 +83,20 @@ def test_window_sum_and_rate_normalisation():
     assert iface(x.view(5, 1, 1, 1, 1)).shape == (1, 3, 4)
 
 
+def test_rate_floor_bounds_the_gain_of_a_rarely_firing_feature():
+    x = torch.zeros(4, 1, 2, 1, 1)
+    x[:, 0, 0] = 1.0  # feature 0 fires every bin; feature 1 never fired in training
+    for floor, gain in ((0.01, 100.0), (0.25, 4.0)):
+        iface = SpikeInterface(in_features=2, d_model=4, window=2, bin_ms=10.0, momentum=1.0, min_rate=floor)
+        iface.rates(x)  # training: the running rate becomes the batch's, (1, 0)
+        iface.eval()
+        noisy = x.clone()
+        noisy[:, 0, 1] = 1.0  # feature 1 now fires every bin (e.g. background events)
+        assert iface.rates(noisy)[0, 0].tolist() == pytest.approx([1.0, gain])
+    model = build_model(ModelConfig(name="mambaspike", input_shape=(2, 16, 16), channels=(4, 8), rate_floor=0.2))
+    assert model.interface.min_rate == 0.2
+
+
 def test_rnn_baselines_are_parameter_matched():
     h = matched_hidden("lstm", 128, 2, 230_000)
     assert abs(rnn_params("lstm", 128, h, 2) - 230_000) / 230_000 < 0.02

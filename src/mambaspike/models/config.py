@@ -85,10 +85,12 @@ class StemConfig(Checked):
 @dataclass(frozen=True)
 class InterfaceConfig(Checked):
     """The spike interface (Mamba-Spike §3.2): spike counts over ``window`` bins, normalised by each
-    feature's mean firing rate when ``rate_norm``."""
+    feature's mean firing rate when ``rate_norm``, that rate floored at ``rate_floor`` (spikes per bin):
+    a feature that rarely fires is amplified at most ``1 / rate_floor`` times when it does."""
 
     window: int = option(2, POSITIVE)
     rate_norm: bool = option(True, FLAG)
+    rate_floor: float = option(0.01, Accepts("float", low=0, low_open=True, meaning="(spikes per bin)"))
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ FAMILIES: dict[str, tuple[type, dict[str, str]]] = {
             **{k: f"frontend.{k}" for k in _FRONT},
             "window": "interface.window",
             "rate_norm": "interface.rate_norm",
+            "rate_floor": "interface.rate_floor",
             **_BACKBONE,
         },
     ),
@@ -290,6 +293,7 @@ class ModelConfig:
     # interface
     window: int = 2
     rate_norm: bool = True
+    rate_floor: float = 0.01  # the interface's floor on a feature's mean firing rate (spikes per bin)
     # backbone
     d_model: int = 128
     n_layers: int = 2

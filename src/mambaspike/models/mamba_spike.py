@@ -49,6 +49,7 @@ class MambaSpike(StreamMixin, nn.Module):
             cfg.interface.window,
             self.frontend.out_bin_ms,
             rate_norm=cfg.interface.rate_norm,
+            min_rate=cfg.interface.rate_floor,
         )
         self.backbone = MambaBackbone(bb.mamba_config())
         self.head = ClassifierHead(bb.d_model, cfg.num_classes)
