@@ -43,6 +43,8 @@ def main(argv=None) -> int:
         for name, levels in LEVELS.items():
             rows += representation_sensitivity(model, samples, name, levels, dt_ms)
         label = f"{run.config.model} ({Path(run_dir).name})"
+        if label in results:  # two runs of the same name in different folders
+            label = f"{run.config.model} ({run_dir})"
         results[label] = rows
         print(f"{label}: {len(rows)} rows", file=sys.stderr)
     out = Path(args.out)

@@ -71,3 +71,15 @@ def test_worst_margins_take_the_lowest_margin_to_the_best_other_model():
     w = worst_margins(rows)
     assert w["a"]["drop"] == pytest.approx((-0.05, 0.5)) and w["a"]["noise"] == pytest.approx((0.5, 1.0))
     assert w["b"]["drop"] == pytest.approx((-0.01, 0.0)) and w["c"]["noise"] == pytest.approx((-0.6, 1.0))
+
+
+def test_columns_name_the_paper_variant_apart_from_the_default():
+    from pathlib import Path
+
+    from mambaspike.evaluation.robustness import _labels
+
+    dirs = [Path("study/runs/ndigits-mambaspike-paper-seed0"), Path("study/runs/ndigits-mambaspike-seed0")]
+    records = [{"model": {"name": "mambaspike"}}] * 2
+    assert _labels(dirs, records) == ["mambaspike-paper", "mambaspike"]
+    same = [Path("a/ndigits-mambaspike-seed0"), Path("b/ndigits-mambaspike-seed0")]
+    assert _labels(same, records) == ["mambaspike (ndigits-mambaspike-seed0)"] * 2

@@ -107,7 +107,9 @@ def is_event_input(frames: torch.Tensor) -> bool:
 
 
 def _labels(run_dirs: list[Path], runs: list[dict]) -> list[str]:
-    names = [r["model"]["name"] for r in runs]
+    from mambaspike.training.run import run_label
+
+    names = [run_label(d, r["model"]["name"]) for d, r in zip(run_dirs, runs)]
     if len(set(names)) == len(names):
         return names
     return [f"{n} ({d.name})" for n, d in zip(names, run_dirs)]

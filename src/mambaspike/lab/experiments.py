@@ -72,21 +72,10 @@ def _check_same_config(cfg, run: dict, out: Path) -> None:
     )
 
 
-def run_label(run_dir: Path, family: str) -> str:
-    """A run's row label: the named variant (``models.config.VARIANTS``) its directory is named after
-    (``<dataset>-<variant>-seed<seed>``, as ``compare`` names them), else its model family."""
-    from mambaspike.models.config import VARIANTS
-
-    name = Path(run_dir).name
-    for variant, (fam, _) in VARIANTS.items():
-        if fam == family and f"-{variant}-seed" in name:
-            return variant
-    return family
-
-
 def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None = None) -> dict:
     """The figures of one run for the comparison tables; reads ``eval.json`` when it is newer than the
-    best checkpoint, else runs the evaluation (which writes it). ``model`` is :func:`run_label`."""
+    best checkpoint, else runs the evaluation (which writes it). ``model`` is
+    :func:`~mambaspike.training.run.run_label`."""
     from mambaspike.evaluation.report import evaluate_checkpoint
 
     run_dir = Path(run_dir)
@@ -97,7 +86,7 @@ def summarise_run(run_dir: Path, latency_repeats: int = 10, data_dir: str | None
     else:
         m = evaluate_checkpoint(run_dir, data_dir=data_dir, latency_repeats=latency_repeats)
     run = json.loads((run_dir / "run.json").read_text())
-    from mambaspike.training.run import recorded_train
+    from mambaspike.training.run import recorded_train, run_label
 
     return {
         "model": run_label(run_dir, m["model"]),
@@ -168,7 +157,6 @@ ENERGY_FOOTNOTE = (
 
 __all__ = [
     "train_or_reuse",
-    "run_label",
     "summarise_run",
     "aggregate",
     "SUMMARY_KEYS",

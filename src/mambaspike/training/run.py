@@ -151,6 +151,18 @@ def record_resolved(record: dict) -> dict:
     return resolved_config(record["train"], record["model"], record.get("mambaspike_version", "unknown"))
 
 
+def run_label(run_dir: Path, family: str) -> str:
+    """A run's row label: the named variant (``models.config.VARIANTS``) its directory is named after
+    (``<dataset>-<variant>-seed<seed>``, as ``compare`` names them), else its model family."""
+    from mambaspike.models.config import VARIANTS
+
+    name = Path(run_dir).name
+    for variant, (fam, _) in VARIANTS.items():
+        if fam == family and f"-{variant}-seed" in name:
+            return variant
+    return family
+
+
 class Run:
     """A run directory. ``config``: the resolved :class:`TrainConfig` it was trained with;
     ``model_config``: its :class:`ModelConfig`; ``record``: ``run.json`` as read (or as written)."""
@@ -392,6 +404,7 @@ __all__ = [
     "Run",
     "SPLITS",
     "load_run",
+    "run_label",
     "resolved_config",
     "recorded_train",
     "config_hash",
