@@ -51,6 +51,7 @@ class Kernel:
 
 KERNELS: dict[str, Kernel] = {
     "lif_numba": Kernel("mambaspike.kernels.lif_numba", "numba", True, "the reference LIF loop"),
+    "alif_numba": Kernel("mambaspike.kernels.alif_numba", "numba", True, "the reference ALIF loop"),
     "rlif_numba": Kernel("mambaspike.kernels.rlif_numba", "numba", True, "the reference recurrent LIF loop"),
     "lif_triton": Kernel("mambaspike.kernels.lif_triton", "triton", False, "the reference LIF loop"),
     "scan_numba": Kernel("mambaspike.kernels.scan_numba", "numba", True, "the reference selective-scan loop"),

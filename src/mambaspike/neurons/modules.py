@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from mambaspike.neurons.alif_fast import ALIF_BACKENDS, alif_multistep_fast
 from mambaspike.neurons.functional import (
     ALIFParams,
     ALIFState,
@@ -25,7 +26,6 @@ from mambaspike.neurons.functional import (
     SRMState,
     SynapticParams,
     SynapticState,
-    alif_multistep,
     alif_step,
     lif_step,
     srm_multistep,
@@ -184,7 +184,9 @@ class LIF(_LeakyNeuron):
 
 class ALIF(_LeakyNeuron):
     """LIF with an adaptive threshold: each spike raises the threshold by ``adapt``, which decays back
-    with the time constant ``tau_adapt`` (ms); see :func:`alif_step`. State: ``ALIFState(v, a)``."""
+    with the time constant ``tau_adapt`` (ms); see :func:`alif_step`. State: ``ALIFState(v, a)``.
+    ``backend``: ``"auto"`` (the compiled kernel where it applies), ``"numba"``/``"cpu"`` or
+    ``"reference"`` (see :func:`~mambaspike.neurons.alif_fast.alif_multistep_fast`)."""
 
     def __init__(
         self,
@@ -201,8 +203,12 @@ class ALIF(_LeakyNeuron):
         learn_threshold: bool = False,
         surrogate: str | Surrogate = "atan",
         alpha: float | None = None,
+        backend: str = "auto",
     ):
         super().__init__(tau, dt, v_threshold, learn_tau, learn_threshold, surrogate, alpha)
+        if backend not in ALIF_BACKENDS:
+            raise ValueError(f"ALIF: unknown backend {backend!r}; expected one of {', '.join(ALIF_BACKENDS)}")
+        self.backend = backend
         self.w_adapt = self._decay_weight(tau_adapt, learn_tau)
         self.adapt = float(adapt)
         self.v_reset = float(v_reset)
@@ -230,13 +236,13 @@ class ALIF(_LeakyNeuron):
         return ALIFState(torch.full_like(x, self.v_reset), torch.zeros_like(x))
 
     def forward(self, x_seq: torch.Tensor, state: ALIFState | None = None):
-        return alif_multistep(x_seq, state, self.params(), self.spike_fn)
+        return alif_multistep_fast(x_seq, state, self.params(), self.spike_fn, backend=self.backend)
 
     def step(self, x: torch.Tensor, state: ALIFState | None = None):
         return alif_step(x, self.initial_state(x) if state is None else state, self.params(), self.spike_fn)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, tau_adapt={self.tau_adapt:.3g}ms, adapt={self.adapt:g}"
+        return f"{super().extra_repr()}, tau_adapt={self.tau_adapt:.3g}ms, adapt={self.adapt:g}, backend={self.backend}"
 
 
 class SynapticLIF(_LeakyNeuron):
