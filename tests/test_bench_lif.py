@@ -24,6 +24,11 @@ def test_bench_lif_json_rows(capsys):
         assert r["fast_s"] > 0 and r["speedup"] == pytest.approx(r["reference_s"] / r["fast_s"])
         assert r["spikes_equal"] is True and r["grad_rel_err"] < 1e-5
         assert r["shape"] == [2, 5] and r["threads"] >= 1
+    alif = [r for r in rows if r["name"] == "alif"]
+    assert [r["T"] for r in alif] == [3, 8]
+    for r in alif:  # the adaptive-threshold kernel against its own reference loop
+        assert r["fast_s"] > 0 and r["speedup"] == pytest.approx(r["reference_s"] / r["fast_s"])
+        assert r["spikes_equal"] is True and r["grad_rel_err"] < 1e-5
     assert "GB/s" in err  # achieved bandwidth against the copy bandwidth
     for lib in ("snntorch", "spikingjelly"):
         mine = [r for r in rows if r["name"] == lib]
@@ -36,7 +41,7 @@ def test_bench_lif_json_rows(capsys):
 
 def test_bench_lif_without_other_libraries_and_bad_arguments(capsys):
     rows, _ = _rows(capsys, "--T", "2", "--shape", "4", "--no-others")
-    assert [r["name"] for r in rows] == ["lif"]
+    assert [r["name"] for r in rows] == ["lif", "alif"]
     with pytest.raises(SystemExit) as e:
         main(["bench", "lif", "--T", "0"])
     assert e.value.code == 2

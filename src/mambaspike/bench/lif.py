@@ -11,6 +11,8 @@ backpropagates the same random spike gradient: a PLIF population (learnable ``be
   ``fast_gb_s`` is the kernel's memory traffic (5 passes over ``[T, N]``: read x, write spikes;
   read x, read the spike gradient, write the input gradient) per second and ``copy_gb_s`` what
   ``Tensor.copy_`` reaches on the same machine (bytes read + written per second).
+- ``alif``: the same for the adaptive-threshold LIF (:class:`~mambaspike.neurons.ALIF`, ``adapt = 0.2``,
+  ``tau_adapt = 200 ms``, learnable ``beta`` and ``rho``): its reference loop against its fused kernel.
 - ``snntorch``: snnTorch's ``Leaky(reset_mechanism="subtract", reset_delay=False, learn_beta=True)``
   stepped over ``x.unbind(0)``, its time in ``fast_s``; ``reference_s`` repeats our reference loop,
   ``fused_speedup`` is snnTorch's time over the fused kernel's.
@@ -85,6 +87,24 @@ def _lif(backend: str):
     )
 
 
+def _alif(backend: str):
+    from mambaspike.neurons.modules import ALIF
+
+    return ALIF(
+        tau=TAU_MS,
+        dt=DT_MS,
+        v_threshold=V_THRESHOLD,
+        tau_adapt=200.0,
+        adapt=0.2,
+        soft_reset=True,
+        decay_input=False,
+        learn_tau=True,
+        surrogate="atan",
+        alpha=ALPHA,
+        backend=backend,
+    )
+
+
 class _Case:
     """One implementation: ``run()`` does forward+backward; ``result()`` its spikes and gradients."""
 
@@ -112,6 +132,11 @@ class _Case:
 def _ours(backend: str, x, gs) -> _Case:
     m = _lif(backend)
     return _Case(lambda x: m(x)[0], [m.w], x, gs)
+
+
+def _ours_alif(backend: str, x, gs) -> _Case:
+    m = _alif(backend)
+    return _Case(lambda x: m(x)[0], [m.w, m.w_adapt], x, gs)
 
 
 def _snntorch(x, gs) -> _Case | None:
@@ -227,6 +252,28 @@ def run(args):
             "fast_gb_s": traffic / t_fast / 1e9,
             "copy_gb_s": copy_bw,
         }
+        ref, fast = _ours_alif("reference", x, gs), _ours_alif(args.backend, x, gs)
+        fast.run()  # compile
+        t_fast_a, peak_fast_a = _measure(fast, args.repeats)
+        t_ref_a, peak_ref_a = _measure(ref, args.repeats)
+        ref.run(keep=True)
+        g_ref = [t.clone() for t in ref.grads()]
+        fast.run(keep=True)
+        yield {
+            "name": "alif",
+            "T": T,
+            "shape": list(shape),
+            "backend": args.backend,
+            "reference_s": t_ref_a,
+            "fast_s": t_fast_a,
+            "speedup": t_ref_a / t_fast_a,
+            "reference_peak_mb": peak_ref_a,
+            "fast_peak_mb": peak_fast_a,
+            "spikes_equal": bool(torch.equal(ref.spikes, fast.spikes)),
+            "grad_rel_err": _max_rel_err(fast.grads(), g_ref),
+        }
+        ref.spikes = fast.spikes = None
+        del g_ref
         if not args.no_others:
             for name, make in (("snntorch", _snntorch), ("spikingjelly", _spikingjelly)):
                 other = make(x, gs)
