@@ -267,11 +267,9 @@ def test_nir_block_imported_into_snntorch_spikes_like_ours():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(data_dir, tmp_path_factory):
+def _tiny_trained(data_dir, out, **model):
     from mambaspike.training.trainer import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("export") / "run"
     cfg = TrainConfig(
         data_dir=str(data_dir),
         output_dir=str(out),
@@ -282,10 +280,22 @@ def tiny_run(data_dir, tmp_path_factory):
         progress=False,
         threads=1,
         time_window_us=100000,
-        model_overrides=dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8),
+        model_overrides=dict(channels=(4, 8, 16), d_model=32, n_layers=1, d_state=8, **model),
     )
     train(cfg, log=lambda *a, **k: None)
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir, tmp_path_factory):
+    """A run of the default front-end (adaptive-threshold neurons)."""
+    return _tiny_trained(data_dir, tmp_path_factory.mktemp("export") / "run")
+
+
+@pytest.fixture(scope="module")
+def tiny_lif_run(data_dir, tmp_path_factory):
+    """A run of a LIF front-end (what NIR can express)."""
+    return _tiny_trained(data_dir, tmp_path_factory.mktemp("export-lif") / "run", neuron="lif")
 
 
 def test_cli_exports_onnx_of_a_trained_run(tiny_run, tmp_path, capsys):
@@ -297,14 +307,16 @@ def test_cli_exports_onnx_of_a_trained_run(tiny_run, tmp_path, capsys):
     assert "max abs diff" in out and (tmp_path / "m.onnx").is_file()
 
 
-def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
+def test_cli_exports_nir_and_says_what_is_left_out(tiny_lif_run, tmp_path, capsys):
     nir = pytest.importorskip("nir")
-    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--output", str(tmp_path / "f.nir")]) == 0
+    assert (
+        main(["export", "--checkpoint", str(tiny_lif_run), "--format", "nir", "--output", str(tmp_path / "f.nir")]) == 0
+    )
     out = capsys.readouterr().out
     assert "Mamba backbone" in out and "not exported" in out
     g = nir.read(tmp_path / "f.nir")
     assert "block0_lif" in g.nodes and "output" in g.nodes
-    run = json.loads((tiny_run / "run.json").read_text())
+    run = json.loads((tiny_lif_run / "run.json").read_text())
     assert g.nodes["input"].input_type["input"].tolist() == list(run["model"]["input_shape"])
     # the later blocks as their own graph
     assert (
@@ -312,7 +324,7 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
             [
                 "export",
                 "--checkpoint",
-                str(tiny_run),
+                str(tiny_lif_run),
                 "--format",
                 "nir",
                 "--blocks",
@@ -330,7 +342,7 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
             [
                 "export",
                 "--checkpoint",
-                str(tiny_run),
+                str(tiny_lif_run),
                 "--format",
                 "nir",
                 "--bin-seconds",
@@ -343,19 +355,26 @@ def test_cli_exports_nir_and_says_what_is_left_out(tiny_run, tmp_path, capsys):
     )
     from mambaspike.training.run import load_run
 
-    beta = float(load_run(tiny_run).model().frontend.blocks[0].lif.beta.detach().double())
+    beta = float(load_run(tiny_lif_run).model().frontend.blocks[0].lif.beta.detach().double())
     lif = nir.read(tmp_path / "snn.nir").nodes["block0_lif"]
     np.testing.assert_allclose(1 - 1e-4 / lif.tau, beta)  # snnTorch's decay at its dt equals ours
 
 
-def test_cli_export_errors_are_one_line(tiny_run, tmp_path, capsys):
+def test_cli_export_errors_are_one_line(tiny_lif_run, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "nope"), "--format", "onnx"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such run directory" in err
     pytest.importorskip("nir")
-    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir", "--blocks", "0:3"]) == 1
+    assert main(["export", "--checkpoint", str(tiny_lif_run), "--format", "nir", "--blocks", "0:3"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "temporal max-pooling" in err and "--blocks 0:1" in err
+
+
+def test_nir_refuses_adaptive_thresholds_and_says_what_exports(tiny_run, capsys):
+    pytest.importorskip("nir")
+    assert main(["export", "--checkpoint", str(tiny_run), "--format", "nir"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no adaptive-threshold neuron" in err and "--set neuron=lif" in err
 
 
 def test_nir_of_a_non_spiking_model_is_refused(tmp_path, monkeypatch):

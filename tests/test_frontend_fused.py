@@ -578,8 +578,10 @@ def test_whole_model_logits(monkeypatch, spy):
 
     torch.manual_seed(37)
     model = build_model(
-        ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1)
-    ).eval()
+        ModelConfig(
+            name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1, neuron="lif"
+        )
+    ).eval()  # the fused dense front-end runs plain LIF neurons (the paper's); ALIF takes the block path
     fe = model.frontend
     x = _input(60, 3, 1, torch.float32, seed=38)
     calibrated = _make(

@@ -9,6 +9,7 @@ from mambaspike.layers.pooling import temporal_pool
 from mambaspike.models.baselines import matched_hidden, rnn_params
 from mambaspike.models.config import ModelConfig
 from mambaspike.models.registry import build_model, count_parameters, model_names
+from mambaspike.neurons.modules import SpikingNeuron
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -112,7 +113,7 @@ def test_spike_counter_counts_every_lif_call():
     hooks = [
         m.register_forward_hook(lambda m, i, o: seen.append(float(o[0].sum())))
         for m in model.modules()
-        if type(m).__name__ == "LIF"
+        if isinstance(m, SpikingNeuron)
     ]
     with SpikeCounter(model) as counter, torch.no_grad():
         model(x)

@@ -111,3 +111,10 @@ def test_bad_recipes_name_the_key(tmp_path, text, message):
 def test_missing_recipe_is_an_error():
     with pytest.raises(ConfigError, match="--config nope: no such file"):
         load_recipe("nope")
+
+
+def test_the_paper_recipe_is_the_paper_variant():
+    from mambaspike.models.config import PAPER_FRONTEND
+
+    overrides = load_recipe("ndigits-mambaspike-paper")["model_overrides"]
+    assert {k: overrides.get(k) for k in PAPER_FRONTEND} == PAPER_FRONTEND

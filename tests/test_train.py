@@ -51,7 +51,8 @@ def test_tiny_run_learns_and_writes_every_output(data_dir, tmp_path):
     m = train(tiny_cfg(data_dir, out, subset=300, epochs=5), log=quiet)
     rows = read_log(out)
     assert len(rows) == 5
-    assert float(rows[-1]["train_loss"]) < 0.7 * float(rows[0]["train_loss"])  # the loss falls
+    # the loss falls (the default adaptive-threshold neurons start slower than plain LIF: 2.44 -> 1.80 here)
+    assert float(rows[-1]["train_loss"]) < 0.8 * float(rows[0]["train_loss"])
     assert m["test_accuracy"] > 0.5  # chance is 0.1
     for key in (
         "test_accuracy",

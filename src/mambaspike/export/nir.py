@@ -57,7 +57,11 @@ def lif_to_nir(lif: nn.Module, shape: tuple, bin_s: float):
     docstring). ``shape``: the population's ``(C, H, W)``."""
     nir = require("nir")
     if not isinstance(lif, LIF):
-        raise ExportError(f"NIR export supports the 'lif' neuron only, got {type(lif).__name__}")
+        hint = "NIR has no adaptive-threshold neuron; " if type(lif).__name__ == "ALIF" else ""
+        raise ExportError(
+            f"NIR export supports the 'lif' neuron only, got {type(lif).__name__} ({hint}a model trained with "
+            "--set neuron=lif, or the mambaspike-paper variant, exports)"
+        )
     if lif.soft_reset:
         raise ExportError("NIR's LIF resets to v_reset; a soft (subtractive) reset cannot be exported")
     beta = float(lif.beta.detach().double())

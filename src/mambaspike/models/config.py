@@ -55,12 +55,14 @@ class FrontEndConfig(Checked):
     entry, the last one recurrent, temporal max/avg pooling over ``temporal_pool`` bins after the first,
     spatial pooling to ``spatial_out x spatial_out``: ``readout_pool = "max"`` keeps binary spikes (a
     spike where any neuron of the region spiked, the paper), ``"avg"`` hands the interface the region's
-    spike count per neuron (the interface counts spikes anyway). ``input_norm = "running"`` divides the
-    input by the sample's event rate so far (it undoes the rescaling of dropped events to first order;
-    causal, so streaming is exact)."""
+    spike count per neuron (the interface counts spikes anyway). ``neuron``: a name in
+    ``mambaspike.neurons.NEURONS``; the default ``"alif"`` raises each neuron's threshold with its own
+    recent spikes (the paper's adaptive thresholds), ``"lif"`` is the paper's plain PLIF.
+    ``input_norm = "running"`` divides the input by the sample's event rate so far (it undoes the
+    rescaling of dropped events to first order; causal, so streaming is exact)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
-    neuron: str = option("lif", Accepts("choice", choices=tuple(NEURONS)))
+    neuron: str = option("alif", Accepts("choice", choices=tuple(NEURONS)))
     tau_ms: float = option(30.0, POSITIVE_MS)
     v_threshold: float = option(1.0, Accepts("float", low=0, low_open=True))
     learn_tau: bool = option(True, FLAG)
@@ -84,12 +86,14 @@ class StemConfig(Checked):
 
 @dataclass(frozen=True)
 class InterfaceConfig(Checked):
-    """The spike interface (Mamba-Spike §3.2): spike counts over ``window`` bins, normalised by each
-    feature's mean firing rate when ``rate_norm``, that rate floored at ``rate_floor`` (spikes per bin):
-    a feature that rarely fires is amplified at most ``1 / rate_floor`` times when it does."""
+    """The spike interface (Mamba-Spike §3.2): spike counts over ``window`` bins, as firing rates, or
+    with ``rate_norm`` (the paper's) divided by each feature's mean firing rate, floored at
+    ``rate_floor`` (spikes per bin): a feature that rarely fires is amplified up to ``1 / rate_floor``
+    times when it does, which is how background events that wake silent features reach the backbone
+    magnified (off by default)."""
 
     window: int = option(2, POSITIVE)
-    rate_norm: bool = option(True, FLAG)
+    rate_norm: bool = option(False, FLAG)
     rate_floor: float = option(0.01, Accepts("float", low=0, low_open=True, meaning="(spikes per bin)"))
 
 
@@ -244,11 +248,18 @@ FAMILIES: dict[str, tuple[type, dict[str, str]]] = {
 FAMILIES["spiking-hybrid"] = FAMILIES["spiking-mamba"]
 
 # The front-end exactly as Mamba-Spike's paper builds it (LIF neurons, binary max-pooled spikes into the
-# interface, no input normalisation): the named variant "mambaspike-paper", kept in every comparison.
-PAPER_FRONTEND: dict = {"neuron": "lif", "readout_pool": "max", "input_norm": "none"}
+# interface, no input normalisation, rates normalised per feature): the named variant "mambaspike-paper",
+# kept in every comparison.
+PAPER_FRONTEND: dict = {
+    "neuron": "lif",
+    "readout_pool": "max",
+    "input_norm": "none",
+    "rate_norm": True,
+    "rate_floor": 0.01,
+}
 # Fields added after the first records were written, with the value those records were trained with
 # (a record without the field gets it, not today's default).
-RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none"}
+RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none", "rate_floor": 0.01}
 # Named model variants: name -> (family, ModelConfig overrides on top of the family's defaults).
 VARIANTS: dict[str, tuple[str, dict]] = {"mambaspike-paper": ("mambaspike", PAPER_FRONTEND)}
 
@@ -280,7 +291,7 @@ class ModelConfig:
     dt_ms: float = 5.0  # bin width of the input frames
     # front-end / stem
     channels: tuple = (16, 32, 64)
-    neuron: str = "lif"  # a name in mambaspike.neurons.NEURONS
+    neuron: str = "alif"  # a name in mambaspike.neurons.NEURONS
     tau_ms: float = 30.0
     v_threshold: float = 1.0
     learn_tau: bool = True
@@ -292,7 +303,7 @@ class ModelConfig:
     input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
     # interface
     window: int = 2
-    rate_norm: bool = True
+    rate_norm: bool = False
     rate_floor: float = 0.01  # the interface's floor on a feature's mean firing rate (spikes per bin)
     # backbone
     d_model: int = 128
