@@ -78,8 +78,13 @@ def test_columns_name_the_paper_variant_apart_from_the_default():
 
     from mambaspike.evaluation.robustness import _labels
 
-    dirs = [Path("study/runs/ndigits-mambaspike-paper-seed0"), Path("study/runs/ndigits-mambaspike-seed0")]
-    records = [{"model": {"name": "mambaspike"}}] * 2
-    assert _labels(dirs, records) == ["mambaspike-paper", "mambaspike"]
+    names = ["ndigits-mambaspike-paper-seed0", "ndigits-mambaspike-lif-seed0", "ndigits-mambaspike-seed0"]
+    records = [{"model": {"name": "mambaspike"}}] * 3
+    assert _labels([Path("study/runs") / n for n in names], records) == [
+        "mambaspike-paper",
+        "mambaspike-lif",
+        "mambaspike",
+    ]
+    records = records[:2]
     same = [Path("a/ndigits-mambaspike-seed0"), Path("b/ndigits-mambaspike-seed0")]
     assert _labels(same, records) == ["mambaspike (ndigits-mambaspike-seed0)"] * 2

@@ -30,8 +30,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         type=name_list,
         default=DEFAULT_MODELS,
         metavar="M,...",
-        help=f"model families (of {', '.join(model_names())}) or named variants ({', '.join(VARIANTS)}: "
-        "the paper's front-end)",
+        help=f"model families (of {', '.join(model_names())}) or named variants of one ({', '.join(VARIANTS)}: "
+        "the paper's front-end; the previous default, LIF neurons and per-feature rate normalisation)",
     )
     c.add_argument("--runs", nargs="+", default=None, metavar="DIR", help="tabulate these run directories, no training")
     return c

@@ -260,8 +260,14 @@ PAPER_FRONTEND: dict = {
 # Fields added after the first records were written, with the value those records were trained with
 # (a record without the field gets it, not today's default).
 RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none", "rate_floor": 0.01}
+# The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
+# normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
+LIF_FRONTEND: dict = {"neuron": "lif", "rate_norm": True, "rate_floor": 0.01}
 # Named model variants: name -> (family, ModelConfig overrides on top of the family's defaults).
-VARIANTS: dict[str, tuple[str, dict]] = {"mambaspike-paper": ("mambaspike", PAPER_FRONTEND)}
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "mambaspike-paper": ("mambaspike", PAPER_FRONTEND),
+    "mambaspike-lif": ("mambaspike", LIF_FRONTEND),
+}
 
 
 def _set_path(tree: dict, path: str, value) -> None:
