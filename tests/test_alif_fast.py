@@ -81,3 +81,36 @@ def test_explicit_kernel_refuses_what_it_cannot_run():
     s, st = alif_multistep_fast(x, None, per_neuron, fn)
     s_ref, _ = alif_multistep(x, None, per_neuron, fn)
     assert torch.equal(s, s_ref)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_recurrent_block_in_inference_matches_the_loop_over_bins(dense):
+    from mambaspike.layers.blocks import SpikingConvBlock, SpikingDenseBlock
+
+    torch.manual_seed(3)
+    kw = dict(tau=20.0, dt=5.0, v_threshold=1.0, learn_tau=True)
+    if dense:
+        block = SpikingDenseBlock(6, 12, kw, recurrent=True, neuron="alif").eval()
+        x = torch.randn(15, 4, 6) * 2 + 1
+    else:
+        block = SpikingConvBlock(2, 8, kw, recurrent=True, pool=torch.nn.Identity(), neuron="alif").eval()
+        x = torch.randn(15, 3, 2, 6, 6) * 2 + 1
+    with torch.no_grad():
+        torch.nn.init.normal_(block.recurrent.weight, std=0.5)
+        torch.nn.init.constant_(block.bn.weight, 5.0)  # drive the neurons to fire
+        assert block._fuse_recurrence(block.bn(block.conv(x[0]))[None].expand(2, *x.shape[1:2], -1, *x.shape[3:]))
+        fused, st = block(x)
+        fused2, st2 = block(x[7:], block(x[:7])[1])  # continued from a state
+        handle = block.recurrent.register_forward_hook(lambda *a: None)  # observed: the loop over bins
+        assert not block._fuse_recurrence(x)
+        loop, st_loop = block(x)
+        handle.remove()
+    assert 0.05 < float(loop.mean()) < 0.95
+    assert torch.equal(fused, loop) and torch.equal(fused2, loop[7:])
+    (v, a), s_last = st
+    (v_l, a_l), s_l = st_loop
+    torch.testing.assert_close(v, v_l, rtol=1e-5, atol=1e-5)
+    assert torch.equal(a, a_l) and torch.equal(s_last, s_l) and torch.equal(st2[0].a, a_l)
+    # training needs gradients: the bin-by-bin loop
+    block.train()
+    assert not block._fuse_recurrence(block.bn(block.conv(x[0]))[None].expand(2, *x.shape[1:2], -1, *x.shape[3:]))

@@ -21,7 +21,11 @@ with two adjoint rows, ``dL/dv`` and ``dL/da``::
     dL/dx[t] = c g_h;  g_v <- beta g_h;  g_a <- rho g_a + adapt g_th
 
 Gradients of the scalar parameters (``beta``, ``v_threshold``, ``rho``) are accumulated per lane in
-float64 and returned as one partial sum per block. Scalar arguments must have the arrays' dtype
+float64 and returned as one partial sum per block.
+
+:func:`ralif_forward` is the recurrent population's forward for inference (no backward): the input at
+``t`` gains ``W s[t-1]``, accumulated from the channels that spiked as in
+:mod:`mambaspike.kernels.rlif_numba`, on rows ``x [T, R, C]``. Scalar arguments must have the arrays' dtype
 (see :mod:`mambaspike.kernels.lif_numba`). Surrogate ``kind``: as there.
 """
 
@@ -31,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from mambaspike.kernels.lif_numba import _surrogate
+from mambaspike.kernels.rlif_numba import _recurrent_current
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -177,3 +182,32 @@ def alif_backward(
         gbeta[b] = accb.sum()
         gvth[b] = acct.sum()
         grho[b] = accr.sum()
+
+
+@njit(**_OPTS)
+def ralif_forward(x, WT, v0, a0, s0, has_s0, beta, c, vth, rho, adapt, v_reset, soft, s, v_last, a_last, r0, r1):
+    """Rows ``[r0, r1)`` of ``x [T, R, C]`` with the recurrent weight ``W`` (as ``WT = W.T``) ->
+    spikes ``s [T, R, C]``, ``v_last [R, C]``, ``a_last [R, C]``; ``s0 [R, C]``: the spikes before
+    ``t = 0`` (used when ``has_s0``)."""
+    T, R, C = x.shape
+    one = rho - rho + 1
+    zero = rho - rho
+    v = np.empty(C, x.dtype)
+    a = np.empty(C, x.dtype)
+    cur = np.empty(C, x.dtype)
+    for r in range(r0, r1):
+        v[:] = v0[r]
+        a[:] = a0[r]
+        for t in range(T):
+            if t > 0:
+                _recurrent_current(x[t, r], WT, s[t - 1, r], cur)
+            elif has_s0:
+                _recurrent_current(x[t, r], WT, s0[r], cur)
+            else:
+                cur[:] = x[t, r]
+            st = s[t, r]
+            for j in range(C):
+                _, _, spk, v[j], a[j] = alif_update(v[j], a[j], cur[j], beta, c, vth, rho, adapt, v_reset, soft)
+                st[j] = one if spk else zero
+        v_last[r] = v
+        a_last[r] = a

@@ -13,7 +13,8 @@ from torch import nn
 
 from mambaspike import kernels
 from mambaspike.layers.pooling import per_bin
-from mambaspike.neurons.modules import LIF, NEURONS
+from mambaspike.neurons.alif_fast import recurrent_inference_unsupported
+from mambaspike.neurons.modules import ALIF, LIF, NEURONS
 
 
 class SpikingConvBlock(nn.Module):
@@ -76,10 +77,16 @@ class SpikingConvBlock(nn.Module):
         compiled recurrent LIF where it applies, see :meth:`mambaspike.neurons.LIF.forward`) instead
         of the loop over bins: a plain ``LIF`` on the fused backends, more than one bin, and nothing
         observing the recurrent layer call by call (operation counters' hooks, tracing for export),
-        which the loop serves. Both give the same results."""
-        if type(self.lif) is not LIF or self.lif.backend not in ("auto", "numba", "cpu") or current.shape[0] < 2:
+        which the loop serves; for ``ALIF`` also nothing that needs a gradient (its compiled recurrent
+        path is forward only). Both give the same results."""
+        if type(self.lif) not in (LIF, ALIF) or self.lif.backend not in ("auto", "numba", "cpu"):
             return False
-        return not kernels.observed(self.recurrent)
+        if current.shape[0] < 2 or kernels.observed(self.recurrent):
+            return False
+        if type(self.lif) is ALIF:  # the compiled recurrent ALIF is forward only: inference
+            p = self.lif.params()
+            return recurrent_inference_unsupported(current, self._recurrent_matrix(), p, self.lif.spike_fn) is None
+        return type(self.lif) is LIF
 
 
 class SpikingDenseBlock(SpikingConvBlock):

@@ -25,6 +25,7 @@ from mambaspike.kernels.threads import run_blocks
 from mambaspike.kernels.views import empty_like_numpy, np_dtype
 from mambaspike.neurons.functional import ALIFParams, ALIFState, alif_multistep
 from mambaspike.neurons.lif_fast import _block_sizes, _kernel_failed, kernel_unsupported
+from mambaspike.neurons.recurrent import _rows, _unrows
 
 ALIF_BACKENDS = ("auto", "reference", "numba", "cpu")
 
@@ -203,4 +204,49 @@ def alif_multistep_fast(
         return alif_multistep(x_seq, state, p, spike_fn)
 
 
-__all__ = ["ALIF_BACKENDS", "alif_multistep_fast"]
+def recurrent_inference_unsupported(x_seq: torch.Tensor, W: torch.Tensor, p: ALIFParams, spike_fn) -> str | None:
+    """Why :func:`ralif_inference` cannot run this call (``None`` when it can): it is inference only
+    (nothing may need a gradient), CPU, ``[T, B, C, ...]`` with ``W [C, C]``, and what the kernel needs."""
+    why = _unsupported(x_seq, None, p, spike_fn)
+    if why is not None:
+        return why
+    if kernels.needs_graph(x_seq, W, p.beta, p.v_threshold, p.rho):
+        return "a call that needs gradients (the recurrent ALIF kernel is forward only)"
+    if x_seq.dim() < 3 or tuple(W.shape) != (x_seq.shape[2], x_seq.shape[2]):
+        return f"a recurrent weight of shape {tuple(W.shape)} for input of shape {tuple(x_seq.shape)}"
+    if not kernels.available("alif_numba"):
+        return f"the ALIF kernel is unavailable ({kernels.reason('alif_numba')})"
+    return None
+
+
+def ralif_inference(x_seq: torch.Tensor, W: torch.Tensor, state, p: ALIFParams):
+    """The recurrent ALIF population over a whole sequence in one compiled call, for inference:
+    ``x_seq [T, B, C, ...]`` (channels on axis 2), ``W [C, C]`` from the spikes at ``t - 1`` to the input
+    at ``t``, ``state (ALIFState | None, s_prev | None)`` -> ``(spikes, (ALIFState, s_last))``; the
+    loop over bins in :class:`mambaspike.layers.blocks.SpikingConvBlock` is its reference. Call only
+    where :func:`recurrent_inference_unsupported` gives ``None``."""
+    K = kernels.load("alif_numba")
+    dtype, shape = x_seq.dtype, tuple(x_seq.shape)
+    st, s_prev = state if state is not None else (None, None)
+    if st is None:
+        st = ALIFState(x_seq.new_full(shape[1:], p.v_reset), x_seq.new_zeros(shape[1:]))
+    has_s0 = s_prev is not None
+    x_r = _rows(x_seq.detach(), 1)  # (T, R, C)
+    v_r, a_r = _rows(st.v.detach().to(dtype), 0), _rows(st.a.detach().to(dtype), 0)
+    s0_r = _rows(s_prev.detach().to(dtype), 0) if has_s0 else x_r.new_zeros(x_r.shape[1:])
+    WT = W.detach().to(dtype).t().contiguous()
+    T, R, C = x_r.shape
+    npd = np_dtype(dtype)
+    b, c, vth, rho, adapt = _scalars(p, dtype)
+    s = empty_like_numpy(x_r.shape, dtype)
+    v_last, a_last = v_r.clone(), a_r.clone()
+    if T and R and C:
+        args = (x_r.numpy(), WT.numpy(), v_r.numpy(), a_r.numpy(), s0_r.numpy(), has_s0, npd(b), npd(c), npd(vth))
+        args += (npd(rho), npd(adapt), npd(p.v_reset), bool(p.soft_reset), s.numpy(), v_last.numpy(), a_last.numpy())
+        run_blocks(K.ralif_forward, args, R, T * R * C)
+    spikes = _unrows(s, shape, 1)
+    new = ALIFState(_unrows(v_last, shape[1:], 0), _unrows(a_last, shape[1:], 0))
+    return spikes, (new, spikes[-1] if T else s_prev)
+
+
+__all__ = ["ALIF_BACKENDS", "alif_multistep_fast", "ralif_inference", "recurrent_inference_unsupported"]

@@ -17,7 +17,12 @@ import math
 import torch
 from torch import nn
 
-from mambaspike.neurons.alif_fast import ALIF_BACKENDS, alif_multistep_fast
+from mambaspike.neurons.alif_fast import (
+    ALIF_BACKENDS,
+    alif_multistep_fast,
+    ralif_inference,
+    recurrent_inference_unsupported,
+)
 from mambaspike.neurons.functional import (
     ALIFParams,
     ALIFState,
@@ -235,7 +240,18 @@ class ALIF(_LeakyNeuron):
     def initial_state(self, x: torch.Tensor) -> ALIFState:
         return ALIFState(torch.full_like(x, self.v_reset), torch.zeros_like(x))
 
-    def forward(self, x_seq: torch.Tensor, state: ALIFState | None = None):
+    def forward(self, x_seq: torch.Tensor, state=None, recurrent: torch.Tensor | None = None):
+        """``recurrent``: a ``[C, C]`` weight from the population's spikes at ``t - 1`` to its input at
+        ``t`` (channels on axis 2), for inference only: the whole sequence in one compiled call
+        (:func:`~mambaspike.neurons.alif_fast.ralif_inference`), the state then ``(ALIFState, s_prev)``;
+        a ``ValueError`` where it cannot run (see ``recurrent_inference_unsupported``). Training runs the
+        recurrence bin by bin (:class:`mambaspike.layers.blocks.SpikingConvBlock`)."""
+        if recurrent is not None:
+            p = self.params()
+            why = recurrent_inference_unsupported(x_seq, recurrent, p, self.spike_fn)
+            if why is not None:
+                raise ValueError(f"ALIF cannot run this recurrent call in one piece: {why}")
+            return ralif_inference(x_seq, recurrent, state, p)
         return alif_multistep_fast(x_seq, state, self.params(), self.spike_fn, backend=self.backend)
 
     def step(self, x: torch.Tensor, state: ALIFState | None = None):
