@@ -71,38 +71,29 @@ def copy_bandwidth_gb_s(numel: int = 1 << 26, repeats: int = 5) -> float:
     return 2 * numel * 4 / best / 1e9
 
 
+# the neurons every row times (ALIF adds its adaptation)
+_NEURON = dict(
+    tau=TAU_MS,
+    dt=DT_MS,
+    v_threshold=V_THRESHOLD,
+    soft_reset=True,
+    decay_input=False,
+    learn_tau=True,
+    surrogate="atan",
+    alpha=ALPHA,
+)
+
+
 def _lif(backend: str):
     from mambaspike.neurons.modules import LIF
 
-    return LIF(
-        tau=TAU_MS,
-        dt=DT_MS,
-        v_threshold=V_THRESHOLD,
-        soft_reset=True,
-        decay_input=False,
-        learn_tau=True,
-        surrogate="atan",
-        alpha=ALPHA,
-        backend=backend,
-    )
+    return LIF(**_NEURON, backend=backend)
 
 
 def _alif(backend: str):
     from mambaspike.neurons.modules import ALIF
 
-    return ALIF(
-        tau=TAU_MS,
-        dt=DT_MS,
-        v_threshold=V_THRESHOLD,
-        tau_adapt=200.0,
-        adapt=0.2,
-        soft_reset=True,
-        decay_input=False,
-        learn_tau=True,
-        surrogate="atan",
-        alpha=ALPHA,
-        backend=backend,
-    )
+    return ALIF(**_NEURON, tau_adapt=200.0, adapt=0.2, backend=backend)
 
 
 class _Case:

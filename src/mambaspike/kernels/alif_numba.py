@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from mambaspike.kernels.lif_numba import _surrogate
-from mambaspike.kernels.rlif_numba import _recurrent_current
+from mambaspike.kernels.rlif_numba import recurrent_input
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -199,12 +199,7 @@ def ralif_forward(x, WT, v0, a0, s0, has_s0, beta, c, vth, rho, adapt, v_reset, 
         v[:] = v0[r]
         a[:] = a0[r]
         for t in range(T):
-            if t > 0:
-                _recurrent_current(x[t, r], WT, s[t - 1, r], cur)
-            elif has_s0:
-                _recurrent_current(x[t, r], WT, s0[r], cur)
-            else:
-                cur[:] = x[t, r]
+            recurrent_input(x, WT, s, s0, has_s0, t, r, cur)
             st = s[t, r]
             for j in range(C):
                 _, _, spk, v[j], a[j] = alif_update(v[j], a[j], cur[j], beta, c, vth, rho, adapt, v_reset, soft)

@@ -43,6 +43,18 @@ def _recurrent_current(xt, WT, prev, cur):
                 cur[i] += pj * wj[i]
 
 
+@njit(inline="always", **_OPTS)
+def recurrent_input(x, WT, s, s0, has_s0, t, r, cur):
+    """``cur`` = row ``r``'s input at ``t``: ``x[t, r] + W s[t-1, r]`` (``s0[r]`` before ``t = 0`` when
+    ``has_s0``, else no recurrent term at ``t = 0``)."""
+    if t > 0:
+        _recurrent_current(x[t, r], WT, s[t - 1, r], cur)
+    elif has_s0:
+        _recurrent_current(x[t, r], WT, s0[r], cur)
+    else:
+        cur[:] = x[t, r]
+
+
 @njit(**_OPTS)
 def rlif_forward(x, WT, v0, s0, has_s0, beta, c, vth, v_reset, soft, s, v_last, r0, r1):
     """Rows ``[r0, r1)`` of ``x [T, R, C]`` -> spikes ``s [T, R, C]``, ``v_last [R, C]``."""
@@ -52,12 +64,7 @@ def rlif_forward(x, WT, v0, s0, has_s0, beta, c, vth, v_reset, soft, s, v_last, 
     for r in range(r0, r1):
         v[:] = v0[r]
         for t in range(T):
-            if t > 0:
-                _recurrent_current(x[t, r], WT, s[t - 1, r], cur)
-            elif has_s0:
-                _recurrent_current(x[t, r], WT, s0[r], cur)
-            else:
-                cur[:] = x[t, r]
+            recurrent_input(x, WT, s, s0, has_s0, t, r, cur)
             _fwd_row(cur, v, s[t, r], beta, c, vth, v_reset, soft)
         v_last[r] = v
 
