@@ -4,9 +4,11 @@ This is the one place where the time-first spiking layout ``[T, B, ...]`` become
 ``[B, L, D]``.
 
 1. Spike-to-activation conversion (§3.2.1): spikes are counted over windows of ``window`` bins,
-   giving firing rates ``r = count / bins`` in [0, 1] per feature, then normalised by each feature's
-   mean firing rate (batch mean while training, a running mean in eval, like BatchNorm's statistics):
-   ``a = r / max(mean_rate, min_rate)``. An activation of 1 means "firing at this neuron's usual rate".
+   giving firing rates ``r = count / bins`` in [0, 1] per feature; with ``rate_norm`` (the paper's) they
+   are normalised by each feature's mean firing rate (batch mean while training, a running mean in eval,
+   like BatchNorm's statistics): ``a = r / max(mean_rate, min_rate)``, an activation of 1 meaning "firing
+   at this neuron's usual rate" -- and a rarely firing feature amplified up to ``1 / min_rate`` times
+   when it does fire.
 2. Temporal information (§3.2.2): each window's centre time in ms gets a sinusoidal encoding, added
    after the projection to the backbone width, so the position in time survives any re-binning.
 """
