@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 
@@ -24,24 +23,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
+    from mambaspike.bench import time_alternating
     from mambaspike.data import collate_time_first
     from mambaspike.training.run import load_run
 
     torch.set_num_threads(args.threads)
     runs = [load_run(d) for d in args.runs]
-    models = [r.model() for r in runs]
     test = runs[0].data("test")
     xs = [collate_time_first([test[i]])[0] for i in range(min(8, len(test)))]
-    times: list[list[float]] = [[] for _ in models]
+
+    def rounds(model):  # one call per round, on the round's sample
+        calls = iter(range(1 << 62))
+        return lambda: model(xs[next(calls) % len(xs)])
+
     with torch.no_grad():
-        for i in range(8 + args.rounds):
-            x = xs[i % len(xs)]
-            for k, m in enumerate(models):
-                t = time.perf_counter()
-                m(x)
-                if i >= 8:
-                    times[k].append(time.perf_counter() - t)
-    med = [statistics.median(t) * 1e3 for t in times]
+        fns = {d: rounds(r.model()) for d, r in zip(args.runs, runs)}
+        times = time_alternating(fns, calls=args.rounds, warmup=8)
+    med = [statistics.median(times[d]) * 1e3 for d in args.runs]
     print(f"batch 1, {args.threads} thread(s), input {tuple(xs[0].shape)}, median of {args.rounds} alternating rounds")
     for d, ms in zip(args.runs, med):
         print(f"{Path(d).name}: {ms:.2f} ms ({ms / med[0]:.2f}x the first)")

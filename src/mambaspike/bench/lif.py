@@ -196,6 +196,23 @@ def _measure(case: _Case, repeats: int) -> tuple[float, float | None]:
     return t, peak
 
 
+def _against_reference(ref: _Case, fast: _Case, repeats: int):
+    """Time and peak memory of a fused case and its reference loop, then the correctness of the measured
+    runs (identical spikes, gradients within float32 rounding): ``(fast_s, fast_peak_mb, reference_s,
+    reference_peak_mb, spikes_equal, grad_rel_err, reference spikes as bool)``."""
+    fast.run()  # compile (cached on disk after the first process)
+    t_fast, peak_fast = _measure(fast, repeats)
+    t_ref, peak_ref = _measure(ref, repeats)
+    ref.run(keep=True)
+    g_ref = [t.clone() for t in ref.grads()]
+    fast.run(keep=True)
+    equal = bool(torch.equal(ref.spikes, fast.spikes))
+    rel = _max_rel_err(fast.grads(), g_ref)
+    s_ref = ref.spikes.bool()
+    ref.spikes = fast.spikes = None
+    return t_fast, peak_fast, t_ref, peak_ref, equal, rel, s_ref
+
+
 def run(args):
     shape = tuple(args.shape)
     torch.manual_seed(0)
@@ -206,20 +223,8 @@ def run(args):
         gs = torch.randn((T, *shape), generator=g)
         numel = x.numel()
 
-        ref = _ours("reference", x, gs)
-        fast = _ours(args.backend, x, gs)
-        fast.run()  # compile (cached on disk after the first process)
-        t_fast, peak_fast = _measure(fast, args.repeats)
-        t_ref, peak_ref = _measure(ref, args.repeats)
-        # correctness of the measured runs: identical spikes, gradients within float32 rounding
-        ref.run(keep=True)
-        g_ref = [t.clone() for t in ref.grads()]
-        fast.run(keep=True)
-        equal = bool(torch.equal(ref.spikes, fast.spikes))
-        rel = _max_rel_err(fast.grads(), g_ref)
-        s_ref = ref.spikes.bool()
-        ref.spikes = fast.spikes = None
-        del g_ref
+        pair = _against_reference(_ours("reference", x, gs), _ours(args.backend, x, gs), args.repeats)
+        t_fast, peak_fast, t_ref, peak_ref, equal, rel, s_ref = pair
         traffic = 5 * numel * x.element_size()
         print(
             f"lif T={T}: the fused forward+backward moves {traffic / 1e9:.2f} GB (5 passes over [T, N]) in "
@@ -243,13 +248,8 @@ def run(args):
             "fast_gb_s": traffic / t_fast / 1e9,
             "copy_gb_s": copy_bw,
         }
-        ref, fast = _ours_alif("reference", x, gs), _ours_alif(args.backend, x, gs)
-        fast.run()  # compile
-        t_fast_a, peak_fast_a = _measure(fast, args.repeats)
-        t_ref_a, peak_ref_a = _measure(ref, args.repeats)
-        ref.run(keep=True)
-        g_ref = [t.clone() for t in ref.grads()]
-        fast.run(keep=True)
+        pair = _against_reference(_ours_alif("reference", x, gs), _ours_alif(args.backend, x, gs), args.repeats)
+        t_fast_a, peak_fast_a, t_ref_a, peak_ref_a, equal_a, rel_a, _ = pair
         yield {
             "name": "alif",
             "T": T,
@@ -260,11 +260,9 @@ def run(args):
             "speedup": t_ref_a / t_fast_a,
             "reference_peak_mb": peak_ref_a,
             "fast_peak_mb": peak_fast_a,
-            "spikes_equal": bool(torch.equal(ref.spikes, fast.spikes)),
-            "grad_rel_err": _max_rel_err(fast.grads(), g_ref),
+            "spikes_equal": equal_a,
+            "grad_rel_err": rel_a,
         }
-        ref.spikes = fast.spikes = None
-        del g_ref
         if not args.no_others:
             for name, make in (("snntorch", _snntorch), ("spikingjelly", _spikingjelly)):
                 other = make(x, gs)
@@ -287,5 +285,5 @@ def run(args):
                     "fused_speedup": t_o / t_fast,
                 }
                 del other
-        del ref, fast, x, gs, s_ref
+        del pair, x, gs, s_ref
         gc.collect()

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mambaspike.kernels.lif_numba import _surrogate
+from mambaspike.kernels.lif_numba import _surrogate, lif_reset
 from mambaspike.kernels.rlif_numba import recurrent_input
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
@@ -46,13 +46,8 @@ def alif_update(v, a, x, beta, c, vth, rho, adapt, v_reset, soft):
     h = beta * v + c * x
     theta = vth + adapt * a
     spiked = (h - theta) >= 0
-    if spiked:
-        v_next = h - theta if soft else v_reset
-        a_next = rho * a + (rho - rho + 1)
-    else:
-        v_next = h
-        a_next = rho * a + (rho - rho)
-    return h, theta, spiked, v_next, a_next
+    a_next = rho * a + ((rho - rho + 1) if spiked else (rho - rho))
+    return h, theta, spiked, lif_reset(h, spiked, theta, v_reset, soft), a_next
 
 
 @njit(**_OPTS)

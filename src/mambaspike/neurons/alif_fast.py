@@ -24,7 +24,7 @@ from mambaspike import kernels
 from mambaspike.kernels.threads import run_blocks
 from mambaspike.kernels.views import empty_like_numpy, np_dtype
 from mambaspike.neurons.functional import ALIFParams, ALIFState, alif_multistep
-from mambaspike.neurons.lif_fast import _block_sizes, _kernel_failed, kernel_unsupported
+from mambaspike.neurons.lif_fast import _block_sizes, _kernel_failed, kernel_scalars, kernel_unsupported, spike_grad_arg
 from mambaspike.neurons.recurrent import _rows, _unrows
 
 ALIF_BACKENDS = ("auto", "reference", "numba", "cpu")
@@ -48,10 +48,11 @@ def _unsupported(x_seq: torch.Tensor, state, p: ALIFParams, spike_fn) -> str | N
 
 def _scalars(p: ALIFParams, dtype) -> tuple[float, float, float, float, float]:
     """``(beta, input scale, threshold, rho, adapt)`` as the reference computes them, in ``dtype``."""
-    beta = p.beta.detach()
-    b = beta.to(dtype).item()
-    c = (1 - beta).to(dtype).item() if p.decay_input else 1.0
-    return b, c, p.v_threshold.detach().to(dtype).item(), p.rho.detach().to(dtype).item(), float(p.adapt)
+    return (
+        *kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype),
+        p.rho.detach().to(dtype).item(),
+        float(p.adapt),
+    )
 
 
 def _forward(x2, v02, a02, sc, v_reset, soft):
@@ -76,10 +77,7 @@ def _backward(x2, v02, a02, g_s, gv, ga, sc, v_reset, soft, detach, decay_input,
     dt = x2.dtype
     npd = np_dtype(dt)
     b, c, vth, rho, adapt = sc
-    if all(st == 0 for st in g_s.stride()):  # a broadcast scalar (e.g. from .sum()): one value
-        gs, gs_scalar = g_s[0, 0].reshape(1, 1).contiguous(), True
-    else:
-        gs, gs_scalar = g_s.contiguous(), False
+    gs, gs_scalar = spike_grad_arg(g_s)
     gx = empty_like_numpy(x2.shape, dt)
     gv0, ga0 = torch.empty_like(v02), torch.empty_like(a02)
     # three [T, blk] buffers per block (h, v, a) instead of the LIF's one

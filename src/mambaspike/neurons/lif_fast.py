@@ -83,6 +83,14 @@ def _block_sizes(T: int, N: int, itemsize: int, threads: int) -> tuple[int, int]
     return fwd, bwd
 
 
+def spike_grad_arg(g_s: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The spike gradient ``[T, N]`` as a compiled backward takes it: ``([1, 1], True)`` for a broadcast
+    scalar (e.g. from ``.sum()``: one value everywhere), else ``(contiguous [T, N], False)``."""
+    if all(st == 0 for st in g_s.stride()):
+        return g_s[0, 0].reshape(1, 1).contiguous(), True
+    return g_s.contiguous(), False
+
+
 def _numba_forward(x2, v02, b, c, vth, v_reset, soft):
     K = kernels.load("lif_numba")
     T, N = x2.shape
@@ -102,10 +110,7 @@ def _numba_backward(x2, v02, g_s, gv, b, c, vth, v_reset, soft, detach, decay_in
     T, N = x2.shape
     dt = x2.dtype
     npd = np_dtype(dt)
-    if all(st == 0 for st in g_s.stride()):  # a broadcast scalar (e.g. from .sum()): one value
-        gs, gs_scalar = g_s[0, 0].reshape(1, 1).contiguous(), True
-    else:
-        gs, gs_scalar = g_s.contiguous(), False
+    gs, gs_scalar = spike_grad_arg(g_s)
     gx = empty_like_numpy(x2.shape, dt)
     gv0 = torch.empty_like(v02)
     blk = _block_sizes(T, N, x2.element_size(), torch.get_num_threads())[1]
