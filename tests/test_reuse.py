@@ -97,3 +97,19 @@ def test_records_from_before_a_model_field_compare_with_the_value_they_were_trai
         resolved_config(train, {**older, "readout_pool": "max"}, "v")
     )
     assert "readout_pool" not in resolved_config(train, mamba, "v")["model"]
+
+
+def test_resolved_records_from_before_a_training_field_compare_with_the_value_they_were_trained_with():
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.training.run import TRAIN_RECORDED_BEFORE, config_hash, record_resolved, resolved_config
+
+    model = ModelConfig(name="mamba").to_dict()
+    train = {"dataset": "ndigits", "epochs": 12, "augment_events": True}
+    now = resolved_config({**train, "select": "accuracy"}, model, "v")
+    older = {k: v for k, v in now.items() if k != "select"}  # written before TrainConfig.select existed
+    assert TRAIN_RECORDED_BEFORE["select"] == "accuracy"
+    assert record_resolved({"resolved": older})["select"] == "accuracy"
+    assert config_hash(record_resolved({"resolved": older})) == config_hash(now)
+    assert config_hash(record_resolved({"resolved": older})) != config_hash(
+        resolved_config({**train, "select": "accuracy-then-loss"}, model, "v")
+    )

@@ -143,9 +143,10 @@ def config_diff(there: dict, asked: dict) -> list[str]:
 
 def record_resolved(record: dict) -> dict:
     """The resolved configuration of a ``run.json`` record: its ``"resolved"`` entry, else (directories
-    from before it existed) recomputed from its ``"train"`` and ``"model"`` sections."""
+    from before it existed) recomputed from its ``"train"`` and ``"model"`` sections; a training field
+    the record predates counts with the value it was trained with (``TRAIN_RECORDED_BEFORE``)."""
     if "resolved" in record:
-        resolved = dict(record["resolved"])
+        resolved = {**TRAIN_RECORDED_BEFORE, **record["resolved"]}
         resolved["model"] = _family_model(resolved.get("model") or {})
         return json.loads(json.dumps(resolved, sort_keys=True))
     return resolved_config(record["train"], record["model"], record.get("mambaspike_version", "unknown"))
