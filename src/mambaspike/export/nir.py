@@ -163,6 +163,12 @@ def frontend_to_nir(
     prev = "input"
     for i in range(start, stop):
         block = frontend.blocks[i]
+        if not isinstance(block.bn, nn.BatchNorm2d):
+            raise ExportError(
+                f"NIR export: block {i} normalises each sample's current on its own (current_norm='sample'), "
+                f"which has no NIR primitive; export --blocks {i + 1}:{n} (if any follow), or a model with "
+                "current_norm='batch'"
+            )
         pre = f"block{i}_"
         wts, bias = fold_batchnorm(block.conv, block.bn)
         conv = block.conv

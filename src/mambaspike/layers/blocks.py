@@ -1,5 +1,13 @@
-"""Spiking blocks of the front-end: spiking convolution (conv 3x3 -> BatchNorm -> LIF, optionally
-recurrent, then spatial pooling) and its 1-D form (linear -> BatchNorm1d -> LIF).
+"""Spiking blocks of the front-end: spiking convolution (conv 3x3 -> norm -> LIF, optionally
+recurrent, then spatial pooling) and its 1-D form (linear -> norm -> LIF).
+
+The norm (``norm``, one of ``CURRENT_NORMS``) of the block's input current: ``"batch"`` is BatchNorm
+(batch statistics in training, running statistics in eval: the paper's); ``"sample"`` normalises each
+sample's current in each bin on its own -- per channel over space for a convolution (GroupNorm with one
+group per channel), over the features for a dense block (GroupNorm with one group) -- with a learned
+scale and shift per channel. ``"sample"`` makes the current, and so the spikes, invariant to a uniform
+rescaling of the block's input (dropped events) and removes a uniform offset (background events) to
+first order; it is the same in training and eval, and per bin, so streaming stays exact.
 
 The recurrent connection is a 1x1 convolution (or, for 1-D input, a dense layer) of the block's own
 spikes at t-1 added to its input current at t; the whole sequence runs through the compiled recurrent
@@ -16,9 +24,22 @@ from mambaspike.layers.pooling import per_bin
 from mambaspike.neurons.alif_fast import recurrent_inference_unsupported
 from mambaspike.neurons.modules import ALIF, LIF, NEURONS
 
+CURRENT_NORMS = ("batch", "sample")
+
+
+def current_norm(kind: str, channels: int, spatial: bool) -> nn.Module:
+    """The norm of a block's input current (see the module docstring): ``[N, C, H, W]`` (``spatial``)
+    or ``[N, C]`` in, the same shape out."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
+    if kind == "sample":
+        return nn.GroupNorm(channels if spatial else 1, channels)
+    raise ValueError(f"unknown current norm {kind!r}; available: {', '.join(CURRENT_NORMS)}")
+
 
 class SpikingConvBlock(nn.Module):
-    """conv3x3 -> BatchNorm -> LIF (optionally recurrent) -> spatial max-pool.
+    """conv3x3 -> norm (``norm``: see the module docstring) -> LIF (optionally recurrent) -> spatial
+    max-pool.
 
     ``forward(x [T, B, Cin, H, W], state=None) -> (spikes [T, B, Cout, H', W'], state)``; the state is
     the membrane potential (and, when recurrent, the last spikes before pooling).
@@ -32,14 +53,23 @@ class SpikingConvBlock(nn.Module):
         recurrent: bool = False,
         pool: nn.Module | None = None,
         neuron: str = "lif",
+        norm: str = "batch",
     ):
         super().__init__()
         conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         rec = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
-        self._build(conv, nn.BatchNorm2d(c_out), lif_kwargs, neuron, rec, pool if pool is not None else nn.MaxPool2d(2))
+        self._build(
+            conv,
+            current_norm(norm, c_out, spatial=True),
+            lif_kwargs,
+            neuron,
+            rec,
+            pool if pool is not None else nn.MaxPool2d(2),
+        )
 
     def _build(self, conv: nn.Module, bn: nn.Module, lif_kwargs: dict, neuron: str, recurrent, pool: nn.Module):
-        """Register the block's layers: ``conv``, ``bn``, ``lif``, ``recurrent`` (or ``None``), ``pool``."""
+        """Register the block's layers: ``conv``, ``bn`` (the current's norm, whichever it is), ``lif``,
+        ``recurrent`` (or ``None``), ``pool``."""
         if neuron not in NEURONS:
             raise ValueError(f"unknown neuron {neuron!r}; available: {', '.join(NEURONS)}")
         self.conv, self.bn = conv, bn
@@ -90,11 +120,19 @@ class SpikingConvBlock(nn.Module):
 
 
 class SpikingDenseBlock(SpikingConvBlock):
-    """The 1-D block: linear -> BatchNorm1d -> LIF (optionally recurrent through a linear map of the
-    block's spikes at t-1). ``[T, B, F_in] -> [T, B, F_out]``."""
+    """The 1-D block: linear -> norm -> LIF (optionally recurrent through a linear map of the block's
+    spikes at t-1). ``[T, B, F_in] -> [T, B, F_out]``."""
 
-    def __init__(self, f_in: int, f_out: int, lif_kwargs: dict, recurrent: bool = False, neuron: str = "lif"):
+    def __init__(
+        self,
+        f_in: int,
+        f_out: int,
+        lif_kwargs: dict,
+        recurrent: bool = False,
+        neuron: str = "lif",
+        norm: str = "batch",
+    ):
         nn.Module.__init__(self)
         linear = nn.Linear(f_in, f_out, bias=False)
         rec = nn.Linear(f_out, f_out, bias=False) if recurrent else None
-        self._build(linear, nn.BatchNorm1d(f_out), lif_kwargs, neuron, rec, nn.Identity())
+        self._build(linear, current_norm(norm, f_out, spatial=False), lif_kwargs, neuron, rec, nn.Identity())

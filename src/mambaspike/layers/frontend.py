@@ -10,6 +10,10 @@ connection, spatial max-pooling (binary spikes stay binary); the last block's po
 ``spatial_out x spatial_out`` is max (binary, the paper) or, with ``readout_pool="avg"``, the mean
 spike count of each region, which the interface then counts over time. With ``input_norm="running"``
 the input is first divided by the sample's event rate so far (:mod:`mambaspike.layers.input_norm`).
+``current_norm`` is the first block's normalisation of its input current (the block that sees the
+event counts): ``"batch"`` (BatchNorm, the paper's) or ``"sample"`` (each sample and bin on its own,
+per channel over space: invariant to a uniform rescaling of the counts; see
+:mod:`mambaspike.layers.blocks`); later blocks, which see spikes, keep BatchNorm.
 After the first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin
 of the window spiked); the bin width seen by later neurons grows accordingly, and since time constants
 are in ms their dynamics stay the same. In inference a dense (1-D) front-end of plain LIF neurons runs
@@ -51,6 +55,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         spatial: bool = True,
         readout_pool: str = "max",
         input_norm: str = "none",
+        current_norm: str = "batch",
     ):
         super().__init__()
         # "running": the input divided by the sample's event rate so far (layers/input_norm.py)
@@ -64,12 +69,13 @@ class SpikingFrontEnd(PooledStream, nn.Module):
             bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
             lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
             rec = recurrent and last
+            norm = current_norm if i == 0 else "batch"
             if spatial:
                 readout = nn.AdaptiveAvgPool2d if readout_pool == "avg" else nn.AdaptiveMaxPool2d
                 pool = readout(spatial_out) if last else nn.MaxPool2d(2)
-                blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, recurrent=rec, pool=pool, neuron=neuron))
+                blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, rec, pool, neuron, norm))
             else:
-                blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, recurrent=rec, neuron=neuron))
+                blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, rec, neuron, norm))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = c_prev

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from mambaspike.errors import ConfigError
+from mambaspike.layers.blocks import CURRENT_NORMS
 from mambaspike.layers.input_norm import INPUT_NORMS
 from mambaspike.layers.pooling import READOUT_POOLS, TEMPORAL_POOL_MODES
 from mambaspike.models.options import Accepts, Checked, accepts_of, nested, option
@@ -59,7 +60,10 @@ class FrontEndConfig(Checked):
     ``mambaspike.neurons.NEURONS``; the default ``"alif"`` raises each neuron's threshold with its own
     recent spikes (the paper's adaptive thresholds), ``"lif"`` is the paper's plain PLIF.
     ``input_norm = "running"`` divides the input by the sample's event rate so far (it undoes the
-    rescaling of dropped events to first order; causal, so streaming is exact)."""
+    rescaling of dropped events to first order; causal, so streaming is exact). ``current_norm``: the
+    first block's normalisation of its input current, ``"batch"`` (BatchNorm, the paper's) or
+    ``"sample"`` (each sample's current per bin and channel over space, so a uniform rescaling of the
+    event counts leaves the spikes unchanged; see :mod:`mambaspike.layers.blocks`)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
     neuron: str = option("alif", Accepts("choice", choices=tuple(NEURONS)))
@@ -72,6 +76,7 @@ class FrontEndConfig(Checked):
     spatial_out: int = option(4, POSITIVE)
     readout_pool: str = option("avg", Accepts("choice", choices=READOUT_POOLS))
     input_norm: str = option("none", Accepts("choice", choices=INPUT_NORMS))
+    current_norm: str = option("batch", Accepts("choice", choices=CURRENT_NORMS))
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,7 @@ _IN = {"input_shape": "input_shape", "num_classes": "num_classes", "dt_ms": "dt_
 _BACKBONE = {k: f"backbone.{k}" for k in ("d_model", "n_layers", "d_state", "d_conv", "expand", "scan_backend")}
 _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} | {"window": "window", **_BACKBONE}
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
-_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm")
+_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm", "current_norm")
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
 
@@ -254,12 +259,13 @@ PAPER_FRONTEND: dict = {
     "neuron": "lif",
     "readout_pool": "max",
     "input_norm": "none",
+    "current_norm": "batch",
     "rate_norm": True,
     "rate_floor": 0.01,
 }
 # Fields added after the first records were written, with the value those records were trained with
 # (a record without the field gets it, not today's default).
-RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none", "rate_floor": 0.01}
+RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none", "rate_floor": 0.01, "current_norm": "batch"}
 # The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
 # normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
 LIF_FRONTEND: dict = {"neuron": "lif", "rate_norm": True, "rate_floor": 0.01}
@@ -307,6 +313,7 @@ class ModelConfig:
     spatial_out: int = 4
     readout_pool: str = "avg"  # the front-end's last spatial pooling: avg (counts) | max (binary, the paper)
     input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
+    current_norm: str = "batch"  # the first block's current norm: batch (BatchNorm) | sample (per sample and bin)
     # interface
     window: int = 2
     rate_norm: bool = False

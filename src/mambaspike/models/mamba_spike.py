@@ -42,6 +42,7 @@ class MambaSpike(StreamMixin, nn.Module):
             spatial=cfg.spatial,
             readout_pool=fe.readout_pool,
             input_norm=fe.input_norm,
+            current_norm=fe.current_norm,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,
