@@ -164,8 +164,9 @@ def frontend_to_nir(
     for i in range(start, stop):
         block = frontend.blocks[i]
         if not isinstance(block.bn, nn.BatchNorm2d):
+            kind = "sample" if isinstance(block.bn, nn.GroupNorm) else "running"
             raise ExportError(
-                f"NIR export: block {i} normalises each sample's current on its own (current_norm='sample'), "
+                f"NIR export: block {i} normalises each sample's current on its own (current_norm={kind!r}), "
                 f"which has no NIR primitive; export --blocks {i + 1}:{n} (if any follow), or a model with "
                 "current_norm='batch'"
             )

@@ -4,10 +4,12 @@ recurrent, then spatial pooling) and its 1-D form (linear -> norm -> LIF).
 The norm (``norm``, one of ``CURRENT_NORMS``) of the block's input current: ``"batch"`` is BatchNorm
 (batch statistics in training, running statistics in eval: the paper's); ``"sample"`` normalises each
 sample's current in each bin on its own -- per channel over space for a convolution (GroupNorm with one
-group per channel), over the features for a dense block (GroupNorm with one group) -- with a learned
-scale and shift per channel. ``"sample"`` makes the current, and so the spikes, invariant to a uniform
-rescaling of the block's input (dropped events) and removes a uniform offset (background events) to
-first order; it is the same in training and eval, and per bin, so streaming stays exact.
+group per channel), over the features for a dense block (GroupNorm with one group); ``"running"`` does
+the same with the statistics of the sample's bins so far (:class:`RunningSampleNorm`: causal, so a bin
+keeps its activity relative to the sample's earlier bins). Both have a learned scale and shift per
+channel, are the same in training and eval, make the current, and so the spikes, invariant to a
+uniform rescaling of the block's input (dropped events) and remove a uniform offset (background
+events) to first order; streaming stays exact (``"running"`` carries its sums in the block's state).
 
 The recurrent connection is a 1x1 convolution (or, for 1-D input, a dense layer) of the block's own
 spikes at t-1 added to its input current at t; the whole sequence runs through the compiled recurrent
@@ -24,7 +26,43 @@ from mambaspike.layers.pooling import per_bin
 from mambaspike.neurons.alif_fast import recurrent_inference_unsupported
 from mambaspike.neurons.modules import ALIF, LIF, NEURONS
 
-CURRENT_NORMS = ("batch", "sample")
+CURRENT_NORMS = ("batch", "sample", "running")
+
+
+class RunningSampleNorm(nn.Module):
+    """Each sample's current normalised per channel by the mean and variance of that channel over space
+    and over the sample's bins so far (``spatial=False``: over the features, one group)::
+
+        m_t = S1_t / n_t,   v_t = max(S2_t / n_t - m_t^2, 0),   y_t = (x_t - m_t) / sqrt(v_t + eps) * w + b
+
+    with ``S1_t``, ``S2_t`` the sums of ``x`` and ``x^2`` over space and bins ``<= t`` and ``n_t`` their
+    count. ``forward(x [T, B, C, ...], state=None) -> (y, state)``, ``state = (S1 [B, G], S2 [B, G], n)``
+    (``G = C``, or 1 without space), so a sequence split in two calls gives what one call gives."""
+
+    def __init__(self, channels: int, spatial: bool = True, eps: float = 1e-5):
+        super().__init__()
+        self.spatial, self.eps = spatial, float(eps)
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, state=None):
+        T, B, C = x.shape[:3]
+        f = x.reshape(T, B, C, -1) if self.spatial else x.reshape(T, B, 1, C)
+        s1 = torch.cumsum(f.sum(-1), 0)  # (T, B, G)
+        s2 = torch.cumsum((f * f).sum(-1), 0)
+        n = f.shape[-1] * torch.arange(1, T + 1, dtype=x.dtype, device=x.device)[:, None, None]
+        if state is not None:
+            p1, p2, pn = state
+            s1, s2, n = s1 + p1, s2 + p2, n + pn
+        m = s1 / n
+        v = (s2 / n - m * m).clamp(min=0)
+        y = ((f - m[..., None]) * torch.rsqrt(v[..., None] + self.eps)).reshape(x.shape)
+        shape = (1, 1, C) + (1,) * (x.dim() - 3)
+        y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y, (s1[-1], s2[-1], n[-1, 0, 0])
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, spatial={self.spatial}, eps={self.eps:g}"
 
 
 def current_norm(kind: str, channels: int, spatial: bool) -> nn.Module:
@@ -34,6 +72,8 @@ def current_norm(kind: str, channels: int, spatial: bool) -> nn.Module:
         return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
     if kind == "sample":
         return nn.GroupNorm(channels if spatial else 1, channels)
+    if kind == "running":
+        return RunningSampleNorm(channels, spatial)
     raise ValueError(f"unknown current norm {kind!r}; available: {', '.join(CURRENT_NORMS)}")
 
 
@@ -78,7 +118,16 @@ class SpikingConvBlock(nn.Module):
         self.pool = pool
 
     def forward(self, x: torch.Tensor, state=None):
-        current = per_bin(lambda f: self.bn(self.conv(f)), x)  # (T, B, Cout, H, W)
+        """With a ``RunningSampleNorm`` the state is ``(norm state, neuron state)``."""
+        if type(self.bn) is RunningSampleNorm:
+            s_norm, state = state if state is not None else (None, None)
+            current, s_norm = self.bn(per_bin(self.conv, x), s_norm)
+            spikes, new_state = self._spiking(current, state)
+            return spikes, (s_norm, new_state)
+        return self._spiking(per_bin(lambda f: self.bn(self.conv(f)), x), state)  # current (T, B, Cout, ...)
+
+    def _spiking(self, current: torch.Tensor, state):
+        """The neurons (and the recurrence) over the current, then the spatial pooling."""
         if self.recurrent is None:
             spikes, v = self.lif(current, state)
             new_state = v

@@ -11,9 +11,10 @@ connection, spatial max-pooling (binary spikes stay binary); the last block's po
 spike count of each region, which the interface then counts over time. With ``input_norm="running"``
 the input is first divided by the sample's event rate so far (:mod:`mambaspike.layers.input_norm`).
 ``current_norm`` is the first block's normalisation of its input current (the block that sees the
-event counts): ``"batch"`` (BatchNorm, the paper's) or ``"sample"`` (each sample and bin on its own,
-per channel over space: invariant to a uniform rescaling of the counts; see
-:mod:`mambaspike.layers.blocks`); later blocks, which see spikes, keep BatchNorm.
+event counts): ``"batch"`` (BatchNorm, the paper's), ``"sample"`` (each sample and bin on its own, per
+channel over space) or ``"running"`` (per channel over space and the sample's bins so far); the last
+two are invariant to a uniform rescaling of the counts (see :mod:`mambaspike.layers.blocks`). Later
+blocks, which see spikes, keep BatchNorm.
 After the first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin
 of the window spiked); the bin width seen by later neurons grows accordingly, and since time constants
 are in ms their dynamics stay the same. In inference a dense (1-D) front-end of plain LIF neurons runs

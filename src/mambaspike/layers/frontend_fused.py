@@ -47,7 +47,7 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         if type(lif) is not LIF or lif.backend not in ("auto", "numba", "cpu"):
             return "not plain LIF neurons on a fused backend"
         if type(bn) is not torch.nn.BatchNorm1d:
-            return "a current norm other than BatchNorm (current_norm='sample')"
+            return "a current norm other than BatchNorm (current_norm 'sample' or 'running')"
         if bn.training or bn._buffers.get("running_mean") is None or not bn.affine:
             return "BatchNorm in training mode, or without running statistics or affine parameters"
         if lin._parameters["weight"].dtype != x.dtype or lin._parameters.get("bias") is not None:

@@ -61,9 +61,10 @@ class FrontEndConfig(Checked):
     recent spikes (the paper's adaptive thresholds), ``"lif"`` is the paper's plain PLIF.
     ``input_norm = "running"`` divides the input by the sample's event rate so far (it undoes the
     rescaling of dropped events to first order; causal, so streaming is exact). ``current_norm``: the
-    first block's normalisation of its input current, ``"batch"`` (BatchNorm, the paper's) or
-    ``"sample"`` (each sample's current per bin and channel over space, so a uniform rescaling of the
-    event counts leaves the spikes unchanged; see :mod:`mambaspike.layers.blocks`)."""
+    first block's normalisation of its input current, ``"batch"`` (BatchNorm, the paper's),
+    ``"sample"`` (each sample's current per bin and channel over space) or ``"running"`` (per channel
+    over space and the sample's bins so far): with either of the last two a uniform rescaling of the
+    event counts leaves the spikes unchanged (see :mod:`mambaspike.layers.blocks`)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
     neuron: str = option("alif", Accepts("choice", choices=tuple(NEURONS)))
@@ -313,7 +314,7 @@ class ModelConfig:
     spatial_out: int = 4
     readout_pool: str = "avg"  # the front-end's last spatial pooling: avg (counts) | max (binary, the paper)
     input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
-    current_norm: str = "batch"  # the first block's current norm: batch (BatchNorm) | sample (per sample and bin)
+    current_norm: str = "batch"  # the first block's current norm: batch | sample (per bin) | running (bins so far)
     # interface
     window: int = 2
     rate_norm: bool = False
