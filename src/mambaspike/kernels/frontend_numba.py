@@ -194,8 +194,7 @@ def dense_frontend(
     betas,
     eps,
     lifp,
-    soft,
-    adaptive,
+    flags,
     r_w,
     has_rec,
     k,
@@ -216,18 +215,19 @@ def dense_frontend(
     ``Linear.weight [n_out, n_in]``; ``means``, ``variances``, ``gammas``, ``betas`` their BatchNorm
     running statistics and affine parameters, ``eps [L]``; neuron scalars per layer ``lifp [L, 6]``
     (``beta``, input gain ``cin``, ``vth``, ``vreset``, ``rho``, ``adapt``; the last two unused by LIF
-    layers), ``soft [L]``, ``adaptive [L]`` (ALIF layer, else LIF); ``r_w [n_last, n_last]`` the
-    recurrent ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials,
-    ``a_state [B, sum n_out]`` their adaptation traces (ALIF layers; a LIF layer's entries are left as
-    they are), in (unless ``init_v``: each layer starts at its ``vreset`` and ``a = 0``) and out;
-    ``s_prev [B, n_last]``: the recurrent layer's spikes of its previous step, in (where ``has_s0``,
-    else none) and out.
+    layers) and ``flags [2, L]`` (soft reset; ALIF, else LIF); ``r_w [n_last, n_last]`` the recurrent
+    ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials, and
+    ``a_state [B, sum n_out]`` their adaptation traces (only the ALIF layers' entries are read or
+    written: ``[B, 0]`` will do where there is none), in (unless ``init_v``: each layer starts at its
+    ``vreset`` and ``a = 0``) and out; ``s_prev [B, n_last]``: the recurrent layer's spikes of its
+    previous step, in (where ``has_s0``, else none) and out.
 
     Layer by layer over the whole sequence (a layer's steps depend only on its own past and the
     layer below): layer 0 over the ``T`` input bins, pooled into ``ceil(T / k)`` windows, then each
     further layer over the windows."""
     wt, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
     beta, cin, vth, vreset, rho, adapt = lifp[:, 0], lifp[:, 1], lifp[:, 2], lifp[:, 3], lifp[:, 4], lifp[:, 5]
+    soft, adaptive = flags[0], flags[1]
     T, _, F = x.shape
     nL = len(ws)
     dt = x.dtype.type
@@ -251,7 +251,8 @@ def dense_frontend(
             for l in range(nL):
                 for i in range(noff[l], noff[l + 1]):
                     v[i] = vreset[l]
-                    a[i] = zero
+                    if adaptive[l]:
+                        a[i] = zero
         have_sp = has_s0
         n_sp = 0  # non-zero entries of sp (no recurrent current to add without them)
         for i in range(n_last):
@@ -305,8 +306,7 @@ def warm_up() -> None:
                 vec,
                 np.full(n_layers, 1e-5),
                 lifp,
-                np.zeros(n_layers, np.bool_),
-                np.arange(n_layers) % 2 == 0,
+                np.stack([np.zeros(n_layers, np.bool_), np.arange(n_layers) % 2 == 0]),
                 np.ones((2, 2), dt),
                 True,
                 2,

@@ -179,11 +179,12 @@ def forward(fe, x: torch.Tensor, state=None):
     has_rec = rec is not None
     r_w = numpy_view(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
     lifp = np.array([q[:6] for q in scalars], dtype=ws[0].dtype)  # (L, 6): beta, gain, vth, v_reset, rho, adapt
-    soft = np.array([q[6] for q in scalars], dtype=np.bool_)
+    flags = np.array([[q[6] for q in scalars], adaptive], dtype=np.bool_)  # (2, L): soft reset, ALIF
+    any_alif = any(adaptive)
     # states in: per block v (LIF) or ALIFState(v, a) (ALIF) -- paired with s_prev for the recurrent
-    # block -- packed into v_state and a_state
+    # block -- packed into v_state and a_state (none without an ALIF block: the kernel gets [B, 0])
     v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes them
-    a_state = x.new_empty(B, sum(n_outs))
+    a_state = x.new_empty(B, sum(n_outs)) if any_alif else None
     s_prev = x.new_empty(B, n_last)
     init_v, has_s0 = True, False
     if state is not None:
@@ -197,9 +198,11 @@ def forward(fe, x: torch.Tensor, state=None):
                     has_s0 = True
             v, a = s if adaptive[i] and s is not None else (s, None)
             v_parts.append(v.reshape(B, n) if v is not None else x.new_full((B, n), blocks[i].lif.v_reset))
-            a_parts.append(a.reshape(B, n) if a is not None else x.new_zeros(B, n))
+            if any_alif:
+                a_parts.append(a.reshape(B, n) if a is not None else x.new_zeros(B, n))
         torch.cat(v_parts, dim=1, out=v_state)
-        torch.cat(a_parts, dim=1, out=a_state)
+        if any_alif:
+            torch.cat(a_parts, dim=1, out=a_state)
         init_v = False
     kp = fe.temporal_pool
     out = x.new_empty((T + kp - 1) // kp, B, n_last)
@@ -212,14 +215,13 @@ def forward(fe, x: torch.Tensor, state=None):
         tuple(betas),
         np.array(eps, dtype=np.float64),
         lifp,
-        soft,
-        np.array(adaptive, dtype=np.bool_),
+        flags,
         r_w,
         has_rec,
         kp,
         fe.temporal_pool_mode == "avg",
         v_state.numpy(),
-        a_state.numpy(),
+        a_state.numpy() if any_alif else np.empty((B, 0), ws[0].dtype),
         init_v,
         s_prev.numpy(),
         has_s0,
@@ -228,7 +230,7 @@ def forward(fe, x: torch.Tensor, state=None):
         B,
     )
     states = list(v_state.split(n_outs, dim=1))
-    if any(adaptive):
+    if any_alif:
         for i, a in enumerate(a_state.split(n_outs, dim=1)):
             if adaptive[i]:
                 states[i] = ALIFState(states[i], a)
