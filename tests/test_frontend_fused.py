@@ -5,17 +5,19 @@ call) where :func:`~mambaspike.models.frontend_fused.unsupported` allows it, els
 :meth:`SpikingFrontEnd.forward_reference`. Compared here, under ``torch.no_grad()`` on modules in
 eval mode:
 
-- output spikes exactly equal, every returned state (per block ``v``; ``(v, s_prev)`` for the
-  recurrent last block) close, over dtypes, pooling modes and sizes, depths, recurrence, input
-  widths, batch sizes and sequence lengths (divisible by the pool or not);
+- output spikes exactly equal, every returned state (per block ``v``, or ``ALIFState(v, a)`` for an
+  ALIF block; ``(state, s_prev)`` for the recurrent last block) equal -- ``v`` to rounding, ``a`` and
+  ``s_prev`` exactly -- over dtypes, pooling modes and sizes, depths, recurrence, input widths, batch
+  sizes and sequence lengths (divisible by the pool or not), for LIF, ALIF and mixed stacks;
 - chunked runs that pass states between calls (including partial states), and that the fused path
   leaves a given state untouched;
-- LIF variants (soft reset, no input decay, non-zero ``v_reset``, learnable threshold);
+- LIF and ALIF variants (soft reset, no input decay, non-zero ``v_reset``, learnable threshold; the
+  ALIF's adaptation strength and time constant);
 - which path runs (fused, or the reference where training, autograd, hooks, spatial input, other
-  neurons or dtypes need it);
+  neurons, per-neuron parameters, states of another form or dtypes need it);
 - parameter changes between calls (in place, through ``.data``, replaced tensors or modules, plain
   attributes, ``load_state_dict``): the kernel reads the modules on every call;
-- a whole Mamba-Spike model's logits with either front-end path.
+- a whole Mamba-Spike model's logits with either front-end path (LIF and the default ALIF).
 
 The front-ends are made to fire: every layer's BatchNorm statistics are calibrated on the data and
 its affine parameters randomised, weights are scaled up, and each test checks that every layer
@@ -33,10 +35,14 @@ from torch import nn
 
 from mambaspike.layers import frontend_fused
 from mambaspike.layers.frontend import SpikingFrontEnd
-from mambaspike.neurons.modules import LIF, NEURONS
+from mambaspike.neurons.functional import ALIFState
+from mambaspike.neurons.modules import ALIF, LIF, NEURONS
 
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 RATE_LO, RATE_HI = 0.05, 0.95
+# the test ALIFs' adaptation: its time constant short enough (ms, in 1 ms bins) for the threshold to
+# rise and fall within a test sequence, its strength large enough to change the spikes
+TAU_ADAPT, ADAPT = 20.0, 0.1
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,13 +77,35 @@ def _assert_fires(fe, x, out):
     assert all(RATE_LO <= r <= RATE_HI for r in rates), f"firing rates per layer (+ output): {rates}"
 
 
+def _kinds(neurons, n):
+    """Per-block neuron names for ``neurons``: ``"lif"`` or ``"alif"`` everywhere, or ``"lif_alif"`` /
+    ``"alif_lif"``: the two alternating, the first named in block 0."""
+    if neurons in ("lif", "alif"):
+        return (neurons,) * n
+    first, second = neurons.split("_")
+    return tuple(first if i % 2 == 0 else second for i in range(n))
+
+
 def _make(
-    F, channels, recurrent=True, pool=2, mode="max", dtype=torch.float64, seed=0, tau_ms=4.0, lif_setup=None, gain=1.0
+    F,
+    channels,
+    recurrent=True,
+    pool=2,
+    mode="max",
+    dtype=torch.float64,
+    seed=0,
+    tau_ms=4.0,
+    lif_setup=None,
+    gain=1.0,
+    neurons="lif",
+    tau_adapt=TAU_ADAPT,
+    adapt=ADAPT,
 ):
     """A dense front-end in eval mode that fires: weights x3, each layer's BatchNorm calibrated on
     the data (in order, so a layer sees its inputs as they are in eval mode) then given a random
     per-neuron gain and offset (times ``gain``: long time constants need larger currents), running
-    statistics perturbed. ``lif_setup(block_index, lif)`` edits the neurons first."""
+    statistics perturbed. ``neurons`` (see :func:`_kinds`): the blocks named ``alif`` get an
+    ``ALIF(tau_adapt=tau_adapt, adapt=adapt)``. ``lif_setup(block_index, lif)`` edits the neurons first."""
     torch.manual_seed(seed)
     fe = SpikingFrontEnd(
         in_channels=F,
@@ -90,6 +118,9 @@ def _make(
         temporal_pool_mode=mode,
         spatial=False,
     )
+    for b, kind in zip(fe.blocks, _kinds(neurons, len(channels))):
+        if kind == "alif":
+            b.lif = ALIF(tau=tau_ms, dt=b.lif.dt, v_threshold=1.0, tau_adapt=tau_adapt, adapt=adapt)
     fe = fe.to(dtype).eval()
     g = torch.Generator().manual_seed(1000 + seed)
 
@@ -120,18 +151,39 @@ def _make(
 
 
 def _flat(states):
-    """Per-block states as a flat list of tensors (``(v, s_prev)`` unpacked; ``None`` kept)."""
+    """Per-block states as a flat list of tensors (``(state, s_prev)`` and ``ALIFState(v, a)``
+    unpacked; ``None`` kept)."""
     out = []
     for s in states:
-        out.extend(s if isinstance(s, tuple) else (s,))
+        out.extend(_flat(s) if isinstance(s, tuple) else (s,))
     return out
 
 
 def _clone(states):
-    def c(t):
-        return None if t is None else t.clone()
+    def c(s):
+        if isinstance(s, ALIFState):
+            return ALIFState(*map(c, s))
+        if isinstance(s, tuple):
+            return tuple(map(c, s))
+        return None if s is None else s.clone()
 
-    return [tuple(map(c, s)) if isinstance(s, tuple) else c(s) for s in states]
+    return [c(s) for s in states]
+
+
+def _assert_state(a, b, dtype, where):
+    """One block's fused state ``a`` against the reference's ``b``: the same structure, ``v`` equal
+    to rounding (the currents' sums run in another order), ``a`` and ``s_prev`` exactly."""
+    if isinstance(b, ALIFState):
+        assert isinstance(a, ALIFState), f"{where}: {type(a).__name__} where the reference has an ALIFState"
+        torch.testing.assert_close(a.v, b.v, atol=ATOL[dtype], rtol=0, msg=lambda m: f"{where} v: {m}")
+        assert a.a.dtype == b.a.dtype == dtype and torch.equal(a.a, b.a), f"{where}: a differs"
+    elif isinstance(b, tuple):  # the recurrent block's (state, s_prev)
+        assert type(a) is tuple and len(a) == len(b) == 2, f"{where}: {type(a).__name__} for (state, s_prev)"
+        _assert_state(a[0], b[0], dtype, where)
+        assert torch.equal(a[1], b[1]), f"{where}: s_prev differs"
+    else:
+        assert torch.is_tensor(a), f"{where}: {type(a).__name__} where the reference has a tensor"
+        torch.testing.assert_close(a, b, atol=ATOL[dtype], rtol=0, msg=lambda m: f"{where} v: {m}")
 
 
 def _assert_same(fused, ref, dtype):
@@ -141,13 +193,7 @@ def _assert_same(fused, ref, dtype):
     assert n_diff == 0, f"{n_diff} of {of.numel()} output values differ"
     assert len(sf) == len(sr)
     for i, (a, b) in enumerate(zip(sf, sr)):
-        assert isinstance(a, tuple) == isinstance(b, tuple), f"block {i}: state structure differs"
-        if isinstance(a, tuple):
-            (va, pa), (vb, pb) = a, b
-            torch.testing.assert_close(va, vb, atol=ATOL[dtype], rtol=0, msg=lambda m, i=i: f"block {i} v: {m}")
-            assert torch.equal(pa, pb), f"block {i}: s_prev differs"
-        else:
-            torch.testing.assert_close(a, b, atol=ATOL[dtype], rtol=0, msg=lambda m, i=i: f"block {i} v: {m}")
+        _assert_state(a, b, dtype, f"block {i}")
 
 
 def _fused(fe, x, state=None):
@@ -216,6 +262,76 @@ def test_recurrent_connection_matters(channels):
     assert not torch.equal(out, out0)
 
 
+# stacks with ALIF blocks: every block ALIF, or ALIF and LIF alternating (either first)
+_ALIF_STACKS = [
+    ("alif", (8,)),
+    ("alif", (8, 12)),
+    ("alif", (8, 12, 16)),
+    ("alif_lif", (8, 12)),
+    ("lif_alif", (8, 12)),
+    ("alif_lif", (8, 12, 16)),
+    ("lif_alif", (8, 12, 16)),
+]
+
+
+def _state_kinds(states, kinds, recurrent):
+    """Each block's state is what its neuron keeps: ``v`` (LIF) or ``ALIFState`` (ALIF), the
+    recurrent last block's paired with ``s_prev``."""
+    for i, (s, kind) in enumerate(zip(states, kinds)):
+        if recurrent and i == len(states) - 1:
+            assert type(s) is tuple and len(s) == 2, f"block {i}: {type(s).__name__}"
+            s = s[0]
+        assert isinstance(s, ALIFState) if kind == "alif" else torch.is_tensor(s), f"block {i}: {type(s).__name__}"
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("neurons,channels", _ALIF_STACKS, ids=[f"{n}-L{len(c)}" for n, c in _ALIF_STACKS])
+@pytest.mark.parametrize("pool", [1, 2, 3], ids=lambda k: f"k{k}")
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_alif_matches_reference(dtype, mode, pool, neurons, channels, recurrent):
+    F = 1 + 4 * (pool % 2)  # one and five input features
+    fe = _make(F, channels, recurrent, pool, mode, dtype, seed=F + 10 * pool + 100 * len(channels), neurons=neurons)
+    kinds = _kinds(neurons, len(channels))
+    # T divisible by the pool, then not (k > 1)
+    for B, T in itertools.product((1, 3), (6 * pool + 12, 6 * pool + 13)):
+        x = _input(T, B, F, dtype, seed=T + 7 * B)
+        (out, states), _ = _compare(fe, x)
+        assert out.shape == ((T + pool - 1) // pool, B, channels[-1])
+        assert len(states) == len(channels)
+        _state_kinds(states, kinds, recurrent)
+        if B == 3:
+            _assert_fires(fe, x, out)
+            for s, kind in zip(states, kinds):  # the adaptation traces are not trivially equal
+                if kind == "alif":
+                    a = (s[0] if type(s) is tuple else s).a
+                    assert float(a.min()) >= 0 and float(a.max()) > 0.5
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("neurons", ["alif", "lif_alif"])
+def test_adaptation_matters(neurons, recurrent):
+    """The adaptation changes the fused output: without it (``adapt = 0``), or with a stronger or
+    slower one, the spikes differ (and both paths still agree)."""
+    fe = _make(5, (8, 12, 16), recurrent, pool=2, seed=40, neurons=neurons)
+    x = _input(40, 3, 5, torch.float64, seed=41)
+    (out, _), _ = _compare(fe, x)
+    _assert_fires(fe, x, out)
+    assert any(type(b.lif) is ALIF for b in fe.blocks)
+    for edit in ("adapt=0", "adapt*2", "tau_adapt*4"):
+        other = copy.deepcopy(fe)
+        with torch.no_grad():
+            for lif in (b.lif for b in other.blocks if type(b.lif) is ALIF):
+                if edit == "adapt=0":
+                    lif.adapt = 0.0
+                elif edit == "adapt*2":
+                    lif.adapt *= 2
+                else:  # rho = exp(-dt / tau_adapt): a four times longer time constant
+                    lif.w_adapt.copy_(torch.logit(torch.sigmoid(lif.w_adapt) ** 0.25))
+        (out_e, _), _ = _compare(other, x)
+        assert not torch.equal(out, out_e), edit
+
+
 # --------------------------------------------------------------------------------------------
 # 2. chunks and states
 # --------------------------------------------------------------------------------------------
@@ -269,6 +385,39 @@ def test_chunk_not_at_window_boundary():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize(
+    "recurrent,kind",
+    [(False, "full"), (False, "some_none"), (True, "full"), (True, "no_s_prev"), (True, "some_none")],
+    ids=["ff-full", "ff-some_none", "rec-full", "rec-no_s_prev", "rec-some_none"],
+)
+@pytest.mark.parametrize("pool", [1, 3], ids=lambda k: f"k{k}")
+@pytest.mark.parametrize("neurons,channels", [("alif", (8,)), ("alif", (8, 12, 16)), ("alif_lif", (8, 12, 16))])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_alif_chunked_state(dtype, neurons, channels, pool, recurrent, kind):
+    """A sequence in two calls, the second continuing from the first's states (the reference's, or
+    partial ones), equals the reference; where the whole state is passed on at a window boundary,
+    the two calls give exactly what one call gives. The given states are not modified."""
+    fe = _make(5, channels, recurrent, pool=pool, dtype=dtype, seed=42, neurons=neurons)
+    x = _input(12 * pool + 7, 3, 5, dtype, seed=43)
+    cut = 6 * pool  # a whole number of windows
+    (out1, st1), (_, st1_ref) = _compare(fe, x[:cut])
+    state = _partial(st1_ref, kind)
+    before = _clone(state)
+    (out2, st2), _ = _compare(fe, x[cut:], state)
+    for a, b in zip(_flat(state), _flat(before)):  # the given state is not modified in place
+        assert (a is None and b is None) or torch.equal(a, b)
+    _assert_fires(fe, x, torch.cat([out1, out2]))
+    if kind == "full":
+        with torch.no_grad():
+            out, st = _fused(fe, x)
+            out1f, st1f = _fused(fe, x[:cut])
+            out2f, st2f = _fused(fe, x[cut:], st1f)  # the fused path's own states passed on
+        assert torch.equal(torch.cat([out1, out2]), out) and torch.equal(torch.cat([out1f, out2f]), out)
+        for a, b, c in zip(_flat(st2), _flat(st), _flat(st2f)):
+            torch.testing.assert_close(a, b, atol=ATOL[dtype], rtol=0)
+            torch.testing.assert_close(c, b, atol=ATOL[dtype], rtol=0)
+
+
 # --------------------------------------------------------------------------------------------
 # 3. LIF variants
 # --------------------------------------------------------------------------------------------
@@ -306,6 +455,52 @@ def test_lif_variants(dtype, channels, recurrent, variant):
         assert all(isinstance(b.lif.v_threshold, nn.Parameter) for b in fe.blocks)
     for B in (1, 3):
         x = _input(31, B, 5, dtype, seed=10 + B)
+        (out, _), _ = _compare(fe, x)
+        if B == 3:
+            _assert_fires(fe, x, out)
+    # a chunk continued from a state (v_reset only matters for a missing state)
+    (_, st), _ = _compare(fe, x[:10])
+    _compare(fe, x[10:], [None] * (len(channels) - 1) + [st[-1]])
+
+
+def _alif_variant(name):
+    def setup(i, lif):
+        if type(lif) is not ALIF:
+            return
+        if name == "soft_reset":
+            lif.soft_reset = True
+        elif name == "no_decay_input":  # h = beta v + x: threshold raised to keep the firing rate moderate
+            lif.decay_input = False
+            lif.v_threshold.fill_(1.0 / (1.0 - float(lif.beta)))
+        elif name == "v_reset_neg":
+            lif.v_reset = -0.5
+        elif name == "learn_threshold":
+            lif.v_threshold = nn.Parameter(torch.full_like(lif.v_threshold, 0.9))
+        elif name == "fixed_tau_adapt":  # w_adapt a buffer, not a parameter
+            w_adapt = lif.w_adapt.detach().clone()
+            del lif.w_adapt
+            lif.w_adapt = nn.Buffer(w_adapt)
+        elif name == "strong_adapt":
+            lif.adapt = 0.3
+        else:
+            raise ValueError(name)
+
+    return setup
+
+
+@pytest.mark.parametrize(
+    "variant", ["soft_reset", "no_decay_input", "v_reset_neg", "learn_threshold", "fixed_tau_adapt", "strong_adapt"]
+)
+@pytest.mark.parametrize("neurons,channels", [("alif", (8,)), ("alif", (8, 12, 16)), ("lif_alif", (8, 12, 16))])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_alif_variants(dtype, recurrent, neurons, channels, variant):
+    setup = _alif_variant(variant)
+    fe = _make(5, channels, recurrent, pool=2, mode="max", dtype=dtype, seed=44, lif_setup=setup, neurons=neurons)
+    if variant == "fixed_tau_adapt":
+        assert all("w_adapt" in b.lif._buffers for b in fe.blocks if type(b.lif) is ALIF)
+    for B in (1, 3):
+        x = _input(31, B, 5, dtype, seed=45 + B)
         (out, _), _ = _compare(fe, x)
         if B == 3:
             _assert_fires(fe, x, out)
@@ -431,7 +626,7 @@ def test_spatial_frontend_uses_reference(spy):
     assert out.shape == (3, 2, 6, 2, 2)
 
 
-@pytest.mark.parametrize("neuron", [n for n in ("srm", "alif", "synaptic") if n in NEURONS])
+@pytest.mark.parametrize("neuron", [n for n in ("srm", "synaptic") if n in NEURONS])
 def test_other_neurons_use_reference(spy, neuron):
     fe = SpikingFrontEnd(in_channels=5, channels=(8, 12), recurrent=True, spatial=False, neuron=neuron).eval()
     x = _input(20, 2, 5, torch.float32, seed=21)
@@ -456,6 +651,53 @@ def test_per_neuron_threshold_uses_reference(spy):
     with torch.no_grad():
         _, why = _reference_only(fe, x, spy)
     assert "per-neuron" in why
+
+
+@pytest.mark.parametrize("param", ["w", "w_adapt", "v_threshold"])
+def test_per_neuron_alif_parameters_use_reference(spy, param):
+    fe = _make(5, (8, 12), recurrent=False, seed=46, neurons="alif")
+    lif = fe.blocks[1].lif
+    setattr(lif, param, nn.Parameter(getattr(lif, param).detach().expand(12).clone()))
+    x = _input(20, 2, 5, torch.float64, seed=47)
+    with torch.no_grad():
+        _, why = _reference_only(fe, x, spy)
+    assert "per-neuron" in why
+
+
+def test_reference_backend_alif_uses_reference(spy):
+    fe = _make(5, (8, 12), recurrent=True, seed=48, neurons="alif")
+    fe.blocks[0].lif.backend = "reference"
+    x = _input(20, 2, 5, torch.float64, seed=49)
+    with torch.no_grad():
+        _, why = _reference_only(fe, x, spy)
+    assert "ALIF" in why
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+def test_state_of_another_form_is_refused(recurrent):
+    """A block handed a state of another form than its neuron keeps (a LIF's ``v`` for an ALIF, an
+    ``ALIFState`` for a LIF) is not run by the fused path."""
+    fe = _make(5, (8, 12), recurrent=recurrent, seed=50, neurons="alif_lif")
+    for p in fe.parameters():  # so that only a state can need a gradient
+        p.requires_grad_(False)
+    x = _input(20, 2, 5, torch.float64, seed=51)
+    with torch.no_grad():
+        _, st = _fused(fe, x)
+        assert frontend_fused.unsupported(fe, x, st) is None
+        v0 = st[0].v
+        why = frontend_fused.unsupported(fe, x, [v0, st[1]])
+        assert "ALIFState" in why
+        last = ALIFState(v0[:, :0], v0[:, :0])  # an ALIFState for the LIF block
+        why = frontend_fused.unsupported(fe, x, [st[0], (last, st[1][1]) if recurrent else last])
+        assert "tensor" in why
+        if recurrent:
+            why = frontend_fused.unsupported(fe, x, [st[0], st[1][0]])
+            assert "pair" in why
+        v1 = (st[1][0] if recurrent else st[1]).clone().requires_grad_(True)
+        with torch.enable_grad():
+            assert "autograd" in frontend_fused.unsupported(fe, x, [st[0], (v1, None) if recurrent else v1])
+            a0 = st[0].a.clone().requires_grad_(True)
+            assert "autograd" in frontend_fused.unsupported(fe, x, [ALIFState(v0, a0), st[1]])
 
 
 def test_float16_and_short_input_use_reference(spy):
@@ -557,6 +799,39 @@ def test_load_state_dict_takes_effect():
     assert torch.equal(after, expected)
 
 
+_ALIF_CHANGES = ["adapt", "w_adapt", "w_adapt_data", "tau", "threshold", "soft_reset", "lif_to_alif", "alif_to_lif"]
+
+
+@pytest.mark.parametrize("change", _ALIF_CHANGES)
+def test_alif_changes_between_calls_take_effect(change):
+    """The ALIF's scalars are read on every call: a changed ``adapt`` (a plain attribute), ``w_adapt``
+    (in place or through ``.data``), ``w``, threshold or reset, or a block's neuron replaced by the
+    other kind, changes the next fused call's output as it changes the reference's."""
+    fe = _make(5, (8, 12, 16), recurrent=True, pool=2, seed=52, neurons="alif_lif")
+    x = _input(40, 3, 5, torch.float64, seed=53)
+    (before, _), _ = _compare(fe, x)
+    b0, b1, b2 = fe.blocks
+    with torch.no_grad():
+        if change == "adapt":
+            b2.lif.adapt = 0.05
+        elif change == "w_adapt":
+            b0.lif.w_adapt.sub_(2.0)
+        elif change == "w_adapt_data":
+            b2.lif.w_adapt.data = b2.lif.w_adapt.detach() - 2.0
+        elif change == "tau":
+            b0.lif.w.add_(1.0)
+        elif change == "threshold":
+            b2.lif.v_threshold.fill_(1.3)
+        elif change == "soft_reset":
+            b0.lif.soft_reset = True
+        elif change == "lif_to_alif":
+            b1.lif = ALIF(tau=4.0, dt=b1.lif.dt, tau_adapt=TAU_ADAPT, adapt=0.3).double()
+        elif change == "alif_to_lif":
+            b2.lif = LIF(tau=4.0, dt=b2.lif.dt).double()
+    (after, st), _ = _compare(fe, x)
+    assert not torch.equal(before, after), "the change should change the output"
+
+
 def test_dtype_switches():
     fe = _make(5, (8, 12), recurrent=True, dtype=torch.float32, seed=33)
     x = _input(30, 2, 5, torch.float32, seed=34)
@@ -581,7 +856,7 @@ def test_whole_model_logits(monkeypatch, spy):
         ModelConfig(
             name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1, neuron="lif"
         )
-    ).eval()  # the fused dense front-end runs plain LIF neurons (the paper's); ALIF takes the block path
+    ).eval()  # the paper's LIF neurons; the default ALIF: test_whole_model_logits_alif
     fe = model.frontend
     x = _input(60, 3, 1, torch.float32, seed=38)
     calibrated = _make(
@@ -594,6 +869,47 @@ def test_whole_model_logits(monkeypatch, spy):
         seed=39,
         tau_ms=30.0,
         gain=6.0,
+    )
+    fe.load_state_dict(calibrated.state_dict())  # make the model's front-end fire
+    with torch.no_grad():
+        spikes, _ = fe(x)
+        _assert_fires(fe, x, spikes)
+        logits = model(x)
+    assert len(spy) == 2
+    monkeypatch.setattr(fe, "forward", fe.forward_reference)
+    with torch.no_grad():
+        logits_ref = model(x)
+    assert len(spy) == 2
+    assert logits.shape == (3, 10)
+    torch.testing.assert_close(logits, logits_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_whole_model_logits_alif(monkeypatch, spy):
+    """The default model (ALIF neurons) on 1-D input runs its front-end through the fused path in
+    eval mode, with the logits of the block-by-block front-end."""
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
+
+    torch.manual_seed(54)
+    cfg = ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1)
+    assert cfg.neuron == "alif"
+    model = build_model(cfg).eval()
+    fe = model.frontend
+    assert all(type(b.lif) is ALIF for b in fe.blocks)
+    x = _input(60, 3, 1, torch.float32, seed=55)
+    calibrated = _make(
+        1,
+        (8, 12, 16),
+        recurrent=fe.blocks[-1].recurrent is not None,
+        pool=fe.temporal_pool,
+        mode=fe.temporal_pool_mode,
+        dtype=torch.float32,
+        seed=56,
+        tau_ms=30.0,
+        gain=6.0,
+        neurons="alif",
+        tau_adapt=fe.blocks[0].lif.tau_adapt,
+        adapt=fe.blocks[0].lif.adapt,
     )
     fe.load_state_dict(calibrated.state_dict())  # make the model's front-end fire
     with torch.no_grad():

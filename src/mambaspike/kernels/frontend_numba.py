@@ -6,16 +6,19 @@ module-by-module forward spends nearly all its time in the per-call overhead of 
 operations per block, not in arithmetic. Per sample::
 
     layer 0, every input bin t:   I = BN(W_0 x[t])              BN folded: I = (W x) * scale + shift
-                                  h = beta v + c I;  s = h - v_th >= 0;  v = reset(h, s)
-                                  (mambaspike.neurons.lif_step, and the reset as it writes it)
+                                  LIF:  h = beta v + c I;  s = h - v_th >= 0;  v = reset(h, s, v_th)
+                                  ALIF: h as LIF;  theta = v_th + adapt a;  s = h - theta >= 0;
+                                        v = reset(h, s, theta);  a = rho a + s
+                                  (mambaspike.kernels.lif_numba.lif_update, alif_numba.alif_update)
     temporal pooling:             max (or mean) of s over windows of k bins; the last window may be
                                   incomplete (averaged over its real bins for ``avg``)
     layer l > 0, every window:    I = BN(W_l in) (+ R s_prev for the recurrent last layer: R applied
                                   to the layer's own spikes of the previous window), the same update
 
-The recurrent connection belongs to the last layer (layer 0 when it is the only one). The kernel reads
-the parameters as the modules hold them on every call (a transposed copy of each weight and the
-folded BatchNorm are made at the start of the call), so no cache can go stale.
+Each layer is LIF or ALIF (``adaptive``), so stacks may mix them. The recurrent connection belongs to
+the last layer (layer 0 when it is the only one). The kernel reads the parameters as the modules hold
+them on every call (a transposed copy of each weight and the folded BatchNorm are made at the start of
+the call), so no cache can go stale.
 Inputs of the matrix-vector products are spikes or window averages, mostly zeros: only non-zero
 inputs are visited, each adding a row of the transposed weight (unit stride over the output neurons,
 so LLVM vectorises it); with nothing in the recurrent layer's previous spikes, its recurrent product
@@ -29,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mambaspike.kernels.alif_numba import alif_update
 from mambaspike.kernels.lif_numba import lif_update
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
@@ -49,17 +53,95 @@ def _spmv(x, n_in, wt, n_out, out):  # pragma: no cover
 
 
 @njit(inline="always", **_OPTS)
-def _step(inp, n_in, wl, n_out, sc, sh, rec, acc, vl, s, beta, cin, vth, vreset, soft):  # pragma: no cover
+def _step(
+    inp, n_in, wl, n_out, sc, sh, rec, acc, vl, al, s, beta, cin, vth, vreset, rho, adapt, adaptive, soft
+):  # pragma: no cover
     """One layer at one step: the current ``(W inp) * sc + sh + rec`` (``wl = W^T``, zero-padded;
     non-zero inputs only; ``rec``: the recurrent current or zeros, added after the normalisation as
-    the block adds it), then the LIF update of the potentials ``vl`` into spikes ``s[:n_out]``;
-    ``acc``: scratch. ``wl``, ``sc``, ``sh``, ``vl`` are the layer's slices, taken once per layer: a
-    slice costs two atomic reference-count updates, more than a step's arithmetic at batch 1."""
+    the block adds it), then the ALIF update (``adaptive``: potentials ``vl`` and adaptation ``al``)
+    or the LIF update (``vl`` only; ``al``, ``rho`` and ``adapt`` unused) into spikes ``s[:n_out]``;
+    ``acc``: scratch. ``wl``, ``sc``, ``sh``, ``vl``, ``al`` are the layer's slices, taken once per layer:
+    a slice costs two atomic reference-count updates, more than a step's arithmetic at batch 1."""
     one = acc.dtype.type(1)
     _spmv(inp, n_in, wl, n_out, acc)
-    for i in range(n_out):
-        _, spiked, vl[i] = lif_update(vl[i], acc[i] * sc[i] + sh[i] + rec[i], beta, cin, vth, vreset, soft)
-        s[i] = one if spiked else one - one
+    if adaptive:
+        for i in range(n_out):
+            cur = acc[i] * sc[i] + sh[i] + rec[i]
+            _, _, spiked, vl[i], al[i] = alif_update(vl[i], al[i], cur, beta, cin, vth, rho, adapt, vreset, soft)
+            s[i] = one if spiked else one - one
+    else:
+        for i in range(n_out):
+            _, spiked, vl[i] = lif_update(vl[i], acc[i] * sc[i] + sh[i] + rec[i], beta, cin, vth, vreset, soft)
+            s[i] = one if spiked else one - one
+
+
+@njit(inline="always", **_OPTS)
+def _layer_steps(
+    src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, adaptive, soft,
+    recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+):  # fmt: skip  # pragma: no cover
+    """One layer over a whole sequence: its steps on the rows ``src[:T, :n_in]``, the spikes pooled over
+    windows of ``k`` steps (max, or mean with ``avg``; the last window may be incomplete) into
+    ``dst[:ceil(T / k), :n_out]`` (``dst`` may be ``src`` where ``k = 1``: a row is read before it is
+    written). ``recurrent``: the layer adds ``R sp`` (``rt = R^T``) to its current and keeps its last
+    spikes in ``sp`` (``n_sp`` non-zero entries; ``have_sp``: ``sp`` holds spikes at all). Returns
+    ``(n_sp, have_sp)``. ``adaptive`` is a constant at each call site (see :func:`_layer`)."""
+    zero = acc.dtype.type(0)
+    count = 0
+    tp = 0
+    for t in range(T):
+        for i in range(n_in):
+            inp[i] = src[t, i]
+        r = no_rec
+        if recurrent and have_sp and n_sp > 0:
+            _spmv(sp, n_out, rt, n_out, rec)
+            r = rec
+        _step(inp, n_in, wl, n_out, sc, sh, r, acc, vl, al, s, beta, cin, vth, vreset, rho, adapt, adaptive, soft)
+        if recurrent:
+            n_sp = 0
+            for i in range(n_out):
+                sp[i] = s[i]
+                n_sp += s[i] != zero
+            have_sp = True
+        if count == 0:
+            for i in range(n_out):
+                dst[tp, i] = s[i]
+        elif avg:
+            for i in range(n_out):
+                dst[tp, i] += s[i]
+        else:
+            for i in range(n_out):
+                dst[tp, i] = max(dst[tp, i], s[i])
+        count += 1
+        if count == k or t == T - 1:
+            if avg:
+                c = acc.dtype.type(count)
+                for i in range(n_out):
+                    dst[tp, i] /= c
+            count = 0
+            tp += 1
+    return n_sp, have_sp
+
+
+@njit(inline="always", **_OPTS)
+def _layer(
+    src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, adaptive, soft,
+    recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+):  # fmt: skip  # pragma: no cover
+    """:func:`_layer_steps` with the ALIF (``adaptive``) or the LIF update, chosen once per layer: each
+    choice is its own copy of the time loop holding one update only."""
+    # A run-time choice inside the time loop (in _step or around its call) made LLVM's code for the
+    # LIF steps slower even where the ALIF branch is never taken, and so did one call site shared by
+    # layer 0 and the later layers: hence a copy per kind here, and two call sites in dense_frontend.
+    if adaptive:
+        return _layer_steps(
+            src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, True, soft,
+            recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+        )  # fmt: skip
+    return _layer_steps(
+        src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, False, soft,
+        recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+    )  # fmt: skip
 
 
 @njit(**_OPTS)
@@ -112,12 +194,13 @@ def dense_frontend(
     betas,
     eps,
     lifp,
-    soft,
+    flags,
     r_w,
     has_rec,
     k,
     avg,
     v_state,
+    a_state,
     init_v,
     s_prev,
     has_s0,
@@ -130,17 +213,21 @@ def dense_frontend(
 
     Parameters as the modules hold them (read on every call, nothing cached): ``ws`` the layers'
     ``Linear.weight [n_out, n_in]``; ``means``, ``variances``, ``gammas``, ``betas`` their BatchNorm
-    running statistics and affine parameters, ``eps [L]``; LIF scalars per layer ``lifp [L, 4]``
-    (``beta``, input gain ``cin``, ``vth``, ``vreset``) and ``soft [L]``; ``r_w [n_last, n_last]`` the recurrent
-    ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials, in
-    (unless ``init_v``: each layer starts at its ``vreset``) and out; ``s_prev [B, n_last]``: the
-    recurrent layer's spikes of its previous step, in (where ``has_s0``, else none) and out.
+    running statistics and affine parameters, ``eps [L]``; neuron scalars per layer ``lifp [L, 6]``
+    (``beta``, input gain ``cin``, ``vth``, ``vreset``, ``rho``, ``adapt``; the last two unused by LIF
+    layers) and ``flags [2, L]`` (soft reset; ALIF, else LIF); ``r_w [n_last, n_last]`` the recurrent
+    ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials, and
+    ``a_state [B, sum n_out]`` their adaptation traces (only the ALIF layers' entries are read or
+    written: ``[B, 0]`` will do where there is none), in (unless ``init_v``: each layer starts at its
+    ``vreset`` and ``a = 0``) and out; ``s_prev [B, n_last]``: the recurrent layer's spikes of its
+    previous step, in (where ``has_s0``, else none) and out.
 
     Layer by layer over the whole sequence (a layer's steps depend only on its own past and the
     layer below): layer 0 over the ``T`` input bins, pooled into ``ceil(T / k)`` windows, then each
     further layer over the windows."""
     wt, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
-    beta, cin, vth, vreset = lifp[:, 0], lifp[:, 1], lifp[:, 2], lifp[:, 3]
+    beta, cin, vth, vreset, rho, adapt = lifp[:, 0], lifp[:, 1], lifp[:, 2], lifp[:, 3], lifp[:, 4], lifp[:, 5]
+    soft, adaptive = flags[0], flags[1]
     T, _, F = x.shape
     nL = len(ws)
     dt = x.dtype.type
@@ -150,6 +237,7 @@ def dense_frontend(
         width = max(width, ws[l].shape[0])
     n0, n_last = ws[0].shape[0], ws[nL - 1].shape[0]
     Tp = (T + k - 1) // k
+    xb = np.empty((T, F), x.dtype)  # one sample's input
     seq = np.empty((Tp, width), x.dtype)  # a layer's output over the windows (its input before)
     s = np.empty(width, x.dtype)  # spikes of one step
     inp = np.empty(width, x.dtype)
@@ -158,73 +246,41 @@ def dense_frontend(
     acc = np.empty(width, x.dtype)
     sp = np.empty(n_last, x.dtype)
     for b in range(j0, j1):
-        v = v_state[b]
+        v, a = v_state[b], a_state[b]
         if init_v:
             for l in range(nL):
                 for i in range(noff[l], noff[l + 1]):
                     v[i] = vreset[l]
+                    if adaptive[l]:
+                        a[i] = zero
         have_sp = has_s0
         n_sp = 0  # non-zero entries of sp (no recurrent current to add without them)
         for i in range(n_last):
             sp[i] = s_prev[b, i] if has_s0 else zero
             n_sp += sp[i] != zero
         # layer 0 over the input bins, pooled into seq[:, :n0]
-        rec0 = has_rec and nL == 1
-        sc, sh, vl, wl = scale[noff[0] : noff[1]], shift[noff[0] : noff[1]], v[noff[0] : noff[1]], wt[0]
-        count = 0
-        tp = 0
         for t in range(T):
             for f in range(F):
-                inp[f] = x[t, b, f]
-            r0 = no_rec
-            if rec0 and have_sp and n_sp > 0:
-                _spmv(sp, n_last, rt, n_last, rec)
-                r0 = rec
-            _step(inp, F, wl, n0, sc, sh, r0, acc, vl, s, beta[0], cin[0], vth[0], vreset[0], soft[0])
-            if rec0:
-                n_sp = 0
-                for i in range(n0):
-                    sp[i] = s[i]
-                    n_sp += s[i] != zero
-                have_sp = True
-            if count == 0:
-                for i in range(n0):
-                    seq[tp, i] = s[i]
-            elif avg:
-                for i in range(n0):
-                    seq[tp, i] += s[i]
-            else:
-                for i in range(n0):
-                    seq[tp, i] = max(seq[tp, i], s[i])
-            count += 1
-            if count == k or t == T - 1:
-                if avg:
-                    c = dt(count)
-                    for i in range(n0):
-                        seq[tp, i] /= c
-                count = 0
-                tp += 1
+                xb[t, f] = x[t, b, f]
+        rec0 = has_rec and nL == 1
+        lo, hi = noff[0], noff[1]
+        sc, sh, vl, al, wl = scale[lo:hi], shift[lo:hi], v[lo:hi], a[lo:hi], wt[0]
+        n_sp, have_sp = _layer(
+            xb, T, F, k, avg, seq, wl, n0, sc, sh, vl, al,
+            beta[0], cin[0], vth[0], vreset[0], rho[0], adapt[0], adaptive[0], soft[0],
+            rec0, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+        )  # fmt: skip
         # layers 1.. over the windows, in place in seq
         for l in range(1, nL):
             n_out, n_in = ws[l].shape
             recl = has_rec and l == nL - 1
-            sc, sh, vl, wl = scale[noff[l] : noff[l + 1]], shift[noff[l] : noff[l + 1]], v[noff[l] : noff[l + 1]], wt[l]
-            for t in range(Tp):
-                for i in range(n_in):
-                    inp[i] = seq[t, i]
-                r = no_rec
-                if recl and have_sp and n_sp > 0:
-                    _spmv(sp, n_last, rt, n_last, rec)
-                    r = rec
-                _step(inp, n_in, wl, n_out, sc, sh, r, acc, vl, s, beta[l], cin[l], vth[l], vreset[l], soft[l])
-                for i in range(n_out):
-                    seq[t, i] = s[i]
-                if recl:
-                    n_sp = 0
-                    for i in range(n_out):
-                        sp[i] = s[i]
-                        n_sp += s[i] != zero
-                    have_sp = True
+            lo, hi = noff[l], noff[l + 1]
+            sc, sh, vl, al, wl = scale[lo:hi], shift[lo:hi], v[lo:hi], a[lo:hi], wt[l]
+            n_sp, have_sp = _layer(
+                seq, Tp, n_in, 1, False, seq, wl, n_out, sc, sh, vl, al,
+                beta[l], cin[l], vth[l], vreset[l], rho[l], adapt[l], adaptive[l], soft[l],
+                recl, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+            )  # fmt: skip
         for t in range(Tp):
             for i in range(n_last):
                 out[t, b, i] = seq[t, i]
@@ -240,7 +296,7 @@ def warm_up() -> None:
             ws = tuple(np.ones((2, 2), dt) for _ in range(n_layers))
             vec = tuple(np.ones(2, dt) for _ in range(n_layers))
             p = np.ones(n_layers, dt)
-            lifp = np.stack([p * dt(0.5), p * dt(0.5), p, p * dt(0)], axis=1)
+            lifp = np.stack([p * dt(0.5), p * dt(0.5), p, p * dt(0), p * dt(0.9), p * dt(0.2)], axis=1)
             dense_frontend(
                 x,
                 ws,
@@ -250,11 +306,12 @@ def warm_up() -> None:
                 vec,
                 np.full(n_layers, 1e-5),
                 lifp,
-                np.zeros(n_layers, np.bool_),
+                np.stack([np.zeros(n_layers, np.bool_), np.arange(n_layers) % 2 == 0]),
                 np.ones((2, 2), dt),
                 True,
                 2,
                 False,
+                np.zeros((1, 2 * n_layers), dt),
                 np.zeros((1, 2 * n_layers), dt),
                 True,
                 np.zeros((1, 2), dt),

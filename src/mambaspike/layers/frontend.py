@@ -17,9 +17,9 @@ two are invariant to a uniform rescaling of the counts (see :mod:`mambaspike.lay
 blocks, which see spikes, keep BatchNorm.
 After the first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin
 of the window spiked); the bin width seen by later neurons grows accordingly, and since time constants
-are in ms their dynamics stay the same. In inference a dense (1-D) front-end of plain LIF neurons runs
-as one compiled call (:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is the
-block-by-block ground truth, and the path of training.
+are in ms their dynamics stay the same. In inference a dense (1-D) front-end of LIF or ALIF neurons
+(or both) runs as one compiled call (:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is
+the block-by-block ground truth, and the path of training.
 
 Streaming: ``step(x [B, ...], state=None) -> (out | None, state)`` takes one input bin and emits a
 pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last incomplete window

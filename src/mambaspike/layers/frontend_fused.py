@@ -2,15 +2,18 @@
 
 :meth:`SpikingFrontEnd.forward <mambaspike.layers.frontend.SpikingFrontEnd.forward>` takes this path
 when :func:`unsupported` finds nothing against it: 1-D input (dense blocks, Sequential MNIST, audio),
-plain ``LIF`` neurons on the ``auto``/``numba``/``cpu`` backends, BatchNorm in eval mode with running
-statistics, CPU float32/float64, no autograd graph needed, and nothing observing the blocks call by
-call (hooks of spike counters, tracing for export). Otherwise, and always as the ground truth, the
-module-by-module forward (:meth:`~mambaspike.layers.frontend.SpikingFrontEnd.forward_reference`) runs.
+``LIF`` or ``ALIF`` neurons (mixed stacks too) with scalar parameters on the ``auto``/``numba``/``cpu``
+backends, BatchNorm in eval mode with running statistics, CPU float32/float64, no autograd graph
+needed, and nothing observing the blocks call by call (hooks of spike counters, tracing for export).
+Otherwise, and always as the ground truth, the module-by-module forward
+(:meth:`~mambaspike.layers.frontend.SpikingFrontEnd.forward_reference`) runs. States are those of the
+reference: per block ``v`` (LIF) or ``ALIFState(v, a)`` (ALIF), the recurrent last block's paired
+with its last spikes, ``(v | ALIFState, s_prev)``.
 
 The kernel (:mod:`mambaspike.kernels.frontend_numba`) reads every parameter and buffer from the modules on each call
 (nothing is cached, so in-place changes, ``.data`` writes, replaced tensors and changed attributes such
-as ``soft_reset`` or ``bn.eps`` all take effect at once); the LIF scalars are computed by torch exactly
-as the reference computes them.
+as ``soft_reset``, ``adapt`` or ``bn.eps`` all take effect at once); the neurons' scalars are computed
+by torch exactly as the reference computes them.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import torch
 from mambaspike import kernels
 from mambaspike.kernels.views import numpy_view
 from mambaspike.layers.blocks import SpikingDenseBlock
+from mambaspike.neurons.alif_fast import _scalars as alif_kernel_scalars
+from mambaspike.neurons.functional import ALIFState
 from mambaspike.neurons.lif_fast import kernel_scalars
-from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.modules import ALIF, LIF
 
 
 def unsupported(fe, x: torch.Tensor, state) -> str | None:
@@ -44,8 +49,9 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
             return "not a stack of dense blocks"
         mods = b._modules
         lif, bn, lin = mods["lif"], mods["bn"], mods["conv"]
-        if type(lif) is not LIF or lif.backend not in ("auto", "numba", "cpu"):
-            return "not plain LIF neurons on a fused backend"
+        kind = type(lif)
+        if (kind is not LIF and kind is not ALIF) or lif.backend not in ("auto", "numba", "cpu"):
+            return "not LIF or ALIF neurons on a fused backend"
         if type(bn) is not torch.nn.BatchNorm1d:
             return "a current norm other than BatchNorm (current_norm 'sample' or 'running')"
         if bn.training or bn._buffers.get("running_mean") is None or not bn.affine:
@@ -57,17 +63,51 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
         if vth.numel() != 1:
             return "per-neuron LIF parameters"
+        if kind is ALIF and lif._parameters.get("w_adapt", lif._buffers.get("w_adapt")).numel() != 1:
+            return "per-neuron ALIF parameters"
         params = (p for m in mods.values() if m is not None for p in m._parameters.values() if p is not None)
         if grad and any(p.requires_grad for p in params):
             return "an autograd graph is needed"
-    if (
-        grad
-        and state is not None
-        and any(t is not None and t.requires_grad for s in state for t in (s if isinstance(s, tuple) else (s,)))
-    ):
-        return "an autograd graph is needed"
+    if state is not None:
+        why = _state_unsupported(fe, state, grad)
+        if why is not None:
+            return why
     if not kernels.available("frontend_numba"):
         return f"the kernel is unavailable ({kernels.reason('frontend_numba')})"
+    return None
+
+
+def _tensors(s):
+    """The tensors of one block's state (nested tuples flattened, ``None`` skipped)."""
+    if isinstance(s, tuple):
+        for t in s:
+            yield from _tensors(t)
+    elif s is not None:
+        yield s
+
+
+def _state_unsupported(fe, state, grad: bool) -> str | None:
+    """Why the given per-block states keep the fused path from running (``None`` when they do not):
+    one that needs a gradient, or one of another form than its block's neuron keeps (the LIF's ``v``,
+    the ALIF's ``ALIFState(v, a)``; the recurrent last block's paired with ``s_prev``)."""
+    blocks = fe._modules["blocks"]._modules.values()
+    last = len(blocks) - 1
+    for i, (b, s) in enumerate(zip(blocks, state)):
+        if grad and any(t.requires_grad for t in _tensors(s)):
+            return "an autograd graph is needed"
+        if i == last and b._modules.get("recurrent") is not None:
+            if s is None:
+                continue
+            if not isinstance(s, tuple) or len(s) != 2:
+                return "a recurrent block's state that is not a (neuron state, s_prev) pair"
+            s = s[0]
+        if s is None:
+            continue
+        if type(b._modules["lif"]) is ALIF:
+            if not isinstance(s, tuple) or len(s) != 2 or s[0] is None or s[1] is None:
+                return "an ALIF block's state that is not an ALIFState(v, a)"
+        elif not torch.is_tensor(s):
+            return "a LIF block's state that is not a tensor"
     return None
 
 
@@ -75,7 +115,7 @@ _SCALARS: dict = {}
 
 
 def _lif_scalars(neuron: LIF, dtype) -> tuple:
-    """``(beta, input gain, threshold, v_reset, soft)`` of a LIF for the kernel, as
+    """``(beta, input gain, threshold, v_reset, rho = 0, adapt = 0, soft)`` of a LIF for the kernel, as
     :func:`mambaspike.neurons.lif_fast.kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
     dtype), memoised on the parameters' values (read on every call, so never stale)."""
     w, vth = neuron.w, neuron.v_threshold
@@ -87,7 +127,33 @@ def _lif_scalars(neuron: LIF, dtype) -> tuple:
         if len(_SCALARS) > 4096:
             _SCALARS.clear()
         _SCALARS[key] = out
-    return (*out, neuron.v_reset, neuron.soft_reset)
+    return (*out, neuron.v_reset, 0.0, 0.0, neuron.soft_reset)
+
+
+def _alif_scalars(neuron: ALIF, dtype) -> tuple:
+    """``(beta, input gain, threshold, v_reset, rho, adapt, soft)`` of an ALIF for the kernel, as
+    :func:`mambaspike.neurons.alif_fast._scalars` computes them (torch's sigmoids of ``w`` and
+    ``w_adapt``), memoised on every value they depend on (read on every call, so never stale)."""
+    w, wa, vth = neuron.w, neuron.w_adapt, neuron.v_threshold
+    key = (
+        w.item(),
+        w.dtype,
+        wa.item(),
+        wa.dtype,
+        vth.item(),
+        vth.dtype,
+        float(neuron.adapt),
+        bool(neuron.decay_input),
+        dtype,
+    )
+    out = _SCALARS.get(key)
+    if out is None:
+        out = alif_kernel_scalars(neuron.params(), dtype)
+        if len(_SCALARS) > 4096:
+            _SCALARS.clear()
+        _SCALARS[key] = out
+    b, c, vth, rho, adapt = out
+    return (b, c, vth, neuron.v_reset, rho, adapt, neuron.soft_reset)
 
 
 def forward(fe, x: torch.Tensor, state=None):
@@ -95,31 +161,36 @@ def forward(fe, x: torch.Tensor, state=None):
     k = kernels.load("frontend_numba")
     dtype = x.dtype
     T, B, _ = x.shape
-    ws, means, variances, gammas, betas, eps, lif = [], [], [], [], [], [], []
+    ws, means, variances, gammas, betas, eps, scalars, adaptive = [], [], [], [], [], [], [], []
     blocks = list(fe._modules["blocks"]._modules.values())
     for b in blocks:
         mods = b._modules
-        bn = mods["bn"]
+        bn, lif = mods["bn"], mods["lif"]
         ws.append(numpy_view(mods["conv"]._parameters["weight"], dtype))
         means.append(numpy_view(bn._buffers["running_mean"], dtype))
         variances.append(numpy_view(bn._buffers["running_var"], dtype))
         gammas.append(numpy_view(bn._parameters["weight"], dtype))
         betas.append(numpy_view(bn._parameters["bias"], dtype))
         eps.append(bn.eps)
-        lif.append(_lif_scalars(mods["lif"], dtype))
+        alif = type(lif) is ALIF
+        adaptive.append(alif)
+        scalars.append(_alif_scalars(lif, dtype) if alif else _lif_scalars(lif, dtype))
     n_outs = [w.shape[0] for w in ws]
     n_last = n_outs[-1]
     rec = blocks[-1].recurrent
     has_rec = rec is not None
     r_w = numpy_view(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
-    lifp = np.array([q[:4] for q in lif], dtype=ws[0].dtype)  # (L, 4): beta, input gain, threshold, v_reset
-    soft = np.array([q[4] for q in lif], dtype=np.bool_)
-    # states in: per block v (B, n) -- (v, s_prev) for the recurrent block -- packed into v_state
-    v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes it
+    lifp = np.array([q[:6] for q in scalars], dtype=ws[0].dtype)  # (L, 6): beta, gain, vth, v_reset, rho, adapt
+    flags = np.array([[q[6] for q in scalars], adaptive], dtype=np.bool_)  # (2, L): soft reset, ALIF
+    any_alif = any(adaptive)
+    # states in: per block v (LIF) or ALIFState(v, a) (ALIF) -- paired with s_prev for the recurrent
+    # block -- packed into v_state and a_state (none without an ALIF block: the kernel gets [B, 0])
+    v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes them
+    a_state = x.new_empty(B, sum(n_outs)) if any_alif else None
     s_prev = x.new_empty(B, n_last)
     init_v, has_s0 = True, False
     if state is not None:
-        v_parts = []
+        v_parts, a_parts = [], []
         for i, n in enumerate(n_outs):
             s = state[i]
             if has_rec and i == len(n_outs) - 1:
@@ -127,8 +198,13 @@ def forward(fe, x: torch.Tensor, state=None):
                 if sp is not None:
                     s_prev.copy_(sp.reshape(B, n_last))
                     has_s0 = True
-            v_parts.append(s.reshape(B, n) if s is not None else x.new_full((B, n), blocks[i].lif.v_reset))
+            v, a = s if adaptive[i] and s is not None else (s, None)
+            v_parts.append(v.reshape(B, n) if v is not None else x.new_full((B, n), blocks[i].lif.v_reset))
+            if any_alif:
+                a_parts.append(a.reshape(B, n) if a is not None else x.new_zeros(B, n))
         torch.cat(v_parts, dim=1, out=v_state)
+        if any_alif:
+            torch.cat(a_parts, dim=1, out=a_state)
         init_v = False
     kp = fe.temporal_pool
     out = x.new_empty((T + kp - 1) // kp, B, n_last)
@@ -141,12 +217,13 @@ def forward(fe, x: torch.Tensor, state=None):
         tuple(betas),
         np.array(eps, dtype=np.float64),
         lifp,
-        soft,
+        flags,
         r_w,
         has_rec,
         kp,
         fe.temporal_pool_mode == "avg",
         v_state.numpy(),
+        a_state.numpy() if any_alif else np.empty((B, 0), ws[0].dtype),
         init_v,
         s_prev.numpy(),
         has_s0,
@@ -155,6 +232,10 @@ def forward(fe, x: torch.Tensor, state=None):
         B,
     )
     states = list(v_state.split(n_outs, dim=1))
+    if any_alif:
+        for i, a in enumerate(a_state.split(n_outs, dim=1)):
+            if adaptive[i]:
+                states[i] = ALIFState(states[i], a)
     if has_rec:
         states[-1] = (states[-1], s_prev)
     return out, states
