@@ -203,3 +203,11 @@ def test_records_from_before_the_option_were_batch_normalised():
         record_resolved({"resolved": resolved_config({"dataset": "ndigits"}, old, "v")})["model"]["current_norm"]
         == "batch"
     )
+
+
+def test_the_paper_and_lif_variants_pin_batchnorm():
+    from mambaspike.models.config import VARIANTS
+
+    assert VARIANTS["mambaspike-paper"][1]["current_norm"] == "batch"
+    assert VARIANTS["mambaspike-lif"][1]["current_norm"] == "batch"
+    assert ModelConfig().current_norm == "batch"

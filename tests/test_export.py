@@ -84,8 +84,13 @@ def _trained_like(fe: SpikingFrontEnd, gain: float = 3.0) -> SpikingFrontEnd:
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for b in fe.blocks:
-            c = b.bn.num_features
+            c = b.bn.weight.numel()
             b.conv.weight.mul_(gain)
+            if not isinstance(b.bn, torch.nn.modules.batchnorm._BatchNorm):  # a per-sample norm: no statistics
+                b.bn.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                b.bn.bias.copy_(torch.rand(c, generator=g) * 0.4)
+                b.lif.w.add_(torch.rand((), generator=g) - 0.5)
+                continue
             b.bn.running_mean.copy_(torch.rand(c, generator=g) * 0.4 - 0.2)
             b.bn.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
             b.bn.weight.copy_(torch.rand(c, generator=g) + 0.5)
@@ -294,8 +299,8 @@ def tiny_run(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_lif_run(data_dir, tmp_path_factory):
-    """A run of a LIF front-end (what NIR can express)."""
-    return _tiny_trained(data_dir, tmp_path_factory.mktemp("export-lif") / "run", neuron="lif")
+    """A run of a LIF front-end with BatchNorm (what NIR can express)."""
+    return _tiny_trained(data_dir, tmp_path_factory.mktemp("export-lif") / "run", neuron="lif", current_norm="batch")
 
 
 def test_cli_exports_onnx_of_a_trained_run(tiny_run, tmp_path, capsys):

@@ -52,10 +52,8 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.
     return w.numpy(), b.numpy()
 
 
-def lif_to_nir(lif: nn.Module, shape: tuple, bin_s: float):
-    """``nir.LIF`` whose forward-Euler step at ``bin_s`` seconds equals ``lif``'s update (see the module
-    docstring). ``shape``: the population's ``(C, H, W)``."""
-    nir = require("nir")
+def check_neuron(lif: nn.Module) -> None:
+    """An ``ExportError`` unless ``lif`` is a neuron NIR's LIF expresses (a hard-reset ``LIF``)."""
     if not isinstance(lif, LIF):
         hint = "NIR has no adaptive-threshold neuron; " if type(lif).__name__ == "ALIF" else ""
         raise ExportError(
@@ -64,6 +62,13 @@ def lif_to_nir(lif: nn.Module, shape: tuple, bin_s: float):
         )
     if lif.soft_reset:
         raise ExportError("NIR's LIF resets to v_reset; a soft (subtractive) reset cannot be exported")
+
+
+def lif_to_nir(lif: nn.Module, shape: tuple, bin_s: float):
+    """``nir.LIF`` whose forward-Euler step at ``bin_s`` seconds equals ``lif``'s update (see the module
+    docstring). ``shape``: the population's ``(C, H, W)``."""
+    nir = require("nir")
+    check_neuron(lif)
     beta = float(lif.beta.detach().double())
     tau = bin_s / (1.0 - beta)
     r = 1.0 if lif.decay_input else 1.0 / (1.0 - beta)
@@ -163,6 +168,8 @@ def frontend_to_nir(
     prev = "input"
     for i in range(start, stop):
         block = frontend.blocks[i]
+        pre = f"block{i}_"
+        check_neuron(block.lif)  # the neuron's error first: it names what exports
         if not isinstance(block.bn, nn.BatchNorm2d):
             kind = "sample" if isinstance(block.bn, nn.GroupNorm) else "running"
             raise ExportError(
@@ -170,7 +177,6 @@ def frontend_to_nir(
                 f"which has no NIR primitive; export --blocks {i + 1}:{n} (if any follow), or a model with "
                 "current_norm='batch'"
             )
-        pre = f"block{i}_"
         wts, bias = fold_batchnorm(block.conv, block.bn)
         conv = block.conv
         nodes[pre + "conv"] = nir.Conv2d(

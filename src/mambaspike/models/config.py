@@ -269,7 +269,7 @@ PAPER_FRONTEND: dict = {
 RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none", "rate_floor": 0.01, "current_norm": "batch"}
 # The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
 # normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
-LIF_FRONTEND: dict = {"neuron": "lif", "rate_norm": True, "rate_floor": 0.01}
+LIF_FRONTEND: dict = {"neuron": "lif", "rate_norm": True, "rate_floor": 0.01, "current_norm": "batch"}
 # Named model variants: name -> (family, ModelConfig overrides on top of the family's defaults).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "mambaspike-paper": ("mambaspike", PAPER_FRONTEND),
