@@ -350,29 +350,6 @@ def _partial(states, kind):
     raise ValueError(kind)
 
 
-@pytest.mark.parametrize("kind", ["full", "no_s_prev", "some_none"])
-@pytest.mark.parametrize("pool", [1, 3], ids=lambda k: f"k{k}")
-@pytest.mark.parametrize("channels", [(8,), (8, 12, 16)], ids=["L1", "L3"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_chunked_state(dtype, channels, pool, kind):
-    fe = _make(5, channels, recurrent=True, pool=pool, dtype=dtype, seed=5)
-    x = _input(12 * pool + 7, 3, 5, dtype, seed=6)
-    cut = 6 * pool  # a whole number of windows
-    (out1, st1), (_, st1_ref) = _compare(fe, x[:cut])
-    state = _partial(st1_ref, kind)
-    before = _clone(state)
-    (out2, st2), _ = _compare(fe, x[cut:], state)
-    for a, b in zip(_flat(state), _flat(before)):  # the given state is not modified in place
-        assert (a is None and b is None) or torch.equal(a, b)
-    _assert_fires(fe, x, torch.cat([out1, out2]))
-    if kind == "full":  # a state at a window boundary continues the same trajectory
-        with torch.no_grad():
-            out, st = _fused(fe, x)
-        assert torch.equal(torch.cat([out1, out2]), out)
-        for a, b in zip(_flat(st2), _flat(st)):
-            torch.testing.assert_close(a, b, atol=ATOL[dtype], rtol=0)
-
-
 def test_chunk_not_at_window_boundary():
     """Chunks cut inside a pooling window (each call pools its own bins): both paths still agree,
     and with the fused path's own states passed on."""
@@ -391,9 +368,12 @@ def test_chunk_not_at_window_boundary():
     ids=["ff-full", "ff-some_none", "rec-full", "rec-no_s_prev", "rec-some_none"],
 )
 @pytest.mark.parametrize("pool", [1, 3], ids=lambda k: f"k{k}")
-@pytest.mark.parametrize("neurons,channels", [("alif", (8,)), ("alif", (8, 12, 16)), ("alif_lif", (8, 12, 16))])
+@pytest.mark.parametrize(
+    "neurons,channels",
+    [("lif", (8,)), ("lif", (8, 12, 16)), ("alif", (8,)), ("alif", (8, 12, 16)), ("alif_lif", (8, 12, 16))],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_alif_chunked_state(dtype, neurons, channels, pool, recurrent, kind):
+def test_chunked_state(dtype, neurons, channels, pool, recurrent, kind):
     """A sequence in two calls, the second continuing from the first's states (the reference's, or
     partial ones), equals the reference; where the whole state is passed on at a window boundary,
     the two calls give exactly what one call gives. The given states are not modified."""
@@ -443,6 +423,18 @@ def _variant(name):
     return setup
 
 
+def _check_variant(fe, channels, dtype, seed):
+    """Batches of 1 and 3 equal the reference (the second fires), and a chunk continued from the last
+    block's state does too (v_reset only matters for a missing state)."""
+    for B in (1, 3):
+        x = _input(31, B, 5, dtype, seed=seed + B)
+        (out, _), _ = _compare(fe, x)
+        if B == 3:
+            _assert_fires(fe, x, out)
+    (_, st), _ = _compare(fe, x[:10])
+    _compare(fe, x[10:], [None] * (len(channels) - 1) + [st[-1]])
+
+
 @pytest.mark.parametrize(
     "variant", ["soft_reset", "no_decay_input", "v_reset_pos", "v_reset_neg", "learn_threshold", "mixed"]
 )
@@ -453,37 +445,25 @@ def test_lif_variants(dtype, channels, recurrent, variant):
     fe = _make(5, channels, recurrent, pool=2, mode="max", dtype=dtype, seed=9, lif_setup=_variant(variant))
     if variant == "learn_threshold":
         assert all(isinstance(b.lif.v_threshold, nn.Parameter) for b in fe.blocks)
-    for B in (1, 3):
-        x = _input(31, B, 5, dtype, seed=10 + B)
-        (out, _), _ = _compare(fe, x)
-        if B == 3:
-            _assert_fires(fe, x, out)
-    # a chunk continued from a state (v_reset only matters for a missing state)
-    (_, st), _ = _compare(fe, x[:10])
-    _compare(fe, x[10:], [None] * (len(channels) - 1) + [st[-1]])
+    _check_variant(fe, channels, dtype, seed=10)
 
 
 def _alif_variant(name):
+    """The ALIF blocks' neurons edited: a LIF variant of :func:`_variant`, or ``fixed_tau_adapt``
+    (``w_adapt`` a buffer, not a parameter) / ``strong_adapt``."""
+    lif_setup = None if name in ("fixed_tau_adapt", "strong_adapt") else _variant(name)
+
     def setup(i, lif):
         if type(lif) is not ALIF:
             return
-        if name == "soft_reset":
-            lif.soft_reset = True
-        elif name == "no_decay_input":  # h = beta v + x: threshold raised to keep the firing rate moderate
-            lif.decay_input = False
-            lif.v_threshold.fill_(1.0 / (1.0 - float(lif.beta)))
-        elif name == "v_reset_neg":
-            lif.v_reset = -0.5
-        elif name == "learn_threshold":
-            lif.v_threshold = nn.Parameter(torch.full_like(lif.v_threshold, 0.9))
-        elif name == "fixed_tau_adapt":  # w_adapt a buffer, not a parameter
+        if lif_setup is not None:
+            lif_setup(i, lif)
+        elif name == "fixed_tau_adapt":
             w_adapt = lif.w_adapt.detach().clone()
             del lif.w_adapt
             lif.w_adapt = nn.Buffer(w_adapt)
-        elif name == "strong_adapt":
-            lif.adapt = 0.3
         else:
-            raise ValueError(name)
+            lif.adapt = 0.3
 
     return setup
 
@@ -499,14 +479,7 @@ def test_alif_variants(dtype, recurrent, neurons, channels, variant):
     fe = _make(5, channels, recurrent, pool=2, mode="max", dtype=dtype, seed=44, lif_setup=setup, neurons=neurons)
     if variant == "fixed_tau_adapt":
         assert all("w_adapt" in b.lif._buffers for b in fe.blocks if type(b.lif) is ALIF)
-    for B in (1, 3):
-        x = _input(31, B, 5, dtype, seed=45 + B)
-        (out, _), _ = _compare(fe, x)
-        if B == 3:
-            _assert_fires(fe, x, out)
-    # a chunk continued from a state (v_reset only matters for a missing state)
-    (_, st), _ = _compare(fe, x[:10])
-    _compare(fe, x[10:], [None] * (len(channels) - 1) + [st[-1]])
+    _check_variant(fe, channels, dtype, seed=45)
 
 
 # --------------------------------------------------------------------------------------------
@@ -847,56 +820,22 @@ def test_dtype_switches():
 # --------------------------------------------------------------------------------------------
 
 
-def test_whole_model_logits(monkeypatch, spy):
-    from mambaspike.models.config import ModelConfig
-    from mambaspike.models.registry import build_model
-
-    torch.manual_seed(37)
-    model = build_model(
-        ModelConfig(
-            name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1, neuron="lif"
-        )
-    ).eval()  # the paper's LIF neurons; the default ALIF: test_whole_model_logits_alif
-    fe = model.frontend
-    x = _input(60, 3, 1, torch.float32, seed=38)
-    calibrated = _make(
-        1,
-        (8, 12, 16),
-        recurrent=fe.blocks[-1].recurrent is not None,
-        pool=fe.temporal_pool,
-        mode=fe.temporal_pool_mode,
-        dtype=torch.float32,
-        seed=39,
-        tau_ms=30.0,
-        gain=6.0,
-    )
-    fe.load_state_dict(calibrated.state_dict())  # make the model's front-end fire
-    with torch.no_grad():
-        spikes, _ = fe(x)
-        _assert_fires(fe, x, spikes)
-        logits = model(x)
-    assert len(spy) == 2
-    monkeypatch.setattr(fe, "forward", fe.forward_reference)
-    with torch.no_grad():
-        logits_ref = model(x)
-    assert len(spy) == 2
-    assert logits.shape == (3, 10)
-    torch.testing.assert_close(logits, logits_ref, rtol=1e-5, atol=1e-6)
-
-
-def test_whole_model_logits_alif(monkeypatch, spy):
-    """The default model (ALIF neurons) on 1-D input runs its front-end through the fused path in
-    eval mode, with the logits of the block-by-block front-end."""
+@pytest.mark.parametrize("neuron", ["alif", "lif"])
+def test_whole_model_logits(monkeypatch, spy, neuron):
+    """The model on 1-D input (the default ALIF neurons, or the paper's LIF) runs its front-end through
+    the fused path in eval mode, with the logits of the block-by-block front-end."""
     from mambaspike.models.config import ModelConfig
     from mambaspike.models.registry import build_model
 
     torch.manual_seed(54)
     cfg = ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1)
-    assert cfg.neuron == "alif"
+    assert cfg.neuron == "alif"  # the default
+    cfg = ModelConfig(**{**cfg.to_dict(), "neuron": neuron})
     model = build_model(cfg).eval()
     fe = model.frontend
-    assert all(type(b.lif) is ALIF for b in fe.blocks)
+    assert all(type(b.lif) is (ALIF if neuron == "alif" else LIF) for b in fe.blocks)
     x = _input(60, 3, 1, torch.float32, seed=55)
+    adaptation = dict(tau_adapt=fe.blocks[0].lif.tau_adapt, adapt=fe.blocks[0].lif.adapt) if neuron == "alif" else {}
     calibrated = _make(
         1,
         (8, 12, 16),
@@ -907,9 +846,8 @@ def test_whole_model_logits_alif(monkeypatch, spy):
         seed=56,
         tau_ms=30.0,
         gain=6.0,
-        neurons="alif",
-        tau_adapt=fe.blocks[0].lif.tau_adapt,
-        adapt=fe.blocks[0].lif.adapt,
+        neurons=neuron,
+        **adaptation,
     )
     fe.load_state_dict(calibrated.state_dict())  # make the model's front-end fire
     with torch.no_grad():
