@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mambaspike.cli.options import add_budget, budget_config, float_list, int_list, name_list, set_threads
+from mambaspike.lab.ablate import DEFAULT_NEURONS, DEFAULT_TAUS
 
 HELP = "ablations: with/without the spiking front-end; neuron model x tau"
 
@@ -22,14 +23,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     a.add_argument(
         "--neurons",
         type=name_list,
-        default=["lif", "srm"],
+        default=list(DEFAULT_NEURONS),
         metavar="N,...",
-        help="neuron models (names in mambaspike.neurons.NEURONS)",
+        help=f"neuron models (names in mambaspike.neurons.NEURONS; default: {','.join(DEFAULT_NEURONS)})",
     )
     a.add_argument(
         "--taus",
         type=float_list,
-        default=[10.0, 20.0, 30.0, 40.0, 50.0],
+        default=list(DEFAULT_TAUS),
         metavar="MS,...",
         help="membrane time constants in ms",
     )

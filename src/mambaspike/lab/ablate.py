@@ -2,7 +2,7 @@
 
 (a) **Front-end** (paper Table 2): Mamba-Spike against the same backbone after the non-spiking stem
     (``mamba``), for every seed.
-(b) **Neuron** (paper Fig. 5): Mamba-Spike with each neuron model (``lif``, ``srm`` — names in
+(b) **Neuron** (paper Fig. 5): Mamba-Spike with each neuron model (``lif``, ``alif``, ``srm`` — names in
     ``mambaspike.neurons.NEURONS``) at each membrane time constant tau (ms). tau is held fixed during
     training unless ``learn_tau`` (otherwise the axis would not mean what it says).
 
@@ -27,7 +27,7 @@ from mambaspike.lab.experiments import (
 )
 
 DEFAULT_TAUS = [10.0, 20.0, 30.0, 40.0, 50.0]
-DEFAULT_NEURONS = ["lif", "srm"]
+DEFAULT_NEURONS = ["lif", "alif", "srm"]
 
 
 def check_neurons(neurons: list[str]) -> None:
