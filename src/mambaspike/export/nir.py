@@ -170,10 +170,10 @@ def frontend_to_nir(
         block = frontend.blocks[i]
         pre = f"block{i}_"
         check_neuron(block.lif)  # the neuron's error first: it names what exports
-        if not isinstance(block.bn, nn.BatchNorm2d):
-            kind = "sample" if isinstance(block.bn, nn.GroupNorm) else "running"
+        if block.norm_kind != "batch":
             raise ExportError(
-                f"NIR export: block {i} normalises each sample's current on its own (current_norm={kind!r}), "
+                f"NIR export: block {i} normalises each sample's current on its own "
+                f"(current_norm={block.norm_kind!r}), "
                 f"which has no NIR primitive; export --blocks {i + 1}:{n} (if any follow), or a model with "
                 "current_norm='batch'"
             )

@@ -96,6 +96,7 @@ class SpikingConvBlock(nn.Module):
         norm: str = "batch",
     ):
         super().__init__()
+        self.norm_kind = norm  # which of CURRENT_NORMS ``bn`` is
         conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         rec = nn.Conv2d(c_out, c_out, 1, bias=False) if recurrent else None
         self._build(
@@ -165,7 +166,7 @@ class SpikingConvBlock(nn.Module):
         if type(self.lif) is ALIF:  # the compiled recurrent ALIF is forward only: inference
             p = self.lif.params()
             return recurrent_inference_unsupported(current, self._recurrent_matrix(), p, self.lif.spike_fn) is None
-        return type(self.lif) is LIF
+        return True
 
 
 class SpikingDenseBlock(SpikingConvBlock):
@@ -182,6 +183,7 @@ class SpikingDenseBlock(SpikingConvBlock):
         norm: str = "batch",
     ):
         nn.Module.__init__(self)
+        self.norm_kind = norm
         linear = nn.Linear(f_in, f_out, bias=False)
         rec = nn.Linear(f_out, f_out, bias=False) if recurrent else None
         self._build(linear, current_norm(norm, f_out, spatial=False), lif_kwargs, neuron, rec, nn.Identity())

@@ -114,45 +114,40 @@ def _state_unsupported(fe, state, grad: bool) -> str | None:
 _SCALARS: dict = {}
 
 
-def _lif_scalars(neuron: LIF, dtype) -> tuple:
-    """``(beta, input gain, threshold, v_reset, rho = 0, adapt = 0, soft)`` of a LIF for the kernel, as
-    :func:`mambaspike.neurons.lif_fast.kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
-    dtype), memoised on the parameters' values (read on every call, so never stale)."""
-    w, vth = neuron.w, neuron.v_threshold
-    key = (w.item(), w.dtype, vth.item(), vth.dtype, bool(neuron.decay_input), dtype)
+def _memoised(key: tuple, compute):
+    """``compute()``, memoised under ``key`` (the values it depends on, read on every call, so never
+    stale; the memo is emptied past 4096 entries)."""
     out = _SCALARS.get(key)
     if out is None:
-        p = neuron.params()
-        out = kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
+        out = compute()
         if len(_SCALARS) > 4096:
             _SCALARS.clear()
         _SCALARS[key] = out
-    return (*out, neuron.v_reset, 0.0, 0.0, neuron.soft_reset)
+    return out
+
+
+def _lif_scalars(neuron: LIF, dtype) -> tuple:
+    """``(beta, input gain, threshold, v_reset, rho = 0, adapt = 0, soft)`` of a LIF for the kernel, as
+    :func:`mambaspike.neurons.lif_fast.kernel_scalars` computes them (torch's sigmoid, ``1 - beta`` in beta's
+    dtype)."""
+    w, vth = neuron.w, neuron.v_threshold
+    key = (w.item(), w.dtype, vth.item(), vth.dtype, bool(neuron.decay_input), dtype)
+
+    def compute():
+        p = neuron.params()
+        return kernel_scalars(p.beta, p.v_threshold, p.decay_input, dtype)
+
+    return (*_memoised(key, compute), neuron.v_reset, 0.0, 0.0, neuron.soft_reset)
 
 
 def _alif_scalars(neuron: ALIF, dtype) -> tuple:
     """``(beta, input gain, threshold, v_reset, rho, adapt, soft)`` of an ALIF for the kernel, as
     :func:`mambaspike.neurons.alif_fast._scalars` computes them (torch's sigmoids of ``w`` and
-    ``w_adapt``), memoised on every value they depend on (read on every call, so never stale)."""
+    ``w_adapt``)."""
     w, wa, vth = neuron.w, neuron.w_adapt, neuron.v_threshold
-    key = (
-        w.item(),
-        w.dtype,
-        wa.item(),
-        wa.dtype,
-        vth.item(),
-        vth.dtype,
-        float(neuron.adapt),
-        bool(neuron.decay_input),
-        dtype,
-    )
-    out = _SCALARS.get(key)
-    if out is None:
-        out = alif_kernel_scalars(neuron.params(), dtype)
-        if len(_SCALARS) > 4096:
-            _SCALARS.clear()
-        _SCALARS[key] = out
-    b, c, vth, rho, adapt = out
+    key = (w.item(), w.dtype, wa.item(), wa.dtype, vth.item(), vth.dtype, float(neuron.adapt))
+    key += (bool(neuron.decay_input), dtype)
+    b, c, vth, rho, adapt = _memoised(key, lambda: alif_kernel_scalars(neuron.params(), dtype))
     return (b, c, vth, neuron.v_reset, rho, adapt, neuron.soft_reset)
 
 
