@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     from mambaspike.data.errors import DatasetError  # after parsing: it imports the data layer (torch)
 
+    from mambaspike.training.allocator import keep_freed_memory
+
     try:
+        keep_freed_memory()  # large tensors reuse freed heap instead of fresh mmaps (MAMBASPIKE_MALLOC)
         return COMMANDS[args.command].run(args)
     except (MambaspikeError, DatasetError) as e:
         print(f"mambaspike {args.command}: error: {e}", file=sys.stderr)

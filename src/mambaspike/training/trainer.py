@@ -52,7 +52,7 @@ from mambaspike.errors import ConfigError, TrainingError
 from mambaspike.evaluation.diagnostics import GradientNorms, neuron_health
 from mambaspike.evaluation.inference import classification_metrics, final_metrics, run_inference, selection_info
 from mambaspike.models.registry import build_model, count_parameters, loss_and_scores
-from mambaspike.training import distributed
+from mambaspike.training import allocator, distributed
 from mambaspike.training.checkpoint import load_optimizer_state, load_record, load_weights
 from mambaspike.training.config import TrainConfig, model_config
 from mambaspike.training.run import Run, config_hash, resolved_config
@@ -266,6 +266,7 @@ def setup(
     but the removal of an overwritten run's files; a bad option is refused before that."""
     from mambaspike.data import get_datasets
 
+    allocator.keep_freed_memory()
     _autocast(cfg.amp)  # refuse --amp without a GPU before touching the output directory
     if not resume:
         model_config(cfg)  # refuse a bad model option before loading data or writing anything
