@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), "")
     args = build_parser(command).parse_args(argv)
     from mambaspike.data.errors import DatasetError  # after parsing: it imports the data layer (torch)
-
     from mambaspike.training.allocator import keep_freed_memory
 
     try:
