@@ -137,8 +137,8 @@ def test_bench_model_stages_fractions(capsys):
         + ["--T", "4", "--batch", "1", "--repeats", "1"],
     )
     expected = {
-        "mambaspike": {"conv", "batchnorm", "lif", "pool", "temporal_pool", "interface", "backbone", "head", "other"},
-        "gru": {"conv", "batchnorm", "relu", "pool", "temporal_pool", "interface", "backbone", "head", "other"},
+        "mambaspike": {"conv", "norm", "lif", "pool", "temporal_pool", "interface", "backbone", "head", "other"},
+        "gru": {"conv", "norm", "relu", "pool", "temporal_pool", "interface", "backbone", "head", "other"},
     }
     assert [r["model"] for r in rows] == ["mambaspike", "gru"]
     for r in rows:

@@ -16,10 +16,12 @@ least) is reported. The profiler's overhead per recorded operation (microseconds
 operations a little more than long ones.
 
 Stages (those a model has): ``conv`` (the blocks' / stem's convolutions, the dense layers of 1-D
-blocks), ``batchnorm``, ``lif`` (LIF neurons, including the recurrent connection and the per-bin loop
-of a recurrent block that does not take the fused recurrent kernel), ``relu``, ``pool`` (spatial
-pooling), ``temporal_pool`` (the front-end's / stem's own operations: temporal pooling and the
-reshapes between blocks), ``input_norm``, ``interface``, ``backbone`` (Mamba or LSTM/GRU), ``head``.
+blocks), ``norm`` (the norm of a block's current, whichever of BatchNorm / GroupNorm / the running
+per-sample norm it is, and the stem's BatchNorm), ``lif`` (LIF neurons, including the recurrent
+connection and the per-bin loop of a recurrent block that does not take the fused recurrent kernel),
+``relu``, ``pool`` (spatial pooling), ``temporal_pool`` (the front-end's / stem's own operations:
+temporal pooling and the reshapes between blocks), ``input_norm``, ``interface``, ``backbone`` (Mamba
+or LSTM/GRU), ``head``.
 
 Convolution rate: the multiply-accumulates of the ``conv`` stage's ``Conv2d`` layers at the measured
 shape (``out.numel() * C_in / groups * kH * kW`` per call, counted by forward hooks) for the forward,
@@ -38,7 +40,7 @@ from torch import nn
 STAGE_PREFIX = "stage::"
 STAGES = (
     "conv",
-    "batchnorm",
+    "norm",
     "lif",
     "relu",
     "pool",
@@ -55,7 +57,7 @@ _POOLS = (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d, nn.AvgPool2d
 def _block_stages(block: nn.Module) -> dict[nn.Module, str]:
     # the recurrent layer is not hooked: a hook on it turns off the fused recurrent kernel
     # (kernels.observed); called in the per-bin loop it runs inside the block, whose stage is ``lif``
-    out = {block: "lif", block.conv: "conv", block.bn: "batchnorm", block.lif: "lif"}
+    out = {block: "lif", block.conv: "conv", block.bn: "norm", block.lif: "lif"}
     if not isinstance(block.pool, nn.Identity):
         out[block.pool] = "pool"
     return out
@@ -67,7 +69,7 @@ def _stem_stages(stem: nn.Module) -> dict[nn.Module, str]:
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             out[m] = "conv"
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            out[m] = "batchnorm"
+            out[m] = "norm"
         elif isinstance(m, nn.ReLU):
             out[m] = "relu"
         elif isinstance(m, _POOLS):
