@@ -113,3 +113,46 @@ def test_resolved_records_from_before_a_training_field_compare_with_the_value_th
     assert config_hash(record_resolved({"resolved": older})) != config_hash(
         resolved_config({**train, "select": "accuracy-then-loss"}, model, "v")
     )
+
+
+def test_records_from_before_the_augmentation_field_compare_with_the_augmentation_they_were_trained_with(
+    monkeypatch,
+):
+    """A data set's augmentation is part of the resolved configuration; a record without it counts with
+    the augmentation its data set had then (``AUGMENT_RECORDED_BEFORE``), so changing a data set's
+    augmentation retrains instead of reusing."""
+    from dataclasses import asdict
+
+    from mambaspike.data import registry
+    from mambaspike.data.augment import EVENT_AUGMENT
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.training.run import config_diff, config_hash, record_resolved, resolved_config
+
+    then = registry.Augment(max_shift=1)
+    monkeypatch.setitem(registry.AUGMENT_RECORDED_BEFORE, "ndigits", then)
+    model = ModelConfig(name="mamba").to_dict()
+    for augment, events in ((True, False), (True, True), (False, True), (False, False)):
+        train = {"dataset": "ndigits", "epochs": 12, "augment": augment, "augment_events": events}
+        now = resolved_config(train, model, "v")
+        older = {k: v for k, v in now.items() if k != "augmentation"}
+        was = record_resolved({"resolved": older})["augmentation"]
+        if not augment and not events:
+            assert now["augmentation"] is None and was is None
+            continue
+        expected_now = registry.get_entry("ndigits").augment if augment else registry.Augment()
+        expected_then = then if augment else registry.Augment()
+        assert now["augmentation"]["max_shift"] == expected_now.max_shift
+        assert was["max_shift"] == expected_then.max_shift
+        if events:
+            assert was["jitter_px"] == EVENT_AUGMENT["jitter_px"] and was["event_p"] == EVENT_AUGMENT["event_p"]
+        if augment:  # the shift changed: the old run is another configuration, and the message says so
+            assert config_hash(record_resolved({"resolved": older})) != config_hash(now)
+            assert any(d.startswith("augmentation: ") for d in config_diff(record_resolved({"resolved": older}), now))
+        else:  # only the event-level perturbations, which did not change: the same
+            assert config_hash(record_resolved({"resolved": older})) == config_hash(now)
+    # a data set that is not of events has no augmentation to record
+    assert resolved_config({"dataset": "spoken-digits", "augment": False}, model, "v")["augmentation"] is None
+    assert (
+        asdict(registry.get_entry("ndigits").augment)
+        == resolved_config({"dataset": "ndigits", "augment": True}, model, "v")["augmentation"]
+    )

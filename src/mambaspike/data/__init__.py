@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mambaspike.data.arrays import ArrayDataset
-from mambaspike.data.augment import augment_frames, with_event_augmentation
+from mambaspike.data.augment import augment_frames, train_augment
 from mambaspike.data.errors import DatasetError, DatasetMissing
 from mambaspike.data.frames import cached_frames, is_one_dimensional, num_bins
 from mambaspike.data.registry import Augment, DatasetEntry, dataset_names, get_entry, register
@@ -232,9 +232,7 @@ def get_datasets(
             id(src): cached_frames(name, src, data_dir / "cache", time_window_us, dt_us)
             for src in (train_source, test_source)
         }
-        aug = entry.augment if augment else None
-        if augment_events:
-            aug = with_event_augmentation(aug or Augment())
+        aug = train_augment(entry.augment, augment, augment_events)
         train, val, test = (
             FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None, seed=seed)
             for k, (src, idx) in enumerate(zip(sources, split_idx))

@@ -32,6 +32,13 @@ def with_event_augmentation(aug: Augment) -> Augment:
     return replace(aug, **levels, event_p=EVENT_AUGMENT["event_p"])
 
 
+def train_augment(base: Augment | None, augment: bool, augment_events: bool) -> Augment | None:
+    """The train split's augmentation: the data set's own (``base``) where ``augment``, plus the
+    event-level perturbations where ``augment_events``; ``None`` for none."""
+    aug = base if augment else None
+    return with_event_augmentation(aug or Augment()) if augment_events else aug
+
+
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))
 

@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -107,13 +108,34 @@ def _family_model(model: dict) -> dict:
     return {k: v for k, v in model.items() if k in used and k not in _DERIVED}
 
 
-def resolved_config(train: dict, model: dict, version: str) -> dict:
+def train_augmentation(train: dict, recorded_before: bool = False) -> dict | None:
+    """The train split's augmentation a training configuration ``train`` (a ``TrainConfig`` as a dict,
+    ``augment`` resolved) applies, as the fields of a ``data.registry.Augment``; ``None`` for none or for
+    a data set that is not of events (or no longer registered). ``recorded_before``: as runs recorded
+    before run records held it were trained with (``data.registry.AUGMENT_RECORDED_BEFORE``)."""
+    from mambaspike.data.augment import train_augment
+    from mambaspike.data.errors import DatasetError
+    from mambaspike.data.registry import get_entry, recorded_augment
+
+    try:
+        if get_entry(train.get("dataset")).kind != "events":
+            return None
+        base = recorded_augment(train["dataset"], recorded_before)
+    except DatasetError:
+        return None
+    aug = train_augment(base, bool(train.get("augment")), bool(train.get("augment_events")))
+    return asdict(aug) if aug is not None else None
+
+
+def resolved_config(train: dict, model: dict, version: str, recorded_before: bool = False) -> dict:
     """The configuration that decides a run's results, as plain JSON: the ``RESULT_FIELDS`` of the
-    training configuration ``train`` (binning resolved to the data set's values), ``model``: the model
-    configuration after overrides (the fields its family uses, less those the data set derives), and
-    ``mambaspike_version``."""
+    training configuration ``train`` (binning resolved to the data set's values), ``augmentation``: the
+    train split's augmentation it applies (:func:`train_augmentation`; ``recorded_before`` for records
+    that predate it), ``model``: the model configuration after overrides (the fields its family uses,
+    less those the data set derives), and ``mambaspike_version``."""
     train = recorded_train(train)
     resolved = {k: train.get(k) for k in RESULT_FIELDS}
+    resolved["augmentation"] = train_augmentation(train, recorded_before)
     resolved["model"] = _family_model(model)
     resolved["mambaspike_version"] = version
     return json.loads(json.dumps(resolved, sort_keys=True))  # tuples -> lists, as read back from run.json
@@ -144,12 +166,16 @@ def config_diff(there: dict, asked: dict) -> list[str]:
 def record_resolved(record: dict) -> dict:
     """The resolved configuration of a ``run.json`` record: its ``"resolved"`` entry, else (directories
     from before it existed) recomputed from its ``"train"`` and ``"model"`` sections; a training field
-    the record predates counts with the value it was trained with (``TRAIN_RECORDED_BEFORE``)."""
+    the record predates counts with the value it was trained with (``TRAIN_RECORDED_BEFORE``; the
+    augmentation: :func:`train_augmentation` with ``recorded_before``)."""
     if "resolved" in record:
         resolved = {**TRAIN_RECORDED_BEFORE, **record["resolved"]}
         resolved["model"] = _family_model(resolved.get("model") or {})
+        if "augmentation" not in resolved:
+            resolved["augmentation"] = train_augmentation(resolved, recorded_before=True)
         return json.loads(json.dumps(resolved, sort_keys=True))
-    return resolved_config(record["train"], record["model"], record.get("mambaspike_version", "unknown"))
+    version = record.get("mambaspike_version", "unknown")
+    return resolved_config(record["train"], record["model"], version, recorded_before=True)
 
 
 def run_label(run_dir: Path, family: str) -> str:
