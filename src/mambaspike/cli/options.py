@@ -211,7 +211,7 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="augment every run's train split alike (the data set's spatial shift / flip / event drop); "
+        help="augment every run's train split alike (the data set's spatial shift / flip / event drop and jitter); "
         "default: on where the data set defines an augmentation",
     )
     p.add_argument(

@@ -47,8 +47,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="augment the train split (the data set's spatial shift / flip / event drop); default: on where the "
-        "data set defines an augmentation (N-Digits, N-MNIST, DVS Gesture, CIFAR10-DVS, DVS-Motion), off elsewhere",
+        help="augment the train split (the data set's spatial shift / flip / event drop and jitter); "
+        "default: on where the data set defines an augmentation (N-Digits, N-MNIST, DVS Gesture, CIFAR10-DVS, "
+        "DVS-Motion), off elsewhere",
     )
     t.add_argument(
         "--augment-events",
