@@ -221,10 +221,43 @@ def add_budget(p: argparse.ArgumentParser) -> None:
         help="also train every run on the robustness study's event perturbations (half of the samples: "
         "drop up to 0.5, spatial jitter up to 1 px, background up to 1:1, levels drawn per sample)",
     )
+    add_augment_set(p)
     add_select(p)
     p.add_argument("--output-dir", required=True, metavar="DIR", help="tables, plots and runs/ go here")
     add_threads(p)
     p.add_argument("--latency-repeats", type=positive_int, default=10, help="timed batch-1 passes per run")
+
+
+def add_augment_set(p: argparse.ArgumentParser) -> None:
+    """``--augment-set KEY=VALUE`` (repeatable): one field of the data set's augmentation each."""
+    p.add_argument(
+        "--augment-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one field of the data set's augmentation (max_shift, flip_x, drop, drop_max, jitter_px, "
+        "noise_max, event_p; the value in YAML), e.g. --augment-set drop_max=0.5 --augment-set jitter_px=1.0 "
+        "(N-Digits' drop range and per-event jitter, measured in the README); repeatable",
+    )
+
+
+def augment_settings(args: argparse.Namespace) -> dict:
+    """The ``--augment-set`` pairs as a mapping, every value parsed as YAML and checked
+    (``data.augment.check_augment_set``: a one-line ``ConfigError`` naming the key)."""
+    import yaml
+
+    from mambaspike.data.augment import check_augment_set
+
+    values = {}
+    for pair in getattr(args, "augment_set", None) or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--augment-set {pair}: expected KEY=VALUE, e.g. jitter_px=1.0")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--augment-set {pair}: not a YAML value ({str(e).splitlines()[0]})") from None
+    return check_augment_set(values, "--augment-set")
 
 
 def budget_config(args: argparse.Namespace):
@@ -244,6 +277,7 @@ def budget_config(args: argparse.Namespace):
         progress=False,
         augment=args.augment,
         augment_events=args.augment_events,
+        augment_set=augment_settings(args),
         select=args.select,
         model_overrides=overrides,
     ).validate()

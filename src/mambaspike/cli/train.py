@@ -6,10 +6,12 @@ import argparse
 import sys
 
 from mambaspike.cli.options import (
+    add_augment_set,
     add_dataset,
     add_model_settings,
     add_select,
     add_threads,
+    augment_settings,
     model_settings,
     nonneg_float,
     positive_float,
@@ -59,6 +61,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "drawn per sample, up to half of their events dropped, spatial jitter up to sigma = 1 px and "
         "background events up to 1:1 (event data sets)",
     )
+    add_augment_set(t)
     add_select(t)
     t.add_argument(
         "--download",
@@ -166,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         augment=args.augment,
         augment_events=args.augment_events,
+        augment_set=augment_settings(args),
         select=args.select,
         download=args.download,
         amp=args.amp,
@@ -179,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         recipe_overrides = recipe.pop("model_overrides")
         explicit = getattr(args, "explicit", set())
         renamed = {"time_window": "time_window_us", "dt": "dt_us"}
-        explicit = {renamed.get(k, k) for k in explicit}
+        explicit = {renamed.get(k, k) for k in explicit} | ({"augment_set"} if args.augment_set else set())
         options = {**options, **{k: v for k, v in recipe.items() if k not in explicit}}
     options["model_overrides"] = {**recipe_overrides, **settings}
     cfg = TrainConfig(**options, progress=not args.no_progress and sys.stderr.isatty()).validate()

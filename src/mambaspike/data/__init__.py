@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mambaspike.data.arrays import ArrayDataset
-from mambaspike.data.augment import augment_frames, train_augment
+from mambaspike.data.augment import augment_frames, check_augment_set, train_augment
 from mambaspike.data.errors import DatasetError, DatasetMissing
 from mambaspike.data.frames import cached_frames, is_one_dimensional, num_bins
 from mambaspike.data.registry import Augment, DatasetEntry, dataset_names, get_entry, register
@@ -163,6 +163,7 @@ def get_datasets(
     augment: bool = False,
     augment_events: bool = False,
     download: bool = False,
+    augment_set: dict | None = None,
 ) -> tuple[Dataset, Dataset, Dataset, DataInfo]:
     """Train, validation and test sets of a registered data set.
 
@@ -179,6 +180,8 @@ def get_datasets(
         augment_events: also perturb the train split's events as the robustness study does, at levels
             drawn per sample (``data.augment.EVENT_AUGMENT``); event data sets only.
         download: let tonic fetch the data set if it is missing (where tonic can).
+        augment_set: fields of the data set's augmentation to replace where ``augment`` (``Augment``
+            fields, checked by ``data.augment.check_augment_set``), e.g. ``{"jitter_px": 1.0}``.
 
     Returns:
         ``(train, val, test, info)``; samples are ``(float32 [T, *info.input_shape], int label)``.
@@ -232,7 +235,7 @@ def get_datasets(
             id(src): cached_frames(name, src, data_dir / "cache", time_window_us, dt_us)
             for src in (train_source, test_source)
         }
-        aug = train_augment(entry.augment, augment, augment_events)
+        aug = train_augment(entry.augment, augment, augment_events, check_augment_set(augment_set or {}))
         train, val, test = (
             FrameDataset(cache[id(src)], src.targets, idx, aug if k == 0 else None, seed=seed)
             for k, (src, idx) in enumerate(zip(sources, split_idx))

@@ -32,10 +32,45 @@ def with_event_augmentation(aug: Augment) -> Augment:
     return replace(aug, **levels, event_p=EVENT_AUGMENT["event_p"])
 
 
-def train_augment(base: Augment | None, augment: bool, augment_events: bool) -> Augment | None:
-    """The train split's augmentation: the data set's own (``base``) where ``augment``, plus the
-    event-level perturbations where ``augment_events``; ``None`` for none."""
-    aug = base if augment else None
+# What ``--augment-set KEY=VALUE`` may change in a data set's augmentation, with what each accepts.
+AUGMENT_FIELDS = {
+    "max_shift": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0 (pixels)"),
+    "flip_x": (lambda v: isinstance(v, bool), "true or false"),
+    "drop": (lambda v: _number(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "drop_max": (lambda v: _number(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "jitter_px": (lambda v: _number(v) and v >= 0, "a number >= 0 (pixels)"),
+    "noise_max": (lambda v: _number(v) and v >= 0, "a number >= 0 (noise events per signal event)"),
+    "event_p": (lambda v: _number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+}
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def check_augment_set(values: dict, option: str = "augment_set (--augment-set)") -> dict:
+    """``values`` checked as :data:`AUGMENT_FIELDS` overrides (one-line ``ConfigError`` naming the key,
+    its value and what it accepts); returns a copy."""
+    from mambaspike.errors import ConfigError
+
+    if not isinstance(values, dict):
+        raise ConfigError(f"{option}: expected a mapping of augmentation fields, got {values!r}")
+    for key, value in values.items():
+        if key not in AUGMENT_FIELDS:
+            raise ConfigError(f"{option}: unknown field {key!r}; accepted: {', '.join(AUGMENT_FIELDS)}")
+        ok, expected = AUGMENT_FIELDS[key]
+        if not ok(value):
+            raise ConfigError(f"{option}: {key} = {value!r}: expected {expected}")
+    return dict(values)
+
+
+def train_augment(
+    base: Augment | None, augment: bool, augment_events: bool, augment_set: dict | None = None
+) -> Augment | None:
+    """The train split's augmentation: the data set's own (``base``) with the fields of ``augment_set``
+    replaced, where ``augment``, plus the event-level perturbations where ``augment_events``; ``None``
+    for none."""
+    aug = replace(base or Augment(), **augment_set) if augment and augment_set else base if augment else None
     return with_event_augmentation(aug or Augment()) if augment_events else aug
 
 

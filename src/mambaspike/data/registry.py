@@ -115,9 +115,7 @@ def get_entry(name: str) -> DatasetEntry:
 
 # A data set's augmentation as runs recorded before run records held it (``run.json``'s
 # ``resolved.augmentation``) were trained with, where the data set's has changed since.
-AUGMENT_RECORDED_BEFORE: dict[str, Augment] = {
-    "ndigits": Augment(max_shift=2, flip_x=False, drop=0.1),  # before its drop range and jitter
-}
+AUGMENT_RECORDED_BEFORE: dict[str, Augment] = {}
 
 
 def recorded_augment(name: str, recorded_before: bool = False) -> Augment | None:

@@ -48,6 +48,9 @@ class TrainConfig:
     # also train on the robustness study's event perturbations, at levels drawn per sample
     # (data.augment.EVENT_AUGMENT); event data sets only
     augment_events: bool = False
+    # fields of the data set's augmentation replaced (data.registry.Augment fields, e.g. {"jitter_px": 1.0};
+    # --augment-set); only where the augmentation is on
+    augment_set: dict = field(default_factory=dict)
     # which epoch's weights are the run's result: "accuracy-then-loss" (highest validation accuracy, ties
     # broken by the lower validation loss) or "accuracy" (the first epoch at the highest validation
     # accuracy; runs recorded before this field existed were selected so)
@@ -100,6 +103,15 @@ class TrainConfig:
                 f"augment (--augment): {self.dataset} defines no augmentation; "
                 f"data sets that do: {', '.join(e.name for e in with_aug)}"
             )
+        if self.augment_set:
+            from mambaspike.data.augment import check_augment_set
+
+            self.augment_set = check_augment_set(self.augment_set)
+            if not self.augment:
+                raise ConfigError(
+                    f"augment_set (--augment-set): changes the data set's augmentation, which is off for "
+                    f"{self.dataset} (--no-augment, or it defines none)"
+                )
         return self
 
 
@@ -156,6 +168,7 @@ def _rules() -> dict:
         "amp": flag,
         "device": (lambda v: isinstance(v, str) and _DEVICE.fullmatch(v) is not None, "auto, cpu, cuda or cuda:N"),
         "model_overrides": (lambda v: isinstance(v, dict), "a mapping of model settings"),
+        "augment_set": (lambda v: isinstance(v, dict), "a mapping of augmentation fields"),
         "augment": (lambda v: v is None or isinstance(v, bool), "true, false or unset (the data set's default)"),
         "augment_events": flag,
         "select": (lambda v: v in SELECT_RULES, f"one of {', '.join(SELECT_RULES)}"),

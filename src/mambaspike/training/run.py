@@ -123,7 +123,8 @@ def train_augmentation(train: dict, recorded_before: bool = False) -> dict | Non
         base = recorded_augment(train["dataset"], recorded_before)
     except DatasetError:
         return None
-    aug = train_augment(base, bool(train.get("augment")), bool(train.get("augment_events")))
+    augment, events = bool(train.get("augment")), bool(train.get("augment_events"))
+    aug = train_augment(base, augment, events, train.get("augment_set") or None)
     return asdict(aug) if aug is not None else None
 
 
@@ -398,6 +399,7 @@ class Run:
                 seed=t.seed,
                 augment=augment and bool(t.augment),
                 augment_events=augment and t.augment_events,
+                augment_set=t.augment_set if augment and t.augment else None,
             )
         return self._data[key]
 

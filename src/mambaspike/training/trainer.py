@@ -291,6 +291,7 @@ def setup(
             augment=cfg.augment,
             augment_events=cfg.augment_events,
             download=cfg.download,
+            augment_set=cfg.augment_set,
         )
 
     data = distributed.main_first(load_data, ctx, share=False)  # rank 0 generates / caches first
