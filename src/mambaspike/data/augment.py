@@ -1,5 +1,6 @@
 """Augmentation of binned event frames ``[T, P, H, W]`` (train split only; on where the data set
-defines one, ``--no-augment`` turns it off; ``--augment-events`` adds event-level perturbations).
+defines one, ``--no-augment`` turns it off, ``--augment-set KEY=VALUE`` replaces a field of it
+(:data:`AUGMENT_FIELDS`); ``--augment-events`` adds event-level perturbations).
 
 Applied to the cached counts, so it costs no re-binning, in this order: event drop (each counted
 event kept with probability ``1 - p``: binomial thinning, the frame-level equivalent of tonic's
