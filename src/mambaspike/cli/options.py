@@ -170,20 +170,24 @@ def add_select(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _yaml_value(text: str, where: str):
+    """``text`` parsed as YAML; a one-line ``ConfigError`` naming ``where`` (the option and its pair) if
+    it is not YAML."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not a YAML value ({problem})") from None
+
+
 def model_settings(args: argparse.Namespace) -> dict:
     """The ``--set`` pairs as model overrides, every value parsed as YAML and checked like a recipe's
     ``model_overrides`` (a one-line ``ConfigError`` naming the key)."""
-    import yaml
-
     from mambaspike.training.recipes import check_model_overrides
 
-    values = {}
-    for key, text in args.settings:
-        try:
-            values[key] = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ConfigError(f"--set {key}={text}: not a YAML value ({problem})") from None
+    values = {key: _yaml_value(text, f"--set {key}={text}") for key, text in args.settings}
     return check_model_overrides(values, "--set", what="model key")
 
 
@@ -244,8 +248,6 @@ def add_augment_set(p: argparse.ArgumentParser) -> None:
 def augment_settings(args: argparse.Namespace) -> dict:
     """The ``--augment-set`` pairs as a mapping, every value parsed as YAML and checked
     (``data.augment.check_augment_set``: a one-line ``ConfigError`` naming the key)."""
-    import yaml
-
     from mambaspike.data.augment import check_augment_set
 
     values = {}
@@ -253,10 +255,7 @@ def augment_settings(args: argparse.Namespace) -> dict:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--augment-set {pair}: expected KEY=VALUE, e.g. jitter_px=1.0")
-        try:
-            values[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--augment-set {pair}: not a YAML value ({str(e).splitlines()[0]})") from None
+        values[key.strip()] = _yaml_value(text, f"--augment-set {pair}")
     return check_augment_set(values, "--augment-set")
 
 

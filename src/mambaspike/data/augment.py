@@ -71,7 +71,9 @@ def train_augment(
     """The train split's augmentation: the data set's own (``base``) with the fields of ``augment_set``
     replaced, where ``augment``, plus the event-level perturbations where ``augment_events``; ``None``
     for none."""
-    aug = replace(base or Augment(), **augment_set) if augment and augment_set else base if augment else None
+    aug = None
+    if augment:
+        aug = replace(base or Augment(), **augment_set) if augment_set else base
     return with_event_augmentation(aug or Augment()) if augment_events else aug
 
 

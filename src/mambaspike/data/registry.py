@@ -118,13 +118,6 @@ def get_entry(name: str) -> DatasetEntry:
 AUGMENT_RECORDED_BEFORE: dict[str, Augment] = {}
 
 
-def recorded_augment(name: str, recorded_before: bool = False) -> Augment | None:
-    """Data set ``name``'s augmentation (``DatasetEntry.augment``); ``recorded_before``: the one runs
-    recorded before run records held it were trained with (``AUGMENT_RECORDED_BEFORE``)."""
-    entry = get_entry(name)
-    return AUGMENT_RECORDED_BEFORE.get(name, entry.augment) if recorded_before else entry.augment
-
-
 def missing(name: str, data_dir: Path, what: str) -> DatasetMissing:
     """The error for a data set that is not under ``data_dir``: names the layout and the source."""
     entry = get_entry(name)

@@ -115,14 +115,15 @@ def train_augmentation(train: dict, recorded_before: bool = False) -> dict | Non
     before run records held it were trained with (``data.registry.AUGMENT_RECORDED_BEFORE``)."""
     from mambaspike.data.augment import train_augment
     from mambaspike.data.errors import DatasetError
-    from mambaspike.data.registry import get_entry, recorded_augment
+    from mambaspike.data.registry import AUGMENT_RECORDED_BEFORE, get_entry
 
     try:
-        if get_entry(train.get("dataset")).kind != "events":
-            return None
-        base = recorded_augment(train["dataset"], recorded_before)
+        entry = get_entry(train.get("dataset"))
     except DatasetError:
         return None
+    if entry.kind != "events":
+        return None
+    base = AUGMENT_RECORDED_BEFORE.get(entry.name, entry.augment) if recorded_before else entry.augment
     augment, events = bool(train.get("augment")), bool(train.get("augment_events"))
     aug = train_augment(base, augment, events, train.get("augment_set") or None)
     return asdict(aug) if aug is not None else None
