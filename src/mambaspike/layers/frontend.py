@@ -14,7 +14,9 @@ the input is first divided by the sample's event rate so far (:mod:`mambaspike.l
 event counts): ``"batch"`` (BatchNorm, the paper's), ``"sample"`` (each sample and bin on its own, per
 channel over space) or ``"running"`` (per channel over space and the sample's bins so far); the last
 two are invariant to a uniform rescaling of the counts (see :mod:`mambaspike.layers.blocks`). Later
-blocks, which see spikes, keep BatchNorm.
+blocks, which see spikes, keep BatchNorm. Every block's neurons share ``v_threshold``,
+``learn_threshold``, the reset (``soft_reset``, ``detach_reset``) and the surrogate (``surrogate``,
+``surrogate_alpha``; see :class:`mambaspike.models.config.FrontEndConfig`).
 After the first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin
 of the window spiked); the bin width seen by later neurons grows accordingly, and since time constants
 are in ms their dynamics stay the same. In inference a dense (1-D) front-end of LIF or ALIF neurons
@@ -57,6 +59,11 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         readout_pool: str = "max",
         input_norm: str = "none",
         current_norm: str = "batch",
+        learn_threshold: bool = False,
+        soft_reset: bool = False,
+        detach_reset: bool = False,
+        surrogate: str = "atan",
+        surrogate_alpha: float | None = None,
     ):
         super().__init__()
         # "running": the input divided by the sample's event rate so far (layers/input_norm.py)
@@ -69,6 +76,10 @@ class SpikingFrontEnd(PooledStream, nn.Module):
             last = i == len(channels) - 1
             bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
             lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
+            lif_kwargs.update(learn_threshold=learn_threshold, surrogate=surrogate, alpha=surrogate_alpha)
+            lif_kwargs.update(detach_reset=detach_reset)
+            if soft_reset:  # an SRM has no reset flag: it refuses soft_reset=True here
+                lif_kwargs.update(soft_reset=True)
             rec = recurrent and last
             norm = current_norm if i == 0 else "batch"
             if spatial:

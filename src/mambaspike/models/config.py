@@ -26,6 +26,7 @@ from mambaspike.layers.input_norm import INPUT_NORMS
 from mambaspike.layers.pooling import READOUT_POOLS, TEMPORAL_POOL_MODES
 from mambaspike.models.options import Accepts, Checked, accepts_of, nested, option
 from mambaspike.neurons.modules import NEURONS
+from mambaspike.neurons.surrogate import SURROGATES
 from mambaspike.ssm.mamba import MambaConfig
 from mambaspike.ssm.scan import BACKENDS as SCAN_BACKENDS
 from mambaspike.ssm.spiking_scan import SPIKING_SCAN_BACKENDS
@@ -64,12 +65,25 @@ class FrontEndConfig(Checked):
     first block's normalisation of its input current, ``"batch"`` (BatchNorm, the paper's),
     ``"sample"`` (each sample's current per bin and channel over space) or ``"running"`` (per channel
     over space and the sample's bins so far): with either of the last two a uniform rescaling of the
-    event counts leaves the spikes unchanged (see :mod:`mambaspike.layers.blocks`)."""
+    event counts leaves the spikes unchanged (see :mod:`mambaspike.layers.blocks`).
+    The neurons' spike mechanics: ``soft_reset`` subtracts the threshold after a spike instead of
+    resetting the membrane to 0 (an ``srm`` neuron has no reset to make soft: its refractory kernel is
+    one); ``detach_reset`` stops the gradient through the reset; ``learn_threshold`` makes each
+    block's ``v_threshold`` a parameter; ``surrogate`` (a name in ``mambaspike.neurons.SURROGATES``) is
+    the spike's derivative in the backward pass and ``surrogate_alpha`` its sharpness (``None``: the
+    surrogate's own default, 2 for ``atan``; larger is narrower)."""
 
     channels: tuple[int, ...] = option((16, 32, 64), Accepts("ints", low=1))
     neuron: str = option("alif", Accepts("choice", choices=tuple(NEURONS)))
     tau_ms: float = option(30.0, POSITIVE_MS)
     v_threshold: float = option(1.0, Accepts("float", low=0, low_open=True))
+    learn_threshold: bool = option(False, FLAG)
+    soft_reset: bool = option(False, FLAG)
+    detach_reset: bool = option(False, FLAG)
+    surrogate: str = option("atan", Accepts("choice", choices=tuple(SURROGATES)))
+    surrogate_alpha: float | None = option(
+        None, Accepts("float", low=0, low_open=True, optional=True, meaning="(None: the surrogate's default)")
+    )
     learn_tau: bool = option(True, FLAG)
     recurrent: bool = option(True, FLAG)
     temporal_pool: int = option(2, POSITIVE)
@@ -78,6 +92,13 @@ class FrontEndConfig(Checked):
     readout_pool: str = option("avg", Accepts("choice", choices=READOUT_POOLS))
     input_norm: str = option("none", Accepts("choice", choices=INPUT_NORMS))
     current_norm: str = option("batch", Accepts("choice", choices=CURRENT_NORMS))
+
+    def check_together(self) -> None:
+        if self.neuron == "srm" and self.soft_reset:
+            raise ConfigError(
+                f"{type(self).__name__}.soft_reset = true: an 'srm' neuron has no reset to make soft (its "
+                "refractory kernel takes the reset's place); expected false, or another neuron"
+            )
 
 
 @dataclass(frozen=True)
@@ -221,6 +242,7 @@ _IN = {"input_shape": "input_shape", "num_classes": "num_classes", "dt_ms": "dt_
 _BACKBONE = {k: f"backbone.{k}" for k in ("d_model", "n_layers", "d_state", "d_conv", "expand", "scan_backend")}
 _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} | {"window": "window", **_BACKBONE}
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
+_FRONT += ("learn_threshold", "soft_reset", "detach_reset", "surrogate", "surrogate_alpha")
 _FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm", "current_norm")
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
@@ -266,7 +288,17 @@ PAPER_FRONTEND: dict = {
 }
 # Fields added after the first records were written, with the value those records were trained with
 # (a record without the field gets it, not today's default).
-RECORDED_BEFORE: dict = {"readout_pool": "max", "input_norm": "none", "rate_floor": 0.01, "current_norm": "batch"}
+RECORDED_BEFORE: dict = {
+    "readout_pool": "max",
+    "input_norm": "none",
+    "rate_floor": 0.01,
+    "current_norm": "batch",
+    "learn_threshold": False,
+    "soft_reset": False,
+    "detach_reset": False,
+    "surrogate": "atan",
+    "surrogate_alpha": None,
+}
 # The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
 # normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
 LIF_FRONTEND: dict = {"neuron": "lif", "rate_norm": True, "rate_floor": 0.01, "current_norm": "batch"}
@@ -307,6 +339,11 @@ class ModelConfig:
     neuron: str = "alif"  # a name in mambaspike.neurons.NEURONS
     tau_ms: float = 30.0
     v_threshold: float = 1.0
+    learn_threshold: bool = False  # each block's v_threshold a parameter
+    soft_reset: bool = False  # subtract the threshold after a spike (False: reset to 0)
+    detach_reset: bool = False  # no gradient through the reset
+    surrogate: str = "atan"  # the spike's backward derivative: a name in mambaspike.neurons.SURROGATES
+    surrogate_alpha: float | None = None  # its sharpness (None: the surrogate's default)
     learn_tau: bool = True
     recurrent: bool = True
     temporal_pool: int = 2

@@ -43,6 +43,11 @@ class MambaSpike(StreamMixin, nn.Module):
             readout_pool=fe.readout_pool,
             input_norm=fe.input_norm,
             current_norm=fe.current_norm,
+            learn_threshold=fe.learn_threshold,
+            soft_reset=fe.soft_reset,
+            detach_reset=fe.detach_reset,
+            surrogate=fe.surrogate,
+            surrogate_alpha=fe.surrogate_alpha,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,
