@@ -72,14 +72,11 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         self.temporal_pool_mode = temporal_pool_mode
         blocks = []
         c_prev = in_channels
+        shared = dict(tau=tau_ms, v_threshold=v_threshold, learn_tau=learn_tau, learn_threshold=learn_threshold)
+        shared.update(soft_reset=soft_reset, detach_reset=detach_reset, surrogate=surrogate, alpha=surrogate_alpha)
         for i, c in enumerate(channels):
             last = i == len(channels) - 1
-            bin_ms = dt_ms * (temporal_pool if i > 0 else 1)
-            lif_kwargs = dict(tau=tau_ms, dt=bin_ms, v_threshold=v_threshold, learn_tau=learn_tau)
-            lif_kwargs.update(learn_threshold=learn_threshold, surrogate=surrogate, alpha=surrogate_alpha)
-            lif_kwargs.update(detach_reset=detach_reset)
-            if soft_reset:  # an SRM has no reset flag: it refuses soft_reset=True here
-                lif_kwargs.update(soft_reset=True)
+            lif_kwargs = dict(shared, dt=dt_ms * (temporal_pool if i > 0 else 1))
             rec = recurrent and last
             norm = current_norm if i == 0 else "batch"
             if spatial:

@@ -326,6 +326,8 @@ class SRM(_LeakyNeuron):
 
     ``tau_refr=None`` takes ``tau`` and ``eta=None`` takes ``v_threshold``: with both defaults the
     SRM reproduces the soft-reset LIF exactly (a shorter ``tau_refr`` gives a brief refractoriness).
+    ``soft_reset`` is accepted so that every neuron takes the same options, and must be ``False``: the
+    refractory kernel takes the reset's place.
     """
 
     def __init__(
@@ -335,6 +337,7 @@ class SRM(_LeakyNeuron):
         v_threshold: float = 1.0,
         tau_refr: float | None = None,
         eta: float | None = None,
+        soft_reset: bool = False,
         detach_reset: bool = False,
         decay_input: bool = True,
         learn_tau: bool = True,
@@ -342,6 +345,8 @@ class SRM(_LeakyNeuron):
         surrogate: str | Surrogate = "atan",
         alpha: float | None = None,
     ):
+        if soft_reset:
+            raise ValueError("SRM: soft_reset must be False (the refractory kernel takes the reset's place)")
         super().__init__(tau, dt, v_threshold, learn_tau, learn_threshold, surrogate, alpha)
         self.w_refr = self._decay_weight(tau if tau_refr is None else tau_refr, learn_tau)
         self.eta = float(v_threshold if eta is None else eta)
