@@ -34,7 +34,7 @@ from torch import nn
 
 from mambaspike.errors import ExportError
 from mambaspike.export.optional import require
-from mambaspike.neurons.modules import LIF
+from mambaspike.neurons.modules import LIF, LeakyIntegrator
 
 BACKBONE_NOT_IN_NIR = (
     "the Mamba backbone (selective scan, RMSNorm, gating), the spike-to-activation interface and the "
@@ -169,6 +169,13 @@ def frontend_to_nir(
     for i in range(start, stop):
         block = frontend.blocks[i]
         pre = f"block{i}_"
+        if isinstance(block.lif, LeakyIntegrator):
+            raise ExportError(
+                f"NIR export: block {i} is the membrane readout (readout='membrane': leaky integrators whose "
+                "potential the interface reads, not spikes), which is not exported; "
+                + (f"export --blocks {start}:{i} (the spiking blocks before it), " if i > start else "")
+                + "or a model with readout='spikes'"
+            )
         check_neuron(block.lif)  # the neuron's error first: it names what exports
         if block.norm_kind != "batch":
             raise ExportError(

@@ -11,6 +11,10 @@ channel, are the same in training and eval, make the current, and so the spikes,
 uniform rescaling of the block's input (dropped events) and remove a uniform offset (background
 events) to first order; streaming stays exact (``"running"`` carries its sums in the block's state).
 
+With ``neuron="li"`` (``INTEGRATOR``) the block does not spike: its neurons are leaky integrators
+(:class:`mambaspike.neurons.LeakyIntegrator`) whose membrane potential is the block's output, the
+front-end's membrane readout; such a block takes no recurrence.
+
 The recurrent connection is a 1x1 convolution (or, for 1-D input, a dense layer) of the block's own
 spikes at t-1 added to its input current at t; the whole sequence runs through the compiled recurrent
 LIF of :mod:`mambaspike.neurons.recurrent` where it applies, else a loop over bins.
@@ -24,9 +28,11 @@ from torch import nn
 from mambaspike import kernels
 from mambaspike.layers.pooling import per_bin
 from mambaspike.neurons.alif_fast import recurrent_inference_unsupported
-from mambaspike.neurons.modules import ALIF, LIF, NEURONS
+from mambaspike.neurons.modules import ALIF, LIF, NEURONS, LeakyIntegrator
 
 CURRENT_NORMS = ("batch", "sample", "running")
+READOUTS = ("spikes", "membrane")  # what the front-end's last block hands on (see SpikingFrontEnd)
+INTEGRATOR = "li"  # the ``neuron`` of a block that integrates without spiking (the membrane readout)
 
 
 class RunningSampleNorm(nn.Module):
@@ -111,10 +117,16 @@ class SpikingConvBlock(nn.Module):
     def _build(self, conv: nn.Module, bn: nn.Module, lif_kwargs: dict, neuron: str, recurrent, pool: nn.Module):
         """Register the block's layers: ``conv``, ``bn`` (the current's norm, whichever it is), ``lif``,
         ``recurrent`` (or ``None``), ``pool``."""
-        if neuron not in NEURONS:
+        if neuron != INTEGRATOR and neuron not in NEURONS:
             raise ValueError(f"unknown neuron {neuron!r}; available: {', '.join(NEURONS)}")
+        if neuron == INTEGRATOR and recurrent is not None:
+            raise ValueError("a leaky-integrator block (the membrane readout) has no spikes to feed back: no recurrence")
         self.conv, self.bn = conv, bn
-        self.lif = NEURONS[neuron](**lif_kwargs)
+        if neuron == INTEGRATOR:  # only the time constant is shared with the spiking neurons
+            keep = ("tau", "dt", "learn_tau")
+            self.lif = LeakyIntegrator(**{k: lif_kwargs[k] for k in keep if k in lif_kwargs})
+        else:
+            self.lif = NEURONS[neuron](**lif_kwargs)
         self.recurrent = recurrent
         self.pool = pool
 

@@ -1,6 +1,7 @@
 """The spiking front-end (Mamba-Spike §3.1): spiking convolutions, temporal pooling, recurrence.
 
-Takes time-first frames ``[T, B, C, H, W]`` and returns binary spikes ``[T', B, C', h, w]`` with
+Takes time-first frames ``[T, B, C, H, W]`` and returns binary spikes ``[T', B, C', h, w]`` (with
+``readout="membrane"``, real-valued membrane potentials: see below) with
 ``T' = ceil(T / temporal_pool)`` and ``h = w = spatial_out``. With ``spatial=False`` it takes 1-D input
 ``[T, B, F]`` (F features per bin: Sequential MNIST's pixel, audio channels) and uses dense blocks
 (linear -> BatchNorm1d -> LIF) and no spatial pooling: ``[T, B, F] -> [T', B, C']``.
@@ -10,7 +11,11 @@ connection, spatial max-pooling (binary spikes stay binary); the last block's po
 ``spatial_out x spatial_out`` is max (binary, the paper) or, with ``readout_pool="avg"``, the mean
 spike count of each region, which the interface then counts over time. With ``input_norm="running"``
 the input is first divided by the sample's event rate so far (:mod:`mambaspike.layers.input_norm`).
-``current_norm`` is the first block's normalisation of its input current (the block that sees the
+With ``readout="membrane"`` the last block does not spike: its neurons are leaky integrators
+(:class:`mambaspike.neurons.LeakyIntegrator`, the same time constant, learnable alike) and the front-end
+hands on their membrane potential, pooled in space as ``readout_pool`` says; every block before it spikes,
+and the recurrent connection moves to the last spiking block (with the default ``"spikes"``, the last
+block). ``current_norm`` is the first block's normalisation of its input current (the block that sees the
 event counts): ``"batch"`` (BatchNorm, the paper's), ``"sample"`` (each sample and bin on its own, per
 channel over space) or ``"running"`` (per channel over space and the sample's bins so far); the last
 two are invariant to a uniform rescaling of the counts (see :mod:`mambaspike.layers.blocks`). Later
@@ -34,7 +39,7 @@ import torch
 from torch import nn
 
 from mambaspike.layers import frontend_fused
-from mambaspike.layers.blocks import SpikingConvBlock, SpikingDenseBlock
+from mambaspike.layers.blocks import INTEGRATOR, READOUTS, SpikingConvBlock, SpikingDenseBlock
 from mambaspike.layers.input_norm import RunningCountNorm
 from mambaspike.layers.pooling import PooledStream, temporal_pool
 
@@ -64,8 +69,17 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         detach_reset: bool = False,
         surrogate: str = "atan",
         surrogate_alpha: float | None = None,
+        readout: str = "spikes",
     ):
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"SpikingFrontEnd: readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+        if readout == "membrane" and len(channels) < 2:
+            raise ValueError(
+                "SpikingFrontEnd: readout='membrane' makes the last block a non-spiking integrator, so it "
+                f"needs at least two blocks (channels={tuple(channels)}): expected two or more channel counts"
+            )
+        self.readout = readout
         # "running": the input divided by the sample's event rate so far (layers/input_norm.py)
         self.input_norm = RunningCountNorm() if input_norm == "running" else None
         self.temporal_pool = temporal_pool
@@ -74,17 +88,21 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         c_prev = in_channels
         shared = dict(tau=tau_ms, v_threshold=v_threshold, learn_tau=learn_tau, learn_threshold=learn_threshold)
         shared.update(soft_reset=soft_reset, detach_reset=detach_reset, surrogate=surrogate, alpha=surrogate_alpha)
+        # the recurrent connection sits on the last spiking block: the last block, or with the membrane
+        # readout (the last block integrates without spiking) the one before it
+        last_spiking = len(channels) - (2 if readout == "membrane" else 1)
         for i, c in enumerate(channels):
             last = i == len(channels) - 1
             lif_kwargs = dict(shared, dt=dt_ms * (temporal_pool if i > 0 else 1))
-            rec = recurrent and last
+            rec = recurrent and i == last_spiking
+            kind = INTEGRATOR if last and readout == "membrane" else neuron
             norm = current_norm if i == 0 else "batch"
             if spatial:
-                readout = nn.AdaptiveAvgPool2d if readout_pool == "avg" else nn.AdaptiveMaxPool2d
-                pool = readout(spatial_out) if last else nn.MaxPool2d(2)
-                blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, rec, pool, neuron, norm))
+                readout_cls = nn.AdaptiveAvgPool2d if readout_pool == "avg" else nn.AdaptiveMaxPool2d
+                pool = readout_cls(spatial_out) if last else nn.MaxPool2d(2)
+                blocks.append(SpikingConvBlock(c_prev, c, lif_kwargs, rec, pool, kind, norm))
             else:
-                blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, rec, neuron, norm))
+                blocks.append(SpikingDenseBlock(c_prev, c, lif_kwargs, rec, kind, norm))
             c_prev = c
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = c_prev

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from mambaspike.errors import ConfigError
-from mambaspike.layers.blocks import CURRENT_NORMS
+from mambaspike.layers.blocks import CURRENT_NORMS, READOUTS
 from mambaspike.layers.input_norm import INPUT_NORMS
 from mambaspike.layers.pooling import READOUT_POOLS, TEMPORAL_POOL_MODES
 from mambaspike.models.options import Accepts, Checked, accepts_of, nested, option
@@ -66,6 +66,9 @@ class FrontEndConfig(Checked):
     ``"sample"`` (each sample's current per bin and channel over space) or ``"running"`` (per channel
     over space and the sample's bins so far): with either of the last two a uniform rescaling of the
     event counts leaves the spikes unchanged (see :mod:`mambaspike.layers.blocks`).
+    ``readout = "membrane"`` makes the last block's neurons non-spiking leaky integrators whose membrane
+    potential (pooled in space by ``readout_pool``) the interface receives; the blocks before it spike, and
+    the recurrent connection moves to the last of them (``"spikes"``, the default: every block spikes).
     The neurons' spike mechanics: ``soft_reset`` subtracts the threshold after a spike instead of
     resetting the membrane to 0 (an ``srm`` neuron has no reset to make soft: its refractory kernel is
     one); ``detach_reset`` stops the gradient through the reset; ``learn_threshold`` makes each
@@ -92,8 +95,14 @@ class FrontEndConfig(Checked):
     readout_pool: str = option("avg", Accepts("choice", choices=READOUT_POOLS))
     input_norm: str = option("none", Accepts("choice", choices=INPUT_NORMS))
     current_norm: str = option("batch", Accepts("choice", choices=CURRENT_NORMS))
+    readout: str = option("spikes", Accepts("choice", choices=READOUTS))
 
     def check_together(self) -> None:
+        if self.readout == "membrane" and len(self.channels) < 2:
+            raise ConfigError(
+                f"{type(self).__name__}.readout = 'membrane' makes the last block a non-spiking integrator, so "
+                f"the front-end needs at least two blocks: expected two or more channels, got {list(self.channels)}"
+            )
         if self.neuron == "srm" and self.soft_reset:
             raise ConfigError(
                 f"{type(self).__name__}.soft_reset = true: an 'srm' neuron has no reset to make soft (its "
@@ -243,7 +252,7 @@ _BACKBONE = {k: f"backbone.{k}" for k in ("d_model", "n_layers", "d_state", "d_c
 _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} | {"window": "window", **_BACKBONE}
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
 _FRONT += ("learn_threshold", "soft_reset", "detach_reset", "surrogate", "surrogate_alpha")
-_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm", "current_norm")
+_FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm", "current_norm", "readout")
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
 
@@ -298,6 +307,7 @@ RECORDED_BEFORE: dict = {
     "detach_reset": False,
     "surrogate": "atan",
     "surrogate_alpha": None,
+    "readout": "spikes",
 }
 # The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
 # normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
@@ -352,6 +362,7 @@ class ModelConfig:
     readout_pool: str = "avg"  # the front-end's last spatial pooling: avg (counts) | max (binary, the paper)
     input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
     current_norm: str = "batch"  # the first block's current norm: batch | sample (per bin) | running (bins so far)
+    readout: str = "spikes"  # what the last block hands on: spikes | membrane (non-spiking leaky integrators)
     # interface
     window: int = 2
     rate_norm: bool = False

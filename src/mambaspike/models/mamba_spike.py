@@ -48,6 +48,7 @@ class MambaSpike(StreamMixin, nn.Module):
             detach_reset=fe.detach_reset,
             surrogate=fe.surrogate,
             surrogate_alpha=fe.surrogate_alpha,
+            readout=fe.readout,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,

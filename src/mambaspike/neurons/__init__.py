@@ -7,7 +7,8 @@ milliseconds together with the bin width ``dt``.
 - :mod:`~mambaspike.neurons.functional`: pure step functions and reference loops (LIF, ALIF, synaptic, SRM).
 - :mod:`~mambaspike.neurons.lif_fast`: the multi-step LIF through a compiled kernel (numba, Triton).
 - :mod:`~mambaspike.neurons.recurrent`: LIF driven by its own spikes at ``t - 1``.
-- :mod:`~mambaspike.neurons.modules`: ``LIF``, ``ALIF``, ``SynapticLIF``, ``SRM``.
+- :mod:`~mambaspike.neurons.modules`: ``LIF``, ``ALIF``, ``SynapticLIF``, ``SRM``, and the non-spiking
+  ``LeakyIntegrator`` (the front-end's membrane readout).
 - :mod:`~mambaspike.neurons.encoding`: rate, latency and delta coding of frames and signals.
 """
 
@@ -30,7 +31,7 @@ from mambaspike.neurons.functional import (
     synaptic_step,
 )
 from mambaspike.neurons.lif_fast import LIF_BACKENDS, lif_multistep_fast
-from mambaspike.neurons.modules import ALIF, LIF, NEURONS, SRM, SpikingNeuron, SynapticLIF
+from mambaspike.neurons.modules import ALIF, LIF, NEURONS, SRM, LeakyIntegrator, SpikingNeuron, SynapticLIF
 from mambaspike.neurons.recurrent import rlif_multistep, rlif_multistep_fast
 from mambaspike.neurons.surrogate import SURROGATES, ATan, FastSigmoid, Sigmoid, Surrogate, Triangle, make_surrogate
 
@@ -43,6 +44,7 @@ __all__ = [
     "LIF",
     "LIFParams",
     "LIF_BACKENDS",
+    "LeakyIntegrator",
     "NEURONS",
     "SRM",
     "SRMParams",

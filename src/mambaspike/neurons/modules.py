@@ -375,5 +375,54 @@ class SRM(_LeakyNeuron):
         return f"{super().extra_repr()}, tau_refr={self.tau_refr:.3g}ms, eta={self.eta:g}"
 
 
+class LeakyIntegrator(nn.Module):
+    """A non-spiking leaky integrator (LI): the membrane of a LIF population without threshold or reset,
+    read out as it is, the usual readout layer of an SNN (the front-end's ``readout="membrane"``)::
+
+        v_t = beta * v_{t-1} + (1 - beta) * x_t     (decay_input; else beta * v_{t-1} + x_t)
+
+    with ``beta = exp(-dt / tau)`` learnable as in :class:`LIF` (``beta = sigmoid(w)``). It is not a
+    :class:`SpikingNeuron`: spike counters and firing-rate reports do not see it, and the energy estimate
+    counts the layers it feeds as multiply-adds (its output is real-valued).
+    ``forward(x_seq [T, B, ...], state=None) -> (v [T, B, ...], v_T [B, ...])``; ``step`` the same for one
+    bin; the state starts at 0.
+    """
+
+    def __init__(self, tau: float = 30.0, dt: float = 1.0, learn_tau: bool = True, decay_input: bool = True):
+        super().__init__()
+        if not (tau > 0 and dt > 0):
+            raise ValueError(f"LeakyIntegrator: tau and dt must be positive ms values, got tau={tau}, dt={dt}")
+        self.dt = float(dt)
+        w = torch.tensor(_logit(math.exp(-self.dt / tau)))
+        self.w = nn.Parameter(w) if learn_tau else nn.Buffer(w)
+        self.decay_input = decay_input
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return torch.sigmoid(self.w)
+
+    @property
+    def tau(self) -> float:
+        return -self.dt / math.log(float(torch.sigmoid(self.w.detach())))
+
+    def step(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        beta = self.beta
+        drive = (1 - beta) * x if self.decay_input else x
+        v = drive if state is None else beta * state + drive
+        return v, v
+
+    def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
+        out = []
+        for x in x_seq.unbind(0):
+            v, state = self.step(x, state)
+            out.append(v)
+        if not out:
+            return x_seq.new_empty(x_seq.shape), state
+        return torch.stack(out), state
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:.3g}ms, dt={self.dt:g}ms, decay_input={self.decay_input}"
+
+
 NEURONS: dict[str, type[SpikingNeuron]] = {"lif": LIF, "alif": ALIF, "synaptic": SynapticLIF, "srm": SRM}
 """Neuron models by name (``ModelConfig.neuron``); each takes ``tau``, ``dt``, ``v_threshold``, ``learn_tau``."""
