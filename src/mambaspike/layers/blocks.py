@@ -120,7 +120,7 @@ class SpikingConvBlock(nn.Module):
         if neuron != INTEGRATOR and neuron not in NEURONS:
             raise ValueError(f"unknown neuron {neuron!r}; available: {', '.join(NEURONS)}")
         if neuron == INTEGRATOR and recurrent is not None:
-            raise ValueError("a leaky-integrator block (the membrane readout) has no spikes to feed back: no recurrence")
+            raise ValueError("a leaky-integrator block (the membrane readout) has no spikes to feed back")
         self.conv, self.bn = conv, bn
         if neuron == INTEGRATOR:  # only the time constant is shared with the spiking neurons
             keep = ("tau", "dt", "learn_tau")
