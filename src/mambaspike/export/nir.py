@@ -124,7 +124,8 @@ def frontend_to_nir(
         input_dt_s: seconds represented by one bin of the model's input (default: the model's ``dt`` in
             ms / 1000). Blocks after the temporal pooling run at ``temporal_pool`` times that bin.
         blocks: the block range; default all blocks that share the input's time base (all blocks when
-            ``temporal_pool == 1``, else block 0). A range may not cross the temporal pooling.
+            ``temporal_pool == 1``, else the blocks up to the one the pooling follows, block 0 by default).
+            A range may not cross the temporal pooling.
 
     Returns ``(graph, notes)``: ``notes`` lists, in words, what was not exported.
     """
@@ -133,8 +134,8 @@ def frontend_to_nir(
     k_t = frontend.temporal_pool
     base_ms = frontend.blocks[0].lif.dt
     bin0_s = base_ms / 1000.0 if input_dt_s is None else float(input_dt_s)
-    if blocks is None:
-        blocks = (0, n if k_t == 1 else 1)
+    if blocks is None:  # the blocks before the temporal pooling (all of them when there is none)
+        blocks = (0, n if k_t == 1 else getattr(frontend, "pool_after", 0) + 1)
     start, stop = blocks
     if start == 0 and getattr(frontend, "input_norm", None) is not None:
         raise ExportError(
@@ -143,19 +144,21 @@ def frontend_to_nir(
         )
     if not 0 <= start < stop <= n:
         raise ExportError(f"NIR export: --blocks START:STOP must satisfy 0 <= START < STOP <= {n}, got {start}:{stop}")
-    if k_t > 1 and start == 0 and stop > 1:
+    q = getattr(frontend, "pool_after", 0)  # the temporal pooling follows block q
+    if k_t > 1 and start <= q < stop - 1:
         raise ExportError(
-            f"NIR export: blocks {start}:{stop} cross the temporal max-pooling over {k_t} bins after block 0, "
-            f"which NIR cannot express (a NIR graph runs at one time step); export --blocks 0:1 and "
-            f"--blocks 1:{n} as separate graphs"
+            f"NIR export: blocks {start}:{stop} cross the temporal max-pooling over {k_t} bins after block {q}, "
+            f"which NIR cannot express (a NIR graph runs at one time step); export --blocks {start}:{q + 1} and "
+            f"--blocks {q + 1}:{n} as separate graphs"
         )
     notes = [BACKBONE_NOT_IN_NIR]
     if k_t > 1:
-        if start == 0:
+        if start <= q:
+            which = "block 0 only" if (start, stop) == (0, 1) else f"blocks {start}..{stop - 1}"
             notes.append(
-                f"temporal max-pooling over {k_t} bins after block 0 has no NIR primitive: exported block 0 "
-                f"only (its output is block 0's spatially pooled spikes, before temporal pooling); "
-                f"blocks 1..{n - 1} run at {k_t}x the bin and can be exported with --blocks 1:{n}"
+                f"temporal max-pooling over {k_t} bins after block {q} has no NIR primitive: exported {which} "
+                f"(its output is block {stop - 1}'s spatially pooled spikes, before temporal pooling); "
+                f"blocks {q + 1}..{n - 1} run at {k_t}x the bin and can be exported with --blocks {q + 1}:{n}"
             )
         else:
             notes.append(

@@ -22,11 +22,12 @@ two are invariant to a uniform rescaling of the counts (see :mod:`mambaspike.lay
 blocks, which see spikes, keep BatchNorm. Every block's neurons share ``v_threshold``,
 ``learn_threshold``, the reset (``soft_reset``, ``detach_reset``) and the surrogate (``surrogate``,
 ``surrogate_alpha``; see :class:`mambaspike.models.config.FrontEndConfig`).
-After the first block, temporal max-pooling over windows of ``temporal_pool`` bins (a spike if any bin
-of the window spiked); the bin width seen by later neurons grows accordingly, and since time constants
-are in ms their dynamics stay the same. In inference a dense (1-D) front-end of LIF or ALIF neurons
-(or both) runs as one compiled call (:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is
-the block-by-block ground truth, and the path of training.
+After the first block (or the block ``temporal_pool_after`` names), temporal max-pooling over windows of
+``temporal_pool`` bins (a spike if any bin of the window spiked); the bin width seen by later neurons
+grows accordingly, and since time constants are in ms their dynamics stay the same. In inference a dense
+(1-D) front-end of LIF or ALIF neurons (or both), pooled after its first block, runs as one compiled
+call (:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is the block-by-block ground truth,
+and the path of training.
 
 Streaming: ``step(x [B, ...], state=None) -> (out | None, state)`` takes one input bin and emits a
 pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last incomplete window
@@ -70,6 +71,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         surrogate: str = "atan",
         surrogate_alpha: float | None = None,
         readout: str = "spikes",
+        temporal_pool_after: int = 0,
     ):
         super().__init__()
         if readout not in READOUTS:
@@ -79,7 +81,13 @@ class SpikingFrontEnd(PooledStream, nn.Module):
                 "SpikingFrontEnd: readout='membrane' makes the last block a non-spiking integrator, so it "
                 f"needs at least two blocks (channels={tuple(channels)}): expected two or more channel counts"
             )
+        if not 0 <= temporal_pool_after < len(channels):
+            raise ValueError(
+                f"SpikingFrontEnd: temporal_pool_after must name a block, 0..{len(channels) - 1}, "
+                f"got {temporal_pool_after}"
+            )
         self.readout = readout
+        self.pool_after = temporal_pool_after  # the block the temporal pooling follows
         # "running": the input divided by the sample's event rate so far (layers/input_norm.py)
         self.input_norm = RunningCountNorm() if input_norm == "running" else None
         self.temporal_pool = temporal_pool
@@ -93,7 +101,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         last_spiking = len(channels) - (2 if readout == "membrane" else 1)
         for i, c in enumerate(channels):
             last = i == len(channels) - 1
-            lif_kwargs = dict(shared, dt=dt_ms * (temporal_pool if i > 0 else 1))
+            lif_kwargs = dict(shared, dt=dt_ms * (temporal_pool if i > temporal_pool_after else 1))
             rec = recurrent and i == last_spiking
             kind = INTEGRATOR if last and readout == "membrane" else neuron
             norm = current_norm if i == 0 else "batch"
@@ -115,7 +123,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         """``(spikes [T', B, ...], per-block states)``. Dense stacks in inference take the fused kernel
         (:mod:`mambaspike.layers.frontend_fused`) where it applies, else :meth:`forward_reference`;
         both give the same spikes and states."""
-        if not self.spatial and self.input_norm is None:
+        if not self.spatial and self.input_norm is None and self.pool_after == 0:
             if frontend_fused.unsupported(self, x, state) is None:
                 return frontend_fused.forward(self, x, state)
         return self.forward_reference(x, state)
@@ -127,15 +135,15 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         for i, block in enumerate(self.blocks):
             s_in = None if state is None else state[i]
             if i == 0:
-                x, s = self._first(x, s_in)
+                x, s = self._block0(x, s_in)
             else:
                 x, s = block(x, s_in)
             states.append(s)
-            if i == 0:
+            if i == self.pool_after:
                 x = temporal_pool(x, self.temporal_pool, self.temporal_pool_mode)
         return x, states
 
-    def _first(self, x, s):
+    def _block0(self, x, s):
         if self.input_norm is None:
             return self.blocks[0](x, s)
         s_norm, s_block = s if s is not None else (None, None)
@@ -143,9 +151,21 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         y, s_block = self.blocks[0](x, s_block)
         return y, (s_norm, s_block)
 
+    def _first(self, x, s):
+        """The blocks up to the temporal pooling, on one input bin (streaming): block 0's state, or with
+        ``pool_after > 0`` the list of those blocks' states."""
+        if self.pool_after == 0:
+            return self._block0(x, s)
+        x, s0 = self._block0(x, None if s is None else s[0])
+        states = [s0]
+        for i in range(1, self.pool_after + 1):
+            x, si = self.blocks[i](x, None if s is None else s[i])
+            states.append(si)
+        return x, states
+
     def _rest(self, x, states):
         out = []
-        for i, block in enumerate(self.blocks[1:]):
+        for i, block in enumerate(self.blocks[self.pool_after + 1 :]):
             x, s = block(x, None if states is None else states[i])
             out.append(s)
         return x, out

@@ -66,6 +66,8 @@ class FrontEndConfig(Checked):
     ``"sample"`` (each sample's current per bin and channel over space) or ``"running"`` (per channel
     over space and the sample's bins so far): with either of the last two a uniform rescaling of the
     event counts leaves the spikes unchanged (see :mod:`mambaspike.layers.blocks`).
+    ``temporal_pool_after`` is the block the temporal pooling follows (0, the first, by default; later
+    places keep the earlier blocks at the input's bin, at their cost in compute).
     ``readout = "membrane"`` makes the last block's neurons non-spiking leaky integrators whose membrane
     potential (pooled in space by ``readout_pool``) the interface receives; the blocks before it spike, and
     the recurrent connection moves to the last of them (``"spikes"``, the default: every block spikes).
@@ -96,8 +98,14 @@ class FrontEndConfig(Checked):
     input_norm: str = option("none", Accepts("choice", choices=INPUT_NORMS))
     current_norm: str = option("batch", Accepts("choice", choices=CURRENT_NORMS))
     readout: str = option("spikes", Accepts("choice", choices=READOUTS))
+    temporal_pool_after: int = option(0, NON_NEGATIVE)
 
     def check_together(self) -> None:
+        if self.temporal_pool_after >= len(self.channels):
+            raise ConfigError(
+                f"{type(self).__name__}.temporal_pool_after = {self.temporal_pool_after}: expected the index of a "
+                f"block, 0..{len(self.channels) - 1} (channels = {list(self.channels)})"
+            )
         if self.readout == "membrane" and len(self.channels) < 2:
             raise ConfigError(
                 f"{type(self).__name__}.readout = 'membrane' makes the last block a non-spiking integrator, so "
@@ -253,6 +261,7 @@ _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} |
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
 _FRONT += ("learn_threshold", "soft_reset", "detach_reset", "surrogate", "surrogate_alpha")
 _FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm", "current_norm", "readout")
+_FRONT += ("temporal_pool_after",)
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
 
@@ -308,6 +317,7 @@ RECORDED_BEFORE: dict = {
     "surrogate": "atan",
     "surrogate_alpha": None,
     "readout": "spikes",
+    "temporal_pool_after": 0,
 }
 # The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
 # normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
@@ -363,6 +373,7 @@ class ModelConfig:
     input_norm: str = "none"  # none | running: input divided by the sample's event rate so far
     current_norm: str = "batch"  # the first block's current norm: batch | sample (per bin) | running (bins so far)
     readout: str = "spikes"  # what the last block hands on: spikes | membrane (non-spiking leaky integrators)
+    temporal_pool_after: int = 0  # the front-end block the temporal pooling follows
     # interface
     window: int = 2
     rate_norm: bool = False

@@ -49,6 +49,7 @@ class MambaSpike(StreamMixin, nn.Module):
             surrogate=fe.surrogate,
             surrogate_alpha=fe.surrogate_alpha,
             readout=fe.readout,
+            temporal_pool_after=fe.temporal_pool_after,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,
