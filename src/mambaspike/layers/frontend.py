@@ -29,6 +29,10 @@ grows accordingly, and since time constants are in ms their dynamics stay the sa
 call (:mod:`mambaspike.layers.frontend_fused`); ``forward_reference`` is the block-by-block ground truth,
 and the path of training.
 
+``spike_dropout`` (training only) zeroes each block's output spikes with that probability and scales the
+rest by ``1 / (1 - p)``, a regulariser that also trains the later blocks on missing spikes; in eval mode
+it is the identity (inverted dropout), so inference, streaming and the fused path are unchanged.
+
 Streaming: ``step(x [B, ...], state=None) -> (out | None, state)`` takes one input bin and emits a
 pooled output bin every ``temporal_pool`` bins; ``finish(state)`` emits the last incomplete window
 (or ``None``), exactly what ``forward`` gives for it.
@@ -72,6 +76,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         surrogate_alpha: float | None = None,
         readout: str = "spikes",
         temporal_pool_after: int = 0,
+        spike_dropout: float = 0.0,
     ):
         super().__init__()
         if readout not in READOUTS:
@@ -86,7 +91,12 @@ class SpikingFrontEnd(PooledStream, nn.Module):
                 f"SpikingFrontEnd: temporal_pool_after must name a block, 0..{len(channels) - 1}, "
                 f"got {temporal_pool_after}"
             )
+        if not 0.0 <= spike_dropout < 1.0:
+            raise ValueError(f"SpikingFrontEnd: spike_dropout must be in [0, 1), got {spike_dropout}")
         self.readout = readout
+        # training only: each block's output element (spike) zeroed with this probability, the rest
+        # scaled by 1 / (1 - p) (inverted dropout), so eval mode, streaming and the fused path see none
+        self.dropout = nn.Dropout(spike_dropout) if spike_dropout > 0 else None
         self.pool_after = temporal_pool_after  # the block the temporal pooling follows
         # "running": the input divided by the sample's event rate so far (layers/input_norm.py)
         self.input_norm = RunningCountNorm() if input_norm == "running" else None
@@ -141,6 +151,8 @@ class SpikingFrontEnd(PooledStream, nn.Module):
             states.append(s)
             if i == self.pool_after:
                 x = temporal_pool(x, self.temporal_pool, self.temporal_pool_mode)
+            if self.dropout is not None and self.training:
+                x = self.dropout(x)
         return x, states
 
     def _block0(self, x, s):

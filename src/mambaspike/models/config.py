@@ -68,6 +68,8 @@ class FrontEndConfig(Checked):
     event counts leaves the spikes unchanged (see :mod:`mambaspike.layers.blocks`).
     ``temporal_pool_after`` is the block the temporal pooling follows (0, the first, by default; later
     places keep the earlier blocks at the input's bin, at their cost in compute).
+    ``spike_dropout`` (training only) zeroes each block's output spikes with that probability (inverted
+    dropout: the identity in eval mode).
     ``readout = "membrane"`` makes the last block's neurons non-spiking leaky integrators whose membrane
     potential (pooled in space by ``readout_pool``) the interface receives; the blocks before it spike, and
     the recurrent connection moves to the last of them (``"spikes"``, the default: every block spikes).
@@ -99,6 +101,7 @@ class FrontEndConfig(Checked):
     current_norm: str = option("batch", Accepts("choice", choices=CURRENT_NORMS))
     readout: str = option("spikes", Accepts("choice", choices=READOUTS))
     temporal_pool_after: int = option(0, NON_NEGATIVE)
+    spike_dropout: float = option(0.0, Accepts("float", low=0, high=0.95))
 
     def check_together(self) -> None:
         if self.temporal_pool_after >= len(self.channels):
@@ -261,7 +264,7 @@ _STEM = {k: f"stem.{k}" for k in ("channels", "temporal_pool", "spatial_out")} |
 _FRONT = ("channels", "neuron", "tau_ms", "v_threshold", "learn_tau", "recurrent", "temporal_pool")
 _FRONT += ("learn_threshold", "soft_reset", "detach_reset", "surrogate", "surrogate_alpha")
 _FRONT += ("temporal_pool_mode", "spatial_out", "readout_pool", "input_norm", "current_norm", "readout")
-_FRONT += ("temporal_pool_after",)
+_FRONT += ("temporal_pool_after", "spike_dropout")
 _SPIKING = ("pattern", "embed_dim", "d_state", "expand", "time_steps", "input_encoding", "patch_blocks")
 _SPIKING += ("patch_channels", "patch_rpe", "conv_layers", "mlp_layers", "shortcut", "attn_heads", "spike_loss")
 
@@ -318,6 +321,7 @@ RECORDED_BEFORE: dict = {
     "surrogate_alpha": None,
     "readout": "spikes",
     "temporal_pool_after": 0,
+    "spike_dropout": 0.0,
 }
 # The default front-end of the release before adaptive thresholds (LIF neurons, the average readout, rates
 # normalised per feature in the interface): the named variant "mambaspike-lif", the ablation's middle row.
@@ -374,6 +378,7 @@ class ModelConfig:
     current_norm: str = "batch"  # the first block's current norm: batch | sample (per bin) | running (bins so far)
     readout: str = "spikes"  # what the last block hands on: spikes | membrane (non-spiking leaky integrators)
     temporal_pool_after: int = 0  # the front-end block the temporal pooling follows
+    spike_dropout: float = 0.0  # training only: each front-end block's output spikes dropped with this probability
     # interface
     window: int = 2
     rate_norm: bool = False

@@ -50,6 +50,7 @@ class MambaSpike(StreamMixin, nn.Module):
             surrogate_alpha=fe.surrogate_alpha,
             readout=fe.readout,
             temporal_pool_after=fe.temporal_pool_after,
+            spike_dropout=fe.spike_dropout,
         )
         self.interface = SpikeInterface(
             self.frontend.out_features,
