@@ -134,3 +134,16 @@ def test_nir_export_names_the_membrane_readout():
         frontend_to_nir(fe, (2, 16, 16))
     graph, _ = frontend_to_nir(fe, (2, 16, 16), blocks=(0, 1))
     assert "block0_lif" in graph.nodes
+
+
+def test_the_named_variant_is_the_membrane_readout_max_pooled(tmp_path):
+    from mambaspike.models.config import VARIANTS
+    from mambaspike.training.run import run_label
+
+    family, overrides = VARIANTS["mambaspike-membrane"]
+    model = build_model(ModelConfig(name=family, **SMALL, **overrides))
+    last = model.frontend.blocks[-1]
+    assert isinstance(last.lif, LeakyIntegrator) and isinstance(last.pool, torch.nn.AdaptiveMaxPool2d)
+    assert run_label(tmp_path / "ndigits-mambaspike-membrane-seed0", "mambaspike") == "mambaspike-membrane"
+    paper = ModelConfig(**VARIANTS["mambaspike-paper"][1])
+    assert paper.readout == "spikes" and paper.readout_pool == "max"

@@ -31,7 +31,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=DEFAULT_MODELS,
         metavar="M,...",
         help=f"model families (of {', '.join(model_names())}) or named variants of one ({', '.join(VARIANTS)}: "
-        "the paper's front-end; the previous default, LIF neurons and per-feature rate normalisation)",
+        "the paper's front-end; the previous default, LIF neurons and per-feature rate normalisation; the "
+        "membrane readout, max-pooled)",
     )
     c.add_argument("--runs", nargs="+", default=None, metavar="DIR", help="tabulate these run directories, no training")
     return c
