@@ -60,3 +60,19 @@ def triton_interpreter(request):
 
         yield "cpu"
     forget()
+
+
+@pytest.fixture
+def firing():
+    """``firing(model) -> model`` with every BatchNorm's affine set (weight 3, bias 1.5) so that each
+    block's neurons fire on sparse random input (an untrained front-end is mostly silent)."""
+    import torch
+
+    def set_norms(model):
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.weight.data.fill_(3.0)
+                m.bias.data.fill_(1.5)
+        return model
+
+    return set_norms

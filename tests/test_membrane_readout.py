@@ -15,15 +15,6 @@ from mambaspike.neurons import LeakyIntegrator, SpikingNeuron
 SMALL = dict(input_shape=(2, 12, 12), channels=(4, 8, 8), d_model=16, n_layers=1, spatial_out=2)
 
 
-def _firing(model):
-    """Norm statistics that keep every block's neurons firing on sparse random input."""
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-            m.weight.data.fill_(3.0)
-            m.bias.data.fill_(1.5)
-    return model
-
-
 def _closed_form(x: torch.Tensor, beta: torch.Tensor, decay_input: bool) -> torch.Tensor:
     """``v_t = sum_{k <= t} beta^(t-k) * g * x_k`` (``g = 1 - beta`` with ``decay_input``), float64."""
     T = x.shape[0]
@@ -68,8 +59,8 @@ def test_integrator_continues_across_chunks_and_steps():
 
 
 @pytest.mark.parametrize("shape", [(2, 12, 12), (3,)])
-def test_membrane_readout_wiring(shape):
-    model = _firing(build_model(ModelConfig(**{**SMALL, "input_shape": shape}, readout="membrane")))
+def test_membrane_readout_wiring(shape, firing):
+    model = firing(build_model(ModelConfig(**{**SMALL, "input_shape": shape}, readout="membrane")))
     blocks = model.frontend.blocks
     assert isinstance(blocks[-1].lif, LeakyIntegrator) and blocks[-1].recurrent is None
     assert blocks[-2].recurrent is not None  # the recurrence moves to the last spiking block
@@ -85,9 +76,9 @@ def test_membrane_readout_wiring(shape):
 
 
 @pytest.mark.parametrize("shape", [(2, 12, 12), (3,)])
-def test_membrane_readout_streams_exactly(shape):
+def test_membrane_readout_streams_exactly(shape, firing):
     torch.manual_seed(0)
-    model = _firing(build_model(ModelConfig(**{**SMALL, "input_shape": shape}, readout="membrane"))).eval()
+    model = firing(build_model(ModelConfig(**{**SMALL, "input_shape": shape}, readout="membrane"))).eval()
     x = (torch.rand(19, 2, *shape) < 0.3).float() * 3
     with torch.no_grad():
         full = model(x)
@@ -97,8 +88,8 @@ def test_membrane_readout_streams_exactly(shape):
     assert (model.stream(x) - full).abs().max() <= 1e-5
 
 
-def test_the_energy_estimate_counts_the_readouts_output_as_real_valued():
-    model = _firing(build_model(ModelConfig(**SMALL, readout="membrane"))).eval()
+def test_the_energy_estimate_counts_the_readouts_output_as_real_valued(firing):
+    model = firing(build_model(ModelConfig(**SMALL, readout="membrane"))).eval()
     x = (torch.rand(10, 2, *SMALL["input_shape"]) < 0.3).float()
     with OpCounter(model) as ops, torch.no_grad():
         model(x)

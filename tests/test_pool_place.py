@@ -13,20 +13,12 @@ from mambaspike.models.registry import build_model
 SMALL = dict(channels=(4, 8, 8), d_model=16, n_layers=1, spatial_out=2)
 
 
-def _firing(model):
-    for m in model.modules():  # norm statistics that keep every block firing on sparse input
-        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-            m.weight.data.fill_(3.0)
-            m.bias.data.fill_(1.5)
-    return model
-
-
 @pytest.mark.parametrize("shape", [(2, 12, 12), (3,)])
 @pytest.mark.parametrize("after,readout", [(0, "spikes"), (1, "spikes"), (2, "spikes"), (1, "membrane")])
-def test_every_place_streams_exactly(shape, after, readout):
+def test_every_place_streams_exactly(shape, after, readout, firing):
     torch.manual_seed(0)
     cfg = ModelConfig(input_shape=shape, **SMALL, temporal_pool_after=after, readout=readout)
-    model = _firing(build_model(cfg)).eval()
+    model = firing(build_model(cfg)).eval()
     dts = [b.lif.dt for b in model.frontend.blocks]
     assert dts == [5.0 if i <= after else 10.0 for i in range(3)]  # blocks after the pooling see 2 bins as one
     x = (torch.rand(19, 2, *shape) < 0.3).float() * 3
@@ -40,20 +32,20 @@ def test_every_place_streams_exactly(shape, after, readout):
     assert (model.stream(x) - full).abs().max() <= 1e-5
 
 
-def test_a_later_place_changes_the_model_and_the_first_is_the_old_one():
+def test_a_later_place_changes_the_model_and_the_first_is_the_old_one(firing):
     torch.manual_seed(0)
     x = (torch.rand(12, 2, 2, 12, 12) < 0.3).float() * 3
     outs = []
     for after in (0, 1):
         torch.manual_seed(1)
-        model = _firing(build_model(ModelConfig(input_shape=(2, 12, 12), **SMALL, temporal_pool_after=after))).eval()
+        model = firing(build_model(ModelConfig(input_shape=(2, 12, 12), **SMALL, temporal_pool_after=after))).eval()
         with torch.no_grad():
             outs.append(model.frontend(x)[0])
     assert not torch.equal(outs[0], outs[1])
 
 
-def test_the_fused_dense_front_end_takes_the_first_place_only():
-    fe = _firing(SpikingFrontEnd(3, (4, 8), spatial=False, temporal_pool_after=1)).eval()
+def test_the_fused_dense_front_end_takes_the_first_place_only(firing):
+    fe = firing(SpikingFrontEnd(3, (4, 8), spatial=False, temporal_pool_after=1)).eval()
     x = (torch.rand(9, 2, 3) < 0.3).float()
     with torch.no_grad():
         assert "temporal_pool_after" in frontend_fused.unsupported(fe, x, None)

@@ -12,17 +12,9 @@ from mambaspike.models.registry import build_model
 SMALL = dict(input_shape=(2, 12, 12), channels=(4, 8, 8), d_model=16, n_layers=1, spatial_out=2)
 
 
-def _firing(model):
-    for m in model.modules():
-        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-            m.weight.data.fill_(3.0)
-            m.bias.data.fill_(1.5)
-    return model
-
-
-def test_eval_mode_is_the_model_without_dropout():
+def test_eval_mode_is_the_model_without_dropout(firing):
     torch.manual_seed(0)
-    plain = _firing(build_model(ModelConfig(**SMALL))).eval()
+    plain = firing(build_model(ModelConfig(**SMALL))).eval()
     dropped = build_model(ModelConfig(**SMALL, spike_dropout=0.3)).eval()
     dropped.load_state_dict(plain.state_dict())
     x = (torch.rand(14, 2, *SMALL["input_shape"]) < 0.3).float() * 3
@@ -31,9 +23,9 @@ def test_eval_mode_is_the_model_without_dropout():
         assert (dropped.stream(x) - plain(x)).abs().max() <= 1e-5
 
 
-def test_training_drops_block_outputs_at_the_rate_asked():
+def test_training_drops_block_outputs_at_the_rate_asked(firing):
     torch.manual_seed(0)
-    fe = _firing(SpikingFrontEnd(2, (4, 8), spike_dropout=0.5, temporal_pool=1)).train()
+    fe = firing(SpikingFrontEnd(2, (4, 8), spike_dropout=0.5, temporal_pool=1)).train()
     x = (torch.rand(30, 8, 2, 12, 12) < 0.5).float() * 3
     seen = []
     fe.blocks[1].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
