@@ -134,8 +134,9 @@ def frontend_to_nir(
     k_t = frontend.temporal_pool
     base_ms = frontend.blocks[0].lif.dt
     bin0_s = base_ms / 1000.0 if input_dt_s is None else float(input_dt_s)
+    q = getattr(frontend, "pool_after", 0)  # the temporal pooling follows block q
     if blocks is None:  # the blocks before the temporal pooling (all of them when there is none)
-        blocks = (0, n if k_t == 1 else getattr(frontend, "pool_after", 0) + 1)
+        blocks = (0, n if k_t == 1 else q + 1)
     start, stop = blocks
     if start == 0 and getattr(frontend, "input_norm", None) is not None:
         raise ExportError(
@@ -144,7 +145,6 @@ def frontend_to_nir(
         )
     if not 0 <= start < stop <= n:
         raise ExportError(f"NIR export: --blocks START:STOP must satisfy 0 <= START < STOP <= {n}, got {start}:{stop}")
-    q = getattr(frontend, "pool_after", 0)  # the temporal pooling follows block q
     if k_t > 1 and start <= q < stop - 1:
         raise ExportError(
             f"NIR export: blocks {start}:{stop} cross the temporal max-pooling over {k_t} bins after block {q}, "

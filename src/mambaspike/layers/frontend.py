@@ -133,7 +133,7 @@ class SpikingFrontEnd(PooledStream, nn.Module):
         """``(spikes [T', B, ...], per-block states)``. Dense stacks in inference take the fused kernel
         (:mod:`mambaspike.layers.frontend_fused`) where it applies, else :meth:`forward_reference`;
         both give the same spikes and states."""
-        if not self.spatial and self.input_norm is None and self.pool_after == 0:
+        if not self.spatial and self.input_norm is None:
             if frontend_fused.unsupported(self, x, state) is None:
                 return frontend_fused.forward(self, x, state)
         return self.forward_reference(x, state)

@@ -44,7 +44,7 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         return "an autograd graph is needed"
     if kernels.observed(fe):
         return "the blocks are observed call by call (hooks, tracing)"
-    if getattr(fe, "pool_after", 0) != 0:
+    if fe.pool_after != 0:
         return "the temporal pooling follows a block other than the first (temporal_pool_after > 0)"
     for b in fe._modules["blocks"]._modules.values():
         if type(b) is not SpikingDenseBlock:

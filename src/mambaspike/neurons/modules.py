@@ -56,32 +56,16 @@ class SpikingNeuron(nn.Module):
     """
 
 
-class _LeakyNeuron(SpikingNeuron):
-    """Shared parameters of the neurons in this module.
+class _Decaying(nn.Module):
+    """A population whose membrane decays by ``beta = exp(-dt / tau)`` per bin, learnable as
+    ``beta = sigmoid(w)`` (PLIF): the time-constant machinery shared by the spiking neurons and the
+    non-spiking :class:`LeakyIntegrator`."""
 
-    ``tau`` (membrane time constant, ms), ``dt`` (bin width, ms), ``v_threshold``, ``learn_tau`` (time
-    constants learnable, as ``beta = sigmoid(w)``), ``learn_threshold``, ``surrogate`` (a name in
-    ``SURROGATES`` or a ``Surrogate``) and ``alpha`` (its sharpness; ``None`` for its default).
-    """
-
-    def __init__(
-        self,
-        tau: float = 30.0,
-        dt: float = 1.0,
-        v_threshold: float = 1.0,
-        learn_tau: bool = True,
-        learn_threshold: bool = False,
-        surrogate: str | Surrogate = "atan",
-        alpha: float | None = None,
-    ):
-        super().__init__()
+    def _init_decay(self, tau: float, dt: float, learn_tau: bool) -> None:
         if not (tau > 0 and dt > 0):
             raise ValueError(f"{type(self).__name__}: tau and dt must be positive ms values, got tau={tau}, dt={dt}")
         self.dt = float(dt)
         self.w = self._decay_weight(tau, learn_tau)
-        vth = torch.tensor(float(v_threshold))
-        self.v_threshold = nn.Parameter(vth) if learn_threshold else nn.Buffer(vth)
-        self.spike_fn = make_surrogate(surrogate, alpha)
 
     def _decay_weight(self, tau: float, learn: bool):
         """``w = logit(exp(-dt / tau))`` as a parameter (learnable) or a buffer."""
@@ -102,6 +86,31 @@ class _LeakyNeuron(SpikingNeuron):
     def tau(self) -> float:
         """Current membrane time constant in ms."""
         return self._tau_of(self.w)
+
+
+class _LeakyNeuron(SpikingNeuron, _Decaying):
+    """Shared parameters of the neurons in this module.
+
+    ``tau`` (membrane time constant, ms), ``dt`` (bin width, ms), ``v_threshold``, ``learn_tau`` (time
+    constants learnable, as ``beta = sigmoid(w)``), ``learn_threshold``, ``surrogate`` (a name in
+    ``SURROGATES`` or a ``Surrogate``) and ``alpha`` (its sharpness; ``None`` for its default).
+    """
+
+    def __init__(
+        self,
+        tau: float = 30.0,
+        dt: float = 1.0,
+        v_threshold: float = 1.0,
+        learn_tau: bool = True,
+        learn_threshold: bool = False,
+        surrogate: str | Surrogate = "atan",
+        alpha: float | None = None,
+    ):
+        super().__init__()
+        self._init_decay(tau, dt, learn_tau)
+        vth = torch.tensor(float(v_threshold))
+        self.v_threshold = nn.Parameter(vth) if learn_threshold else nn.Buffer(vth)
+        self.spike_fn = make_surrogate(surrogate, alpha)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.3g}ms, dt={self.dt:g}ms, v_threshold={float(self.v_threshold.detach()):g}"
@@ -375,7 +384,7 @@ class SRM(_LeakyNeuron):
         return f"{super().extra_repr()}, tau_refr={self.tau_refr:.3g}ms, eta={self.eta:g}"
 
 
-class LeakyIntegrator(nn.Module):
+class LeakyIntegrator(_Decaying):
     """A non-spiking leaky integrator (LI): the membrane of a LIF population without threshold or reset,
     read out as it is, the usual readout layer of an SNN (the front-end's ``readout="membrane"``)::
 
@@ -390,32 +399,23 @@ class LeakyIntegrator(nn.Module):
 
     def __init__(self, tau: float = 30.0, dt: float = 1.0, learn_tau: bool = True, decay_input: bool = True):
         super().__init__()
-        if not (tau > 0 and dt > 0):
-            raise ValueError(f"LeakyIntegrator: tau and dt must be positive ms values, got tau={tau}, dt={dt}")
-        self.dt = float(dt)
-        w = torch.tensor(_logit(math.exp(-self.dt / tau)))
-        self.w = nn.Parameter(w) if learn_tau else nn.Buffer(w)
+        self._init_decay(tau, dt, learn_tau)
         self.decay_input = decay_input
 
-    @property
-    def beta(self) -> torch.Tensor:
-        return torch.sigmoid(self.w)
-
-    @property
-    def tau(self) -> float:
-        return -self.dt / math.log(float(torch.sigmoid(self.w.detach())))
+    def _update(self, x: torch.Tensor, v: torch.Tensor | None, beta: torch.Tensor) -> torch.Tensor:
+        drive = (1 - beta) * x if self.decay_input else x
+        return drive if v is None else beta * v + drive
 
     def step(self, x: torch.Tensor, state: torch.Tensor | None = None):
-        beta = self.beta
-        drive = (1 - beta) * x if self.decay_input else x
-        v = drive if state is None else beta * state + drive
+        v = self._update(x, state, self.beta)
         return v, v
 
     def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
+        beta = self.beta  # once per sequence, not per bin
         out = []
         for x in x_seq.unbind(0):
-            v, state = self.step(x, state)
-            out.append(v)
+            state = self._update(x, state, beta)
+            out.append(state)
         if not out:
             return x_seq.new_empty(x_seq.shape), state
         return torch.stack(out), state
