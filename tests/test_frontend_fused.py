@@ -17,7 +17,10 @@ eval mode:
   neurons, per-neuron parameters, states of another form or dtypes need it);
 - parameter changes between calls (in place, through ``.data``, replaced tensors or modules, plain
   attributes, ``load_state_dict``): the kernel reads the modules on every call;
-- a whole Mamba-Spike model's logits with either front-end path (LIF and the default ALIF).
+- a whole Mamba-Spike model's logits with either front-end path (LIF and the default ALIF);
+- the membrane readout (a non-spiking ``LeakyIntegrator`` last block, the recurrence on the block
+  before it): output potentials and states to rounding, ``s_prev`` exactly, chunks, the integrator's
+  variants, refusals and a whole model's logits.
 
 The front-ends are made to fire: every layer's BatchNorm statistics are calibrated on the data and
 its affine parameters randomised, weights are scaled up, and each test checks that every layer
@@ -36,7 +39,7 @@ from torch import nn
 from mambaspike.layers import frontend_fused
 from mambaspike.layers.frontend import SpikingFrontEnd
 from mambaspike.neurons.functional import ALIFState
-from mambaspike.neurons.modules import ALIF, LIF, NEURONS
+from mambaspike.neurons.modules import ALIF, LIF, NEURONS, LeakyIntegrator
 
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 RATE_LO, RATE_HI = 0.05, 0.95
@@ -100,12 +103,14 @@ def _make(
     neurons="lif",
     tau_adapt=TAU_ADAPT,
     adapt=ADAPT,
+    readout="spikes",
 ):
     """A dense front-end in eval mode that fires: weights x3, each layer's BatchNorm calibrated on
     the data (in order, so a layer sees its inputs as they are in eval mode) then given a random
     per-neuron gain and offset (times ``gain``: long time constants need larger currents), running
     statistics perturbed. ``neurons`` (see :func:`_kinds`): the blocks named ``alif`` get an
-    ``ALIF(tau_adapt=tau_adapt, adapt=adapt)``. ``lif_setup(block_index, lif)`` edits the neurons first."""
+    ``ALIF(tau_adapt=tau_adapt, adapt=adapt)``. ``lif_setup(block_index, lif)`` edits the neurons first.
+    ``readout="membrane"``: the last block is the non-spiking leaky integrator (its ``neurons`` entry unused)."""
     torch.manual_seed(seed)
     fe = SpikingFrontEnd(
         in_channels=F,
@@ -117,9 +122,10 @@ def _make(
         temporal_pool=pool,
         temporal_pool_mode=mode,
         spatial=False,
+        readout=readout,
     )
     for b, kind in zip(fe.blocks, _kinds(neurons, len(channels))):
-        if kind == "alif":
+        if kind == "alif" and type(b.lif) is not LeakyIntegrator:
             b.lif = ALIF(tau=tau_ms, dt=b.lif.dt, v_threshold=1.0, tau_adapt=tau_adapt, adapt=adapt)
     fe = fe.to(dtype).eval()
     g = torch.Generator().manual_seed(1000 + seed)
@@ -860,4 +866,168 @@ def test_whole_model_logits(monkeypatch, spy, neuron):
         logits_ref = model(x)
     assert len(spy) == 2
     assert logits.shape == (3, 10)
+    torch.testing.assert_close(logits, logits_ref, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# 7. the membrane readout: a non-spiking leaky-integrator last block
+# --------------------------------------------------------------------------------------------
+
+# the spiking blocks' neurons before the integrator (the recurrence sits on the last of them)
+_LI_STACKS = [("lif", (8, 12)), ("alif", (8, 12)), ("lif", (8, 12, 16)), ("alif_lif", (8, 12, 16))]
+
+
+def _compare_li(fe, x, state=None):
+    """Fused against reference for a membrane-readout front-end: the output potentials and every
+    state to rounding, spikes kept in states (``s_prev``, ALIF traces) exactly."""
+    dtype = x.dtype
+    with torch.no_grad():
+        (of, sf) = _fused(fe, x, state)
+        (orf, sr) = fe.forward_reference(x, state)
+    assert of.dtype == orf.dtype == dtype and of.shape == orf.shape
+    torch.testing.assert_close(of, orf, atol=ATOL[dtype], rtol=0)
+    assert len(sf) == len(sr)
+    for i, (a, b) in enumerate(zip(sf, sr)):
+        _assert_state(a, b, dtype, f"block {i}")
+    return of, sf, sr
+
+
+def _assert_li_fires(fe, x, out):
+    """The spiking blocks fire at moderate rates; the readout's potentials are real-valued and vary."""
+    spikes = _layer_spikes(fe, x)[:-1]
+    rates = [float(s.float().mean()) for s in spikes]
+    assert all(RATE_LO <= r <= RATE_HI for r in rates), f"firing rates of the spiking blocks: {rates}"
+    non_binary = float(((out != 0) & (out != 1)).float().mean())
+    assert non_binary > 0.9 and float(out.std()) > 0.05, (non_binary, float(out.std()))
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("neurons,channels", _LI_STACKS, ids=[f"{n}-L{len(c)}" for n, c in _LI_STACKS])
+@pytest.mark.parametrize("pool", [1, 3], ids=lambda k: f"k{k}")
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_membrane_readout_matches_reference(dtype, mode, pool, neurons, channels, recurrent):
+    fe = _make(5, channels, recurrent, pool, mode, dtype, seed=60 + pool, neurons=neurons, readout="membrane")
+    assert type(fe.blocks[-1].lif) is LeakyIntegrator and fe.blocks[-1].recurrent is None
+    assert (fe.blocks[-2].recurrent is not None) == recurrent
+    for B, T in ((1, 6 * pool + 12), (3, 6 * pool + 13)):
+        x = _input(T, B, 5, dtype, seed=T + 7 * B)
+        out, states, _ = _compare_li(fe, x)
+        assert out.shape == ((T + pool - 1) // pool, B, channels[-1])
+        assert torch.is_tensor(states[-1]) and (type(states[-2]) is tuple) == recurrent
+        if B == 3:
+            _assert_li_fires(fe, x, out)
+
+
+def test_membrane_readout_recurrence_matters():
+    """The recurrence of the block before the integrator changes the fused readout (both paths agree)."""
+    fe = _make(5, (8, 12, 16), recurrent=True, pool=2, seed=64, readout="membrane")
+    x = _input(40, 3, 5, torch.float64, seed=65)
+    out, _, _ = _compare_li(fe, x)
+    with torch.no_grad():
+        fe.blocks[-2].recurrent.weight.zero_()
+    out0, _, _ = _compare_li(fe, x)
+    assert (out - out0).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["full", "some_none"])
+@pytest.mark.parametrize("pool", [1, 3], ids=lambda k: f"k{k}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_membrane_readout_chunked_state(dtype, pool, kind):
+    """Two calls, the second from the first's states (whole, or with the first and the readout block's
+    missing), equal the reference; with the whole state at a window boundary, one call."""
+    fe = _make(5, (8, 12, 16), recurrent=True, pool=pool, dtype=dtype, seed=66, neurons="alif_lif", readout="membrane")
+    x = _input(12 * pool + 7, 3, 5, dtype, seed=67)
+    cut = 6 * pool
+    out1, st1, st1_ref = _compare_li(fe, x[:cut])
+    state = _clone(st1_ref) if kind == "full" else [None, _clone(st1_ref)[1], None]
+    before = _clone(state)
+    out2, _, _ = _compare_li(fe, x[cut:], state)
+    for a, b in zip(_flat(state), _flat(before)):
+        assert (a is None and b is None) or torch.equal(a, b)
+    if kind == "full":
+        with torch.no_grad():
+            out, _ = _fused(fe, x)
+            out2f, _ = _fused(fe, x[cut:], st1)  # the fused path's own states passed on
+        torch.testing.assert_close(torch.cat([out1, out2]), out, atol=ATOL[dtype], rtol=0)
+        torch.testing.assert_close(out2f, out2, atol=ATOL[dtype], rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["no_decay_input", "fixed_tau", "tau_changed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_membrane_readout_variants(dtype, variant):
+    """The integrator without input decay (``v = beta v + I``), with a fixed time constant (``w`` a
+    buffer), and with its time constant changed between calls (the kernel reads it on every call)."""
+    fe = _make(5, (8, 12), recurrent=True, pool=2, dtype=dtype, seed=68, readout="membrane")
+    li = fe.blocks[-1].lif
+    x = _input(31, 3, 5, dtype, seed=69)
+    before, _, _ = _compare_li(fe, x)
+    with torch.no_grad():
+        if variant == "no_decay_input":
+            li.decay_input = False
+        elif variant == "fixed_tau":
+            w = li.w.detach().clone()
+            del li.w
+            li.w = nn.Buffer(w)
+        else:
+            li.w.add_(1.5)
+    after, _, _ = _compare_li(fe, x)
+    assert (after - before).abs().max() > 1e-3 or variant == "fixed_tau"
+
+
+def test_membrane_readout_refusals(spy):
+    """Per-neuron integrator time constants and a state of another form for the integrator keep the
+    reference path."""
+    fe = _make(5, (8, 12), recurrent=True, seed=70, readout="membrane")
+    x = _input(20, 2, 5, torch.float64, seed=71)
+    with torch.no_grad():
+        _, st = _fused(fe, x)
+        bad = ALIFState(st[1], st[1])
+        assert "tensor" in frontend_fused.unsupported(fe, x, [st[0], bad])
+        li = fe.blocks[-1].lif
+        li.w = nn.Parameter(li.w.detach().expand(12).clone())
+        _, why = _reference_only(fe, x, spy)
+    assert "per-neuron time constants" in why
+
+
+def test_membrane_readout_whole_model_logits(monkeypatch, spy):
+    """The membrane-readout model on 1-D input runs its front-end through the fused path in eval mode,
+    with the logits of the block-by-block front-end."""
+    from mambaspike.models.config import ModelConfig
+    from mambaspike.models.registry import build_model
+
+    torch.manual_seed(72)
+    cfg = ModelConfig(
+        name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1, readout="membrane"
+    )
+    model = build_model(cfg).eval()
+    fe = model.frontend
+    assert type(fe.blocks[-1].lif) is LeakyIntegrator
+    lif0 = fe.blocks[0].lif
+    calibrated = _make(
+        1,
+        (8, 12, 16),
+        recurrent=fe.blocks[-2].recurrent is not None,
+        pool=fe.temporal_pool,
+        mode=fe.temporal_pool_mode,
+        dtype=torch.float32,
+        seed=73,
+        tau_ms=30.0,
+        gain=6.0,
+        neurons=cfg.neuron,
+        tau_adapt=lif0.tau_adapt,
+        adapt=lif0.adapt,
+        readout="membrane",
+    )
+    fe.load_state_dict(calibrated.state_dict())
+    x = _input(60, 3, 1, torch.float32, seed=74)
+    with torch.no_grad():
+        out, _ = fe(x)
+        _assert_li_fires(fe, x, out)
+        logits = model(x)
+    assert len(spy) == 2
+    monkeypatch.setattr(fe, "forward", fe.forward_reference)
+    with torch.no_grad():
+        logits_ref = model(x)
+    assert len(spy) == 2 and logits.shape == (3, 10)
     torch.testing.assert_close(logits, logits_ref, rtol=1e-5, atol=1e-6)

@@ -9,22 +9,24 @@ operations per block, not in arithmetic. Per sample::
                                   LIF:  h = beta v + c I;  s = h - v_th >= 0;  v = reset(h, s, v_th)
                                   ALIF: h as LIF;  theta = v_th + adapt a;  s = h - theta >= 0;
                                         v = reset(h, s, theta);  a = rho a + s
+                                  LI (the membrane readout): v = beta v + c I, the output is v itself
                                   (mambaspike.kernels.lif_numba.lif_update, alif_numba.alif_update)
     temporal pooling:             max (or mean) of s over windows of k bins; the last window may be
                                   incomplete (averaged over its real bins for ``avg``)
-    layer l > 0, every window:    I = BN(W_l in) (+ R s_prev for the recurrent last layer: R applied
-                                  to the layer's own spikes of the previous window), the same update
+    layer l > 0, every window:    I = BN(W_l in) (+ R s_prev for the recurrent layer: R applied to
+                                  the layer's own spikes of the previous window), the same update
 
-Each layer is LIF or ALIF (``adaptive``), so stacks may mix them. The recurrent connection belongs to
-the last layer (layer 0 when it is the only one). The kernel reads the parameters as the modules hold
-them on every call (a transposed copy of each weight and the folded BatchNorm are made at the start of
-the call), so no cache can go stale.
-Inputs of the matrix-vector products are spikes or window averages, mostly zeros: only non-zero
-inputs are visited, each adding a row of the transposed weight (unit stride over the output neurons,
-so LLVM vectorises it); with nothing in the recurrent layer's previous spikes, its recurrent product
-is skipped. The sums run in input order, so they may round differently from a GEMM's
-blocked sums; ``tests/test_frontend_fused.py`` compares the two paths. Every float array has the
-input's dtype.
+Each layer is LIF, ALIF or a non-spiking leaky integrator (its ``kind``), so stacks may mix them. At
+most one layer is recurrent (``rec_layer``): the last spiking one, which is the last layer unless that
+layer integrates without spiking (the front-end's membrane readout). The kernel reads the parameters as
+the modules hold them on every call (a transposed copy of each weight and the folded BatchNorm are made
+at the start of the call), so no cache can go stale.
+Inputs of the matrix-vector products are spikes or window averages, mostly zeros (an integrator's
+potentials feed no layer in the front-end's stacks): only non-zero inputs are visited, each adding a
+row of the transposed weight (unit stride over the output neurons, so LLVM vectorises it); with
+nothing in the recurrent layer's previous spikes, its recurrent product is skipped. The sums run in
+input order, so they may round differently from a GEMM's blocked sums; ``tests/test_frontend_fused.py``
+compares the two paths. Every float array has the input's dtype.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from mambaspike.kernels.alif_numba import alif_update
 from mambaspike.kernels.lif_numba import lif_update
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+LIF, ALIF, INTEGRATOR = 0, 1, 2  # a layer's kind (from ``flags``)
 
 
 @njit(inline="always", **_OPTS)
@@ -54,21 +57,27 @@ def _spmv(x, n_in, wt, n_out, out):  # pragma: no cover
 
 @njit(inline="always", **_OPTS)
 def _step(
-    inp, n_in, wl, n_out, sc, sh, rec, acc, vl, al, s, beta, cin, vth, vreset, rho, adapt, adaptive, soft
+    inp, n_in, wl, n_out, sc, sh, rec, acc, vl, al, s, beta, cin, vth, vreset, rho, adapt, kind, soft
 ):  # pragma: no cover
     """One layer at one step: the current ``(W inp) * sc + sh + rec`` (``wl = W^T``, zero-padded;
     non-zero inputs only; ``rec``: the recurrent current or zeros, added after the normalisation as
-    the block adds it), then the ALIF update (``adaptive``: potentials ``vl`` and adaptation ``al``)
-    or the LIF update (``vl`` only; ``al``, ``rho`` and ``adapt`` unused) into spikes ``s[:n_out]``;
+    the block adds it), then by ``kind`` the ALIF update (``ALIF``: potentials ``vl`` and adaptation
+    ``al``), the leaky integration ``v = beta v + cin I`` (``INTEGRATOR``: ``s`` is ``v`` itself, no
+    spikes) or the LIF update (``LIF``: ``vl`` only; ``al``, ``rho`` and ``adapt`` unused) into ``s[:n_out]``;
     ``acc``: scratch. ``wl``, ``sc``, ``sh``, ``vl``, ``al`` are the layer's slices, taken once per layer:
     a slice costs two atomic reference-count updates, more than a step's arithmetic at batch 1."""
     one = acc.dtype.type(1)
     _spmv(inp, n_in, wl, n_out, acc)
-    if adaptive:
+    if kind == ALIF:
         for i in range(n_out):
             cur = acc[i] * sc[i] + sh[i] + rec[i]
             _, _, spiked, vl[i], al[i] = alif_update(vl[i], al[i], cur, beta, cin, vth, rho, adapt, vreset, soft)
             s[i] = one if spiked else one - one
+    elif kind == INTEGRATOR:  # as LeakyIntegrator._update rounds it: beta v, then + (1 - beta) I
+        for i in range(n_out):
+            v = beta * vl[i] + cin * (acc[i] * sc[i] + sh[i] + rec[i])
+            vl[i] = v
+            s[i] = v
     else:
         for i in range(n_out):
             _, spiked, vl[i] = lif_update(vl[i], acc[i] * sc[i] + sh[i] + rec[i], beta, cin, vth, vreset, soft)
@@ -77,7 +86,7 @@ def _step(
 
 @njit(inline="always", **_OPTS)
 def _layer_steps(
-    src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, adaptive, soft,
+    src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, kind, soft,
     recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
 ):  # fmt: skip  # pragma: no cover
     """One layer over a whole sequence: its steps on the rows ``src[:T, :n_in]``, the spikes pooled over
@@ -85,7 +94,7 @@ def _layer_steps(
     ``dst[:ceil(T / k), :n_out]`` (``dst`` may be ``src`` where ``k = 1``: a row is read before it is
     written). ``recurrent``: the layer adds ``R sp`` (``rt = R^T``) to its current and keeps its last
     spikes in ``sp`` (``n_sp`` non-zero entries; ``have_sp``: ``sp`` holds spikes at all). Returns
-    ``(n_sp, have_sp)``. ``adaptive`` is a constant at each call site (see :func:`_layer`)."""
+    ``(n_sp, have_sp)``. ``kind`` is a constant at each call site (see :func:`_layer`)."""
     zero = acc.dtype.type(0)
     count = 0
     tp = 0
@@ -96,7 +105,7 @@ def _layer_steps(
         if recurrent and have_sp and n_sp > 0:
             _spmv(sp, n_out, rt, n_out, rec)
             r = rec
-        _step(inp, n_in, wl, n_out, sc, sh, r, acc, vl, al, s, beta, cin, vth, vreset, rho, adapt, adaptive, soft)
+        _step(inp, n_in, wl, n_out, sc, sh, r, acc, vl, al, s, beta, cin, vth, vreset, rho, adapt, kind, soft)
         if recurrent:
             n_sp = 0
             for i in range(n_out):
@@ -125,21 +134,28 @@ def _layer_steps(
 
 @njit(inline="always", **_OPTS)
 def _layer(
-    src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, adaptive, soft,
+    src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, kind, soft,
     recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
 ):  # fmt: skip  # pragma: no cover
-    """:func:`_layer_steps` with the ALIF (``adaptive``) or the LIF update, chosen once per layer: each
-    choice is its own copy of the time loop holding one update only."""
+    """:func:`_layer_steps` with the update of the layer's ``kind`` (``LIF``, ``ALIF``, ``INTEGRATOR``),
+    chosen once per layer: each choice is its own copy of the time loop holding one update only (a
+    literal ``kind`` per call; at most 30 arguments per call, above which CPython passes them as a
+    tuple, which numba's inliner refuses)."""
     # A run-time choice inside the time loop (in _step or around its call) made LLVM's code for the
     # LIF steps slower even where the ALIF branch is never taken, and so did one call site shared by
     # layer 0 and the later layers: hence a copy per kind here, and two call sites in dense_frontend.
-    if adaptive:
+    if kind == ALIF:
         return _layer_steps(
-            src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, True, soft,
+            src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, ALIF, soft,
+            recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
+        )  # fmt: skip
+    if kind == INTEGRATOR:
+        return _layer_steps(
+            src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, INTEGRATOR, soft,
             recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
         )  # fmt: skip
     return _layer_steps(
-        src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, False, soft,
+        src, T, n_in, k, avg, dst, wl, n_out, sc, sh, vl, al, beta, cin, vth, vreset, rho, adapt, LIF, soft,
         recurrent, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
     )  # fmt: skip
 
@@ -196,7 +212,7 @@ def dense_frontend(
     lifp,
     flags,
     r_w,
-    has_rec,
+    rec_layer,
     k,
     avg,
     v_state,
@@ -208,26 +224,29 @@ def dense_frontend(
     j0,
     j1,
 ):
-    """Samples ``[j0, j1)`` of ``x [T, B, F]`` -> ``out [ceil(T / k), B, n_last]`` (spikes; a single
-    layer's pooled spikes).
+    """Samples ``[j0, j1)`` of ``x [T, B, F]`` -> ``out [ceil(T / k), B, n_last]`` (the last layer's
+    spikes, or potentials where it integrates; a single layer's pooled).
 
     Parameters as the modules hold them (read on every call, nothing cached): ``ws`` the layers'
     ``Linear.weight [n_out, n_in]``; ``means``, ``variances``, ``gammas``, ``betas`` their BatchNorm
     running statistics and affine parameters, ``eps [L]``; neuron scalars per layer ``lifp [L, 6]``
     (``beta``, input gain ``cin``, ``vth``, ``vreset``, ``rho``, ``adapt``; the last two unused by LIF
-    layers) and ``flags [2, L]`` (soft reset; ALIF, else LIF); ``r_w [n_last, n_last]`` the recurrent
-    ``Linear.weight`` where ``has_rec``. ``v_state [B, sum n_out]``: the layers' potentials, and
+    layers; ``beta`` and ``cin`` only for an integrator) and ``flags [3, L]`` (soft reset; ALIF; leaky
+    integrator; else LIF); ``rec_layer`` the recurrent layer (``-1``: none) and ``r_w [n_rec, n_rec]`` its
+    recurrent ``Linear.weight``. ``v_state [B, sum n_out]``: the layers' potentials, and
     ``a_state [B, sum n_out]`` their adaptation traces (only the ALIF layers' entries are read or
     written: ``[B, 0]`` will do where there is none), in (unless ``init_v``: each layer starts at its
-    ``vreset`` and ``a = 0``) and out; ``s_prev [B, n_last]``: the recurrent layer's spikes of its
-    previous step, in (where ``has_s0``, else none) and out.
+    ``vreset`` and ``a = 0``; an integrator's ``vreset`` is 0) and out; ``s_prev [B, n_rec]``: the
+    recurrent layer's spikes of its previous step, in (where ``has_s0``, else none) and out.
 
     Layer by layer over the whole sequence (a layer's steps depend only on its own past and the
     layer below): layer 0 over the ``T`` input bins, pooled into ``ceil(T / k)`` windows, then each
     further layer over the windows."""
+    has_rec = rec_layer >= 0
     wt, noff, scale, shift, rt = _fold(ws, means, variances, gammas, betas, eps, r_w, has_rec)
     beta, cin, vth, vreset, rho, adapt = lifp[:, 0], lifp[:, 1], lifp[:, 2], lifp[:, 3], lifp[:, 4], lifp[:, 5]
-    soft, adaptive = flags[0], flags[1]
+    soft = flags[0]
+    kinds = np.where(flags[1], ALIF, np.where(flags[2], INTEGRATOR, LIF))
     T, _, F = x.shape
     nL = len(ws)
     dt = x.dtype.type
@@ -236,6 +255,7 @@ def dense_frontend(
     for l in range(nL):
         width = max(width, ws[l].shape[0])
     n0, n_last = ws[0].shape[0], ws[nL - 1].shape[0]
+    n_rec = ws[rec_layer].shape[0] if has_rec else 1
     Tp = (T + k - 1) // k
     xb = np.empty((T, F), x.dtype)  # one sample's input
     seq = np.empty((Tp, width), x.dtype)  # a layer's output over the windows (its input before)
@@ -244,48 +264,49 @@ def dense_frontend(
     rec = np.zeros(width, x.dtype)  # recurrent current of the recurrent layer
     no_rec = np.zeros(width, x.dtype)  # stays zero: the other layers' "recurrent current"
     acc = np.empty(width, x.dtype)
-    sp = np.empty(n_last, x.dtype)
+    sp = np.empty(n_rec, x.dtype)
     for b in range(j0, j1):
         v, a = v_state[b], a_state[b]
         if init_v:
             for l in range(nL):
                 for i in range(noff[l], noff[l + 1]):
                     v[i] = vreset[l]
-                    if adaptive[l]:
+                    if kinds[l] == ALIF:
                         a[i] = zero
         have_sp = has_s0
         n_sp = 0  # non-zero entries of sp (no recurrent current to add without them)
-        for i in range(n_last):
+        for i in range(n_rec):
             sp[i] = s_prev[b, i] if has_s0 else zero
             n_sp += sp[i] != zero
         # layer 0 over the input bins, pooled into seq[:, :n0]
         for t in range(T):
             for f in range(F):
                 xb[t, f] = x[t, b, f]
-        rec0 = has_rec and nL == 1
+        rec0 = rec_layer == 0
         lo, hi = noff[0], noff[1]
         sc, sh, vl, al, wl = scale[lo:hi], shift[lo:hi], v[lo:hi], a[lo:hi], wt[0]
         n_sp, have_sp = _layer(
             xb, T, F, k, avg, seq, wl, n0, sc, sh, vl, al,
-            beta[0], cin[0], vth[0], vreset[0], rho[0], adapt[0], adaptive[0], soft[0],
+            beta[0], cin[0], vth[0], vreset[0], rho[0], adapt[0], kinds[0], soft[0],
             rec0, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
         )  # fmt: skip
         # layers 1.. over the windows, in place in seq
         for l in range(1, nL):
             n_out, n_in = ws[l].shape
-            recl = has_rec and l == nL - 1
+            recl = l == rec_layer
             lo, hi = noff[l], noff[l + 1]
             sc, sh, vl, al, wl = scale[lo:hi], shift[lo:hi], v[lo:hi], a[lo:hi], wt[l]
             n_sp, have_sp = _layer(
                 seq, Tp, n_in, 1, False, seq, wl, n_out, sc, sh, vl, al,
-                beta[l], cin[l], vth[l], vreset[l], rho[l], adapt[l], adaptive[l], soft[l],
+                beta[l], cin[l], vth[l], vreset[l], rho[l], adapt[l], kinds[l], soft[l],
                 recl, rt, sp, n_sp, have_sp, inp, s, acc, rec, no_rec,
             )  # fmt: skip
         for t in range(Tp):
             for i in range(n_last):
                 out[t, b, i] = seq[t, i]
-        for i in range(n_last):
-            s_prev[b, i] = sp[i]
+        if has_rec:
+            for i in range(n_rec):
+                s_prev[b, i] = sp[i]
 
 
 def warm_up() -> None:
@@ -306,9 +327,9 @@ def warm_up() -> None:
                 vec,
                 np.full(n_layers, 1e-5),
                 lifp,
-                np.stack([np.zeros(n_layers, np.bool_), np.arange(n_layers) % 2 == 0]),
+                np.stack([np.zeros(n_layers, np.bool_), np.arange(n_layers) % 2 == 0, np.zeros(n_layers, np.bool_)]),
                 np.ones((2, 2), dt),
-                True,
+                n_layers - 1,
                 2,
                 False,
                 np.zeros((1, 2 * n_layers), dt),

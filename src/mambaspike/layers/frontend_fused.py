@@ -3,12 +3,13 @@
 :meth:`SpikingFrontEnd.forward <mambaspike.layers.frontend.SpikingFrontEnd.forward>` takes this path
 when :func:`unsupported` finds nothing against it: 1-D input (dense blocks, Sequential MNIST, audio),
 ``LIF`` or ``ALIF`` neurons (mixed stacks too) with scalar parameters on the ``auto``/``numba``/``cpu``
-backends, BatchNorm in eval mode with running statistics, CPU float32/float64, no autograd graph
-needed, and nothing observing the blocks call by call (hooks of spike counters, tracing for export).
+backends, the membrane readout's non-spiking ``LeakyIntegrator`` as the last block too, BatchNorm in
+eval mode with running statistics, CPU float32/float64, no autograd graph needed, and nothing
+observing the blocks call by call (hooks of spike counters, tracing for export).
 Otherwise, and always as the ground truth, the module-by-module forward
 (:meth:`~mambaspike.layers.frontend.SpikingFrontEnd.forward_reference`) runs. States are those of the
-reference: per block ``v`` (LIF) or ``ALIFState(v, a)`` (ALIF), the recurrent last block's paired
-with its last spikes, ``(v | ALIFState, s_prev)``.
+reference: per block ``v`` (LIF, LeakyIntegrator) or ``ALIFState(v, a)`` (ALIF), the recurrent block's
+(the last spiking one) paired with its last spikes, ``(v | ALIFState, s_prev)``.
 
 The kernel (:mod:`mambaspike.kernels.frontend_numba`) reads every parameter and buffer from the modules on each call
 (nothing is cached, so in-place changes, ``.data`` writes, replaced tensors and changed attributes such
@@ -27,7 +28,7 @@ from mambaspike.layers.blocks import SpikingDenseBlock
 from mambaspike.neurons.alif_fast import _scalars as alif_kernel_scalars
 from mambaspike.neurons.functional import ALIFState
 from mambaspike.neurons.lif_fast import kernel_scalars
-from mambaspike.neurons.modules import ALIF, LIF
+from mambaspike.neurons.modules import ALIF, LIF, LeakyIntegrator
 
 
 def unsupported(fe, x: torch.Tensor, state) -> str | None:
@@ -46,25 +47,33 @@ def unsupported(fe, x: torch.Tensor, state) -> str | None:
         return "the blocks are observed call by call (hooks, tracing)"
     if fe.pool_after != 0:
         return "the temporal pooling follows a block other than the first (temporal_pool_after > 0)"
+    n_rec = 0
     for b in fe._modules["blocks"]._modules.values():
         if type(b) is not SpikingDenseBlock:
             return "not a stack of dense blocks"
         mods = b._modules
         lif, bn, lin = mods["lif"], mods["bn"], mods["conv"]
         kind = type(lif)
-        if (kind is not LIF and kind is not ALIF) or lif.backend not in ("auto", "numba", "cpu"):
-            return "not LIF or ALIF neurons on a fused backend"
+        n_rec += mods.get("recurrent") is not None
+        if n_rec > 1:
+            return "more than one recurrent block"
+        if kind is LeakyIntegrator:
+            if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
+                return "per-neuron time constants of the leaky integrator"
+        elif (kind is not LIF and kind is not ALIF) or lif.backend not in ("auto", "numba", "cpu"):
+            return "not LIF, ALIF or leaky-integrator neurons on a fused backend"
         if type(bn) is not torch.nn.BatchNorm1d:
             return "a current norm other than BatchNorm (current_norm 'sample' or 'running')"
         if bn.training or bn._buffers.get("running_mean") is None or not bn.affine:
             return "BatchNorm in training mode, or without running statistics or affine parameters"
         if lin._parameters["weight"].dtype != x.dtype or lin._parameters.get("bias") is not None:
             return "weights of another dtype, or a Linear bias"
-        if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
-            return "per-neuron LIF parameters"
-        vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
-        if vth.numel() != 1:
-            return "per-neuron LIF parameters"
+        if kind is not LeakyIntegrator:
+            if lif._parameters.get("w", lif._buffers.get("w")).numel() != 1:
+                return "per-neuron LIF parameters"
+            vth = lif._parameters.get("v_threshold", lif._buffers.get("v_threshold"))
+            if vth.numel() != 1:
+                return "per-neuron LIF parameters"
         if kind is ALIF and lif._parameters.get("w_adapt", lif._buffers.get("w_adapt")).numel() != 1:
             return "per-neuron ALIF parameters"
         params = (p for m in mods.values() if m is not None for p in m._parameters.values() if p is not None)
@@ -90,14 +99,13 @@ def _tensors(s):
 
 def _state_unsupported(fe, state, grad: bool) -> str | None:
     """Why the given per-block states keep the fused path from running (``None`` when they do not):
-    one that needs a gradient, or one of another form than its block's neuron keeps (the LIF's ``v``,
-    the ALIF's ``ALIFState(v, a)``; the recurrent last block's paired with ``s_prev``)."""
+    one that needs a gradient, or one of another form than its block's neuron keeps (the LIF's and the
+    leaky integrator's ``v``, the ALIF's ``ALIFState(v, a)``; the recurrent block's paired with ``s_prev``)."""
     blocks = fe._modules["blocks"]._modules.values()
-    last = len(blocks) - 1
-    for i, (b, s) in enumerate(zip(blocks, state)):
+    for b, s in zip(blocks, state):
         if grad and any(t.requires_grad for t in _tensors(s)):
             return "an autograd graph is needed"
-        if i == last and b._modules.get("recurrent") is not None:
+        if b._modules.get("recurrent") is not None:
             if s is None:
                 continue
             if not isinstance(s, tuple) or len(s) != 2:
@@ -109,7 +117,7 @@ def _state_unsupported(fe, state, grad: bool) -> str | None:
             if not isinstance(s, tuple) or len(s) != 2 or s[0] is None or s[1] is None:
                 return "an ALIF block's state that is not an ALIFState(v, a)"
         elif not torch.is_tensor(s):
-            return "a LIF block's state that is not a tensor"
+            return "a LIF or leaky-integrator block's state that is not a tensor"
     return None
 
 
@@ -153,14 +161,31 @@ def _alif_scalars(neuron: ALIF, dtype) -> tuple:
     return (b, c, vth, neuron.v_reset, rho, adapt, neuron.soft_reset)
 
 
+def _integrator_scalars(neuron: LeakyIntegrator, dtype) -> tuple:
+    """``(beta, input gain, threshold = 0, v_0 = 0, rho = 0, adapt = 0, soft = False)`` of a leaky
+    integrator for the kernel: ``beta = sigmoid(w)`` and ``1 - beta`` in beta's dtype, as
+    :meth:`LeakyIntegrator._update <mambaspike.neurons.LeakyIntegrator>` computes them; its state starts
+    at 0."""
+    w = neuron.w
+    key = ("li", w.item(), w.dtype, bool(neuron.decay_input), dtype)
+
+    def compute():
+        beta = neuron.beta.detach()
+        gain = (1 - beta).to(dtype).item() if neuron.decay_input else 1.0
+        return beta.to(dtype).item(), gain
+
+    return (*_memoised(key, compute), 0.0, 0.0, 0.0, 0.0, False)
+
+
 def forward(fe, x: torch.Tensor, state=None):
     """``fe(x, state)`` for a front-end :func:`unsupported` accepts: same outputs and states."""
     k = kernels.load("frontend_numba")
     dtype = x.dtype
     T, B, _ = x.shape
-    ws, means, variances, gammas, betas, eps, scalars, adaptive = [], [], [], [], [], [], [], []
+    ws, means, variances, gammas, betas, eps, scalars, adaptive, integrator = [], [], [], [], [], [], [], [], []
     blocks = list(fe._modules["blocks"]._modules.values())
-    for b in blocks:
+    rec_layer = -1
+    for i, b in enumerate(blocks):
         mods = b._modules
         bn, lif = mods["bn"], mods["lif"]
         ws.append(numpy_view(mods["conv"]._parameters["weight"], dtype))
@@ -169,34 +194,43 @@ def forward(fe, x: torch.Tensor, state=None):
         gammas.append(numpy_view(bn._parameters["weight"], dtype))
         betas.append(numpy_view(bn._parameters["bias"], dtype))
         eps.append(bn.eps)
-        alif = type(lif) is ALIF
+        alif, li = type(lif) is ALIF, type(lif) is LeakyIntegrator
         adaptive.append(alif)
-        scalars.append(_alif_scalars(lif, dtype) if alif else _lif_scalars(lif, dtype))
+        integrator.append(li)
+        if mods.get("recurrent") is not None:
+            rec_layer = i
+        if li:
+            scalars.append(_integrator_scalars(lif, dtype))
+        else:
+            scalars.append(_alif_scalars(lif, dtype) if alif else _lif_scalars(lif, dtype))
     n_outs = [w.shape[0] for w in ws]
     n_last = n_outs[-1]
-    rec = blocks[-1].recurrent
-    has_rec = rec is not None
+    has_rec = rec_layer >= 0
+    n_rec = n_outs[rec_layer] if has_rec else 1
+    rec = blocks[rec_layer].recurrent if has_rec else None
     r_w = numpy_view(rec._parameters["weight"], dtype) if has_rec else ws[-1][:1, :1]
     lifp = np.array([q[:6] for q in scalars], dtype=ws[0].dtype)  # (L, 6): beta, gain, vth, v_reset, rho, adapt
-    flags = np.array([[q[6] for q in scalars], adaptive], dtype=np.bool_)  # (2, L): soft reset, ALIF
+    # (3, L): soft reset, ALIF, leaky integrator
+    flags = np.array([[q[6] for q in scalars], adaptive, integrator], dtype=np.bool_)
     any_alif = any(adaptive)
     # states in: per block v (LIF) or ALIFState(v, a) (ALIF) -- paired with s_prev for the recurrent
     # block -- packed into v_state and a_state (none without an ALIF block: the kernel gets [B, 0])
     v_state = x.new_empty(B, sum(n_outs))  # fresh: the kernel writes them
     a_state = x.new_empty(B, sum(n_outs)) if any_alif else None
-    s_prev = x.new_empty(B, n_last)
+    s_prev = x.new_empty(B, n_rec)
     init_v, has_s0 = True, False
     if state is not None:
         v_parts, a_parts = [], []
         for i, n in enumerate(n_outs):
             s = state[i]
-            if has_rec and i == len(n_outs) - 1:
+            if i == rec_layer:
                 s, sp = s if s is not None else (None, None)
                 if sp is not None:
-                    s_prev.copy_(sp.reshape(B, n_last))
+                    s_prev.copy_(sp.reshape(B, n_rec))
                     has_s0 = True
             v, a = s if adaptive[i] and s is not None else (s, None)
-            v_parts.append(v.reshape(B, n) if v is not None else x.new_full((B, n), blocks[i].lif.v_reset))
+            v0 = 0.0 if integrator[i] else blocks[i].lif.v_reset
+            v_parts.append(v.reshape(B, n) if v is not None else x.new_full((B, n), v0))
             if any_alif:
                 a_parts.append(a.reshape(B, n) if a is not None else x.new_zeros(B, n))
         torch.cat(v_parts, dim=1, out=v_state)
@@ -216,7 +250,7 @@ def forward(fe, x: torch.Tensor, state=None):
         lifp,
         flags,
         r_w,
-        has_rec,
+        rec_layer,
         kp,
         fe.temporal_pool_mode == "avg",
         v_state.numpy(),
@@ -234,5 +268,5 @@ def forward(fe, x: torch.Tensor, state=None):
             if adaptive[i]:
                 states[i] = ALIFState(states[i], a)
     if has_rec:
-        states[-1] = (states[-1], s_prev)
+        states[rec_layer] = (states[rec_layer], s_prev)
     return out, states
