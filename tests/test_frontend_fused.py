@@ -826,26 +826,28 @@ def test_dtype_switches():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("neuron", ["alif", "lif"])
-def test_whole_model_logits(monkeypatch, spy, neuron):
-    """The model on 1-D input (the default ALIF neurons, or the paper's LIF) runs its front-end through
-    the fused path in eval mode, with the logits of the block-by-block front-end."""
+@pytest.mark.parametrize("neuron,readout", [("alif", "spikes"), ("lif", "spikes"), ("alif", "membrane")])
+def test_whole_model_logits(monkeypatch, spy, neuron, readout):
+    """The model on 1-D input (the default ALIF neurons, the paper's LIF, or the membrane readout) runs
+    its front-end through the fused path in eval mode, with the logits of the block-by-block front-end."""
     from mambaspike.models.config import ModelConfig
     from mambaspike.models.registry import build_model
 
     torch.manual_seed(54)
     cfg = ModelConfig(name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1)
     assert cfg.neuron == "alif"  # the default
-    cfg = ModelConfig(**{**cfg.to_dict(), "neuron": neuron})
+    cfg = ModelConfig(**{**cfg.to_dict(), "neuron": neuron, "readout": readout})
     model = build_model(cfg).eval()
     fe = model.frontend
-    assert all(type(b.lif) is (ALIF if neuron == "alif" else LIF) for b in fe.blocks)
+    spiking = fe.blocks[:-1] if readout == "membrane" else fe.blocks
+    assert all(type(b.lif) is (ALIF if neuron == "alif" else LIF) for b in spiking)
+    assert readout == "spikes" or type(fe.blocks[-1].lif) is LeakyIntegrator
     x = _input(60, 3, 1, torch.float32, seed=55)
     adaptation = dict(tau_adapt=fe.blocks[0].lif.tau_adapt, adapt=fe.blocks[0].lif.adapt) if neuron == "alif" else {}
     calibrated = _make(
         1,
         (8, 12, 16),
-        recurrent=fe.blocks[-1].recurrent is not None,
+        recurrent=any(b.recurrent is not None for b in fe.blocks),
         pool=fe.temporal_pool,
         mode=fe.temporal_pool_mode,
         dtype=torch.float32,
@@ -853,12 +855,13 @@ def test_whole_model_logits(monkeypatch, spy, neuron):
         tau_ms=30.0,
         gain=6.0,
         neurons=neuron,
+        readout=readout,
         **adaptation,
     )
     fe.load_state_dict(calibrated.state_dict())  # make the model's front-end fire
     with torch.no_grad():
-        spikes, _ = fe(x)
-        _assert_fires(fe, x, spikes)
+        out, _ = fe(x)
+        (_assert_li_fires if readout == "membrane" else _assert_fires)(fe, x, out)
         logits = model(x)
     assert len(spy) == 2
     monkeypatch.setattr(fe, "forward", fe.forward_reference)
@@ -988,46 +991,3 @@ def test_membrane_readout_refusals(spy):
         li.w = nn.Parameter(li.w.detach().expand(12).clone())
         _, why = _reference_only(fe, x, spy)
     assert "per-neuron time constants" in why
-
-
-def test_membrane_readout_whole_model_logits(monkeypatch, spy):
-    """The membrane-readout model on 1-D input runs its front-end through the fused path in eval mode,
-    with the logits of the block-by-block front-end."""
-    from mambaspike.models.config import ModelConfig
-    from mambaspike.models.registry import build_model
-
-    torch.manual_seed(72)
-    cfg = ModelConfig(
-        name="mambaspike", input_shape=(1,), dt_ms=1.0, channels=(8, 12, 16), d_model=32, n_layers=1, readout="membrane"
-    )
-    model = build_model(cfg).eval()
-    fe = model.frontend
-    assert type(fe.blocks[-1].lif) is LeakyIntegrator
-    lif0 = fe.blocks[0].lif
-    calibrated = _make(
-        1,
-        (8, 12, 16),
-        recurrent=fe.blocks[-2].recurrent is not None,
-        pool=fe.temporal_pool,
-        mode=fe.temporal_pool_mode,
-        dtype=torch.float32,
-        seed=73,
-        tau_ms=30.0,
-        gain=6.0,
-        neurons=cfg.neuron,
-        tau_adapt=lif0.tau_adapt,
-        adapt=lif0.adapt,
-        readout="membrane",
-    )
-    fe.load_state_dict(calibrated.state_dict())
-    x = _input(60, 3, 1, torch.float32, seed=74)
-    with torch.no_grad():
-        out, _ = fe(x)
-        _assert_li_fires(fe, x, out)
-        logits = model(x)
-    assert len(spy) == 2
-    monkeypatch.setattr(fe, "forward", fe.forward_reference)
-    with torch.no_grad():
-        logits_ref = model(x)
-    assert len(spy) == 2 and logits.shape == (3, 10)
-    torch.testing.assert_close(logits, logits_ref, rtol=1e-5, atol=1e-6)
