@@ -14,8 +14,9 @@
 recipe's [30, 2, 34, 34] frames. The paths alternate call by call, so load from other processes hits
 all alike; median and 10th percentile in ms, whether every path gave the same spikes, and the
 output's firing rate (``--readout membrane``: the last block a leaky integrator, its potentials
-compared to rounding, and the mean potential instead of a rate; an untrained front-end on random input barely fires: the fused kernel, which
-skips zero inputs, is timed at its cheapest; ``smnist_latency_activity.py`` raises the rates).
+compared to rounding, and the mean potential instead of a rate). An untrained front-end on random
+input barely fires: the fused kernel, which skips zero inputs, is timed at its cheapest;
+``smnist_latency_activity.py`` raises the rates.
 """
 
 import argparse
